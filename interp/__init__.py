@@ -4,8 +4,15 @@
     >>> m = interp.load_model("tiny-llama")
     >>> m.n_layers
     2
+    >>> c = interp.cache(m, ["The capital of France is", "Hi"])     # all layers, all positions
+    >>> c.sel(layer=1, position="last").shape                         # float32 [sample, d_model]
+    (2, 64)
 """
 
+from interp import hooks
+from interp.cache import ActivationCache, cache, load_cache
+from interp.interop import to_nnsight, to_transformer_lens
 from interp.models import Model, known_models, load_model
 
-__all__ = ["Model", "load_model", "known_models"]
+__all__ = ["Model", "load_model", "known_models", "cache", "load_cache", "ActivationCache", "to_transformer_lens",
+           "to_nnsight", "hooks"]

@@ -22,12 +22,415 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _codi_problems(args: argparse.Namespace) -> list:
+    from codi import data
+
+    if args.data and args.arith:
+        raise ValueError("pass either --data FILE or --arith N, not both")
+    if args.data:
+        return data.load(args.data)
+    lo, _, hi = args.arith_steps.partition("-")
+    return data.arithmetic(args.arith or 2000, steps=(int(lo), int(hi or lo)), seed=args.data_seed)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from codi import data
+    from codi.config import CODIConfig
+    from codi.model import CODIModel
+    from codi.train import TrainConfig, train, train_dir
+
+    problems = _codi_problems(args)
+    heldout = []
+    if args.test_frac > 0:
+        problems, heldout = data.split(problems, test_frac=args.test_frac, seed=args.data_seed)
+    codi_kw = json.loads(Path(args.codi_config).read_text()) if args.codi_config else {"base_model": args.base}
+    for item in args.set:
+        key, _, val = item.partition("=")
+        try:
+            codi_kw[key] = json.loads(val)  # numbers, true/false/null, lists
+        except json.JSONDecodeError:
+            codi_kw[key] = val  # plain strings
+    tcfg = TrainConfig.load(args.config) if args.config else TrainConfig()
+    over = {k: v for k, v in [("lr", args.lr), ("epochs", args.epochs), ("max_steps", args.max_steps),
+                              ("batch_size", args.batch_size), ("micro_batch_size", args.micro_batch_size),
+                              ("checkpoint_every", args.checkpoint_every), ("seed", args.seed)] if v is not None}
+    if args.no_progress:
+        over["progress"] = False
+    cm = CODIModel.from_config(CODIConfig.from_dict(codi_kw))
+    rec = train(cm, problems, args.out, config=tcfg, resume=args.resume, **over)
+    if heldout:
+        print(f"held-out problems: {data.save(heldout, train_dir(args.out) / 'heldout.jsonl')}")
+    last = rec.losses[-1] if rec.losses else {}
+    print(f"trained {rec.step} steps -> {args.out}; last loss " + ", ".join(f"{k}={last.get(k, float('nan')):.4f}"
+          for k in ("total", "teacher_ce", "student_ce", "distill")) + f"; rollbacks: "
+          f"{sum(e['kind'] == 'rollback' for e in rec.events)}")
+    return 0
+
+
+DEFAULT_CACHE_PROMPTS = [
+    "The capital of France is",
+    "Tom has 3 bags of 4 apples. He eats 2. How many are left?",
+    "def add(a, b):\n    return",
+    "The opposite of hot is",
+]
+
+
+def _cache_prompts(items: list[str] | None) -> list:
+    """--prompts values: a .txt file (one prompt per line), a .jsonl/.json file (dicts with "text" or strings),
+    or the prompt text itself."""
+    import json
+    from pathlib import Path
+
+    if not items:
+        return list(DEFAULT_CACHE_PROMPTS)
+    prompts: list = []
+    for item in items:
+        path = Path(item)
+        if not path.is_file():
+            prompts.append(item)
+        elif path.suffix == ".jsonl":
+            prompts += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        elif path.suffix == ".json":
+            prompts += json.loads(path.read_text())
+        else:
+            prompts += [line for line in path.read_text().splitlines() if line.strip()]
+    return prompts
+
+
+def _parse_layers(text: str) -> str | list[int]:
+    if text == "all":
+        return "all"
+    layers: list[int] = []
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        layers += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
+    return layers
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    import interp
+
+    if args.task or (Path(args.model).expanduser() / "codi_config.json").exists():
+        return _cmd_cache_task(args)  # CODI checkpoints and task files/names (interp.codi_cache)
+    positions = "all" if args.positions == "all" else [p.strip() for p in args.positions.split(",")]
+    prompts = _cache_prompts(args.prompts)
+    layers = _parse_layers(args.layers)
+    m = interp.load_model(args.model, dtype=args.dtype, device=args.device)
+    out = args.out or f"runs/cache-{m.name.replace('/', '-')}"
+    t0 = time.perf_counter()
+    c = interp.cache(m, prompts, layers=layers, positions=positions, batch_size=args.batch_size, out=out,
+                     padding_side=args.padding_side)
+    seconds = time.perf_counter() - t0
+    size = sum(f.stat().st_size for f in Path(out).iterdir()) / 2**20
+    print(f"{c!r}")
+    print(f"cached {len(c)} prompts x {len(c.layers)} layers x {len(c.positions)} positions x {c.meta['d_model']} "
+          f"({c.meta['dtype']}) in {seconds:.2f} s -> {out} ({size:.1f} MB, {c.meta['n_shards']} shard(s))")
+    print(f"valid cells: {int(c.valid.sum())} of {c.valid.size} (samples have {c.valid.sum(1).min()}.."
+          f"{c.valid.sum(1).max()} of the positions)")
+    shown = sorted({c.layers[0], c.layers[len(c.layers) // 2], c.layers[-1]})
+    last = "last" if "last" in c.positions or any(p.startswith("tok_") for p in c.positions) else c.positions[0]
+    norms = {layer: np.linalg.norm(c.sel(layer=layer, position=last, allow_missing=True), axis=-1) for layer in shown}
+    print(f"residual norm at position {last!r}: " + "  ".join(f"layer {k}: mean {v.mean():.2f}" for k, v in norms.items()))
+    print(f"read it back: interp.load_cache({out!r}).sel(layer={shown[-1]}, position={last!r})")
+    return 0
+
+
+def _task_records(task: str, n: int | None, seed: int) -> list:
+    import json
+    from pathlib import Path
+
+    path = Path(task).expanduser()
+    if path.suffix in (".jsonl", ".json") or path.exists():
+        if not path.exists():
+            raise FileNotFoundError(f"task file {path} not found; pass a .jsonl/.json file or a task name.")
+        text = path.read_text()
+        rows = json.loads(text) if path.suffix == ".json" else [json.loads(x) for x in text.splitlines() if x.strip()]
+        return rows[:n] if n else rows
+    import probes.tasks
+
+    return probes.tasks.load(task, n=n or 200, seed=seed)
+
+
+def _cmd_cache_task(args: argparse.Namespace) -> int:
+    import time
+
+    import interp
+    from interp.codi_cache import codi_cache, is_codi, load_for_cache
+    from interp.identity import summary_text
+    from interp.templates import Template
+
+    positions = "all" if args.positions == "all" else [p.strip() for p in args.positions.split(",")]
+    layers = _parse_layers(args.layers)
+    records = _task_records(args.task, args.n, args.seed) if args.task else _cache_prompts(args.prompts)
+    template = None
+    if args.system or args.user or args.response:
+        template = Template(system=args.system, user=args.user or "{text}", response=args.response)
+    m = load_for_cache(args.model)
+    name = f"{m.config.base_model}-codi" if is_codi(m) else m.name
+    out = args.out or f"runs/cache-{str(name).replace('/', '-')}"
+    t0 = time.perf_counter()
+    if is_codi(m):
+        c = codi_cache(m, records, layers=layers, positions=positions, batch_size=args.batch_size, out=out,
+                       generate=args.generate, max_new_tokens=args.max_new_tokens, template=template)
+    else:
+        if template is not None:
+            from interp.templates import as_records, render_all
+
+            recs = as_records(records)
+            records = [{**r, "text": x.prompt + (x.response or "")} for r, x in zip(recs, render_all(template, recs,
+                                                                                                 m.tokenizer))]
+        c = interp.cache(m, records, layers=layers, positions=positions, batch_size=args.batch_size, out=out)
+    print(f"{c!r}")
+    print(f"cached {len(c)} samples x {len(c.layers)} layers x {len(c.positions)} positions in "
+          f"{time.perf_counter() - t0:.2f} s -> {out}")
+    extras = getattr(c, "extras", None) or {}
+    if extras:
+        print("latent views: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in extras.items() if k.startswith("latent")))
+    if "generated_text" in c.samples:
+        print(f"generated (first sample): {c.samples['generated_text'].iloc[0]!r}")
+    print(summary_text(c))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import probes
+    import viz
+
+    folders = [Path(f) for f in args.probe]
+    missing = [str(f) for f in folders if not (f / "grid.json").exists()]
+    if missing:
+        raise FileNotFoundError(f"no grid.json in {missing}; pass folders written by ProbeGrid.save")
+    if args.name and len(args.name) != len(folders):
+        raise ValueError(f"got {len(folders)} --probe folders but {len(args.name)} --name values: one each")
+    grids = [probes.ProbeGrid.load(f) for f in folders]
+    lens = viz.LensTable.load(args.lens) if args.lens else None
+    out = viz.report(grids, out=args.out, title=args.title, names=args.name, lens=lens, metric=args.metric)
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB, self-contained: opens in any browser, offline)")
+    if args.png:
+        if viz.find_browser() is None:
+            print(f"PNG skipped: {viz.browser.no_browser_message()}")
+        else:
+            print(f"wrote {viz.export_png(out, args.png)}")
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import probes
+    try:
+        from interp import load_cache
+    except ImportError as err:  # the cache reader is interp's; probes itself does not need it
+        raise ValueError(f"interp.load_cache is not available ({err}); pass arrays to probes.sweep in Python") from err
+
+    out = Path(args.out)
+    if (out / "grid.json").exists() and not args.overwrite:
+        raise ValueError(f"{out}/grid.json exists; pass --overwrite or another --out")
+    cache = load_cache(args.cache)
+    layers = [int(x) for x in args.layers.split(",")] if args.layers else None
+    positions = args.positions.split(",") if args.positions else None
+    grid = probes.sweep(cache, target=args.target, method=args.method, layers=layers, positions=positions,
+                        folds=args.folds, Cs=tuple(args.C) if args.C else None, n_permutations=args.permutations,
+                        test_size=args.test_size, seed=args.seed)
+    grid.save(out)
+    print(grid.summary())
+    print(f"wrote {out}/grid.json, table.csv, scores.safetensors")
+    return 0
+
+
+def _cmd_patch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from codi.model import CODIModel
+    from interp import patching
+
+    if args.study == "ablate" and args.mode not in patching.MODES:
+        raise ValueError(f"--mode {args.mode!r}: choose one of {patching.MODES}")
+    words = [w.strip() for w in args.layers.split(",")]
+    layers = "all" if args.layers == "all" else (["input"] if "input" in words else []) + (
+        _parse_layers(",".join(w for w in words if w != "input")) if any(w != "input" for w in words) else [])
+    positions = args.positions or ("latents" if args.study == "ablate" else "all")
+    if positions not in ("all", "latents"):
+        positions = [p.strip() for p in positions.split(",")]
+    out = Path(args.out)
+    if (out / "grid.json").exists() and not args.overwrite:
+        raise ValueError(f"{out}/grid.json exists; pass --overwrite or another --out")
+    cm = CODIModel.from_pretrained(args.model).eval()
+    model = cm.merge().eval() if args.merge else cm
+    problems = _codi_problems(args)
+    if args.study == "ablate":
+        grid = patching.ablate(model, problems, positions=positions, layers=layers, mode=args.mode,
+                               together=args.together, max_rows=args.max_rows)
+        metric = "delta_accuracy"
+    else:
+        clean, corrupt = patching.changed_number_pairs(problems, cm.tokenizer, seed=args.data_seed)
+        if not clean:
+            raise ValueError("no changed-number pairs could be made from these problems "
+                             "(they need GSM8k-Aug cot steps)")
+        grid = patching.patch(model, clean, corrupt, layers=layers, positions=positions,
+                              max_rows=args.max_rows)
+        metric = "recovered"
+    grid.save(out)
+    if args.heatmap:
+        import viz
+
+        fig = viz.heatmap(grid, metric=metric, chance=0.0, title=f"{args.study}: {metric}")
+        fig.write_html(out / "heatmap.html")
+    table = grid.table().sort_values(metric, key=lambda c: -c.abs())
+    print(grid.config.get("baseline"))
+    print(table.head(args.top).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"wrote {out}/grid.json, table.csv{', heatmap.html' if args.heatmap else ''}; "
+          f"viz.heatmap(probes.ProbeGrid.load({str(out)!r}), metric={metric!r})")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from codi import data
+    from codi.evaluate import evaluate
+    from codi.model import CODIModel
+    from codi.train import train_dir
+
+    if args.data or args.arith:
+        problems = _codi_problems(args)
+    else:
+        held = train_dir(args.ckpt) / "heldout.jsonl"
+        if not held.is_file():
+            raise FileNotFoundError(f"no --data given and no held-out file {held}; pass --data FILE or --arith N")
+        problems = data.load(held)
+    problems = problems[:args.limit] if args.limit else problems
+    cm = CODIModel.from_pretrained(args.ckpt)
+    res = evaluate(cm, problems, batch_size=args.batch_size, modes=tuple(args.modes.split(",")),
+                   max_new_tokens=args.max_new_tokens)
+    print(f"{'mode':<8} {'accuracy':>9} {'correct':>8} {'n':>5}")
+    for mode, r in res.items():
+        print(f"{mode:<8} {r['accuracy'] * 100:>8.1f}% {r['correct']:>8} {r['n']:>5}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codi-lens", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("models", help="list the model names that load offline, with size and whether present")
     s.set_defaults(func=_cmd_models)
+
+    s = sub.add_parser("cache", help="cache the residual stream of a model on prompts into a store folder")
+    s.add_argument("--model", default="smollm2-135m", help="registry name, local folder or HF id")
+    s.add_argument("--prompts", nargs="+", metavar="FILE_OR_TEXT",
+                   help="prompt texts, or .txt (one per line) / .jsonl / .json files; default: 4 built-in prompts")
+    s.add_argument("--out", help="store folder (default runs/cache-MODEL); rerun the same command to resume")
+    s.add_argument("--layers", default="all", help="'all' or e.g. '0,5,10-12' (0 = embeddings .. n_layers)")
+    s.add_argument("--positions", default="all", help="'all' or labels e.g. 'tok_0,last,prompt[-2]'")
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--padding-side", choices=["left", "right"], help="default: the tokenizer's")
+    s.add_argument("--dtype", help="model dtype (default float32 on CPU, bfloat16 on CUDA)")
+    s.add_argument("--device", help="default cuda when present, else cpu")
+    s.add_argument("--task", help="task name (probes.tasks) or .jsonl/.json file of samples (text/label/group/...)")
+    s.add_argument("--n", type=int, help="number of task samples (default: all in a file, 200 for a task name)")
+    s.add_argument("--seed", type=int, default=0, help="task seed")
+    s.add_argument("--generate", action="store_true", help="CODI: generate the responses instead of teacher forcing")
+    s.add_argument("--max-new-tokens", type=int, default=16, help="CODI: tokens to generate with --generate")
+    s.add_argument("--system", help="template system/instruction part, e.g. '{instruction}'")
+    s.add_argument("--user", help="template question part (default '{text}')")
+    s.add_argument("--response", help="template response part teacher forced after <eot>, e.g. '{response}'")
+    s.set_defaults(func=_cmd_cache)
+
+    s = sub.add_parser("train", help="train a CODI model (works under `accelerate launch`)")
+    s.add_argument("--base", default="smollm2-135m", help="base model name or folder (ignored with --codi-config)")
+    s.add_argument("--codi-config", help="CODIConfig JSON file")
+    s.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="CODIConfig field, e.g. lora_r=8")
+    s.add_argument("--data", help="GSM8k-Aug .json/.jsonl file")
+    s.add_argument("--arith", type=int, help="generate N arithmetic problems instead (default 2000)")
+    s.add_argument("--arith-steps", default="2-3", help="steps per generated problem, N or LO-HI")
+    s.add_argument("--data-seed", type=int, default=0)
+    s.add_argument("--test-frac", type=float, default=0.0,
+                   help="hold out this fraction (saved to OUT-train/heldout.jsonl for `codi-lens eval`)")
+    s.add_argument("--out", required=True, help="output folder (checkpoints, final model, train_record.json)")
+    s.add_argument("--config", help="TrainConfig JSON file; the flags below override it")
+    s.add_argument("--lr", type=float)
+    s.add_argument("--epochs", type=float)
+    s.add_argument("--max-steps", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--micro-batch-size", type=int)
+    s.add_argument("--checkpoint-every", type=int)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("report", help="write one self-contained HTML report of probe sweeps (opens offline)")
+    s.add_argument("--probe", nargs="+", required=True, metavar="DIR", help="folders of ProbeGrid.save")
+    s.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
+    s.add_argument("--title", default="codi-lens report")
+    s.add_argument("--name", nargs="+", help="a display name per --probe folder (default: config's model)")
+    s.add_argument("--lens", help="logit-lens JSON written by viz.LensTable.save")
+    s.add_argument("--metric", default="auroc", help="metric drawn in the heatmaps (default auroc)")
+    s.add_argument("--png", help="also save a screenshot PNG of the report (needs headless Chromium)")
+    s.set_defaults(func=_cmd_report)
+
+    s = sub.add_parser("probe", help="probe sweep over every (layer, position) of a cache folder")
+    s.add_argument("--cache", required=True, help="cache folder written by interp.cache(..., out=...)")
+    s.add_argument("--target", default="label", help="sample-table column to predict (default label)")
+    s.add_argument("--method", default="logreg", choices=["logreg", "ridge", "diffmean", "lda", "lat"])
+    s.add_argument("--out", required=True, help="folder for grid.json, table.csv, scores.safetensors")
+    s.add_argument("--layers", help="comma-separated layers (default all)")
+    s.add_argument("--positions", help="comma-separated position labels (default all)")
+    s.add_argument("--folds", type=int, default=5)
+    s.add_argument("--C", type=float, nargs="+", help="C grid (ridge: alphas); default 1e-4 .. 10")
+    s.add_argument("--permutations", type=int, default=100, help="group-level label shuffles for p-values")
+    s.add_argument("--test-size", type=float, help="hold out this fraction of groups for pick-best reporting")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=_cmd_probe)
+
+    s = sub.add_parser("patch", help="ablation / activation patching on a CODI run's continuous thoughts")
+    s.add_argument("--model", required=True, help="CODI run folder (CODIModel.save_pretrained)")
+    s.add_argument("--study", choices=["ablate", "patch"], default="patch",
+                   help="ablate: remove cells, score the answer; patch: clean -> changed-number corrupt runs")
+    s.add_argument("--data", help="GSM8k-Aug .json/.jsonl file")
+    s.add_argument("--arith", type=int, help="generate N arithmetic problems (default 2000; try 64)")
+    s.add_argument("--arith-steps", default="3", help="steps per generated problem, N or LO-HI")
+    s.add_argument("--data-seed", type=int, default=1)
+    s.add_argument("--layers", default="all", help="'all' or e.g. 'input,0,5,10-12' (input: the thought)")
+    s.add_argument("--positions", help="'all', 'latents' or labels e.g. 'latent_1,eot' (default: latents for "
+                                      "ablate, all for patch)")
+    s.add_argument("--mode", default="zero", help="ablate: zero | mean | resample")
+    s.add_argument("--together", action="store_true", help="ablate: remove all --positions at once")
+    s.add_argument("--max-rows", type=int, default=256, help="rows per forward pass (replicas x problems)")
+    s.add_argument("--merge", action="store_true", help="fold LoRA into the base first (faster)")
+    s.add_argument("--out", required=True, help="folder for grid.json + table.csv (ProbeGrid.load)")
+    s.add_argument("--heatmap", action="store_true", help="also write heatmap.html")
+    s.add_argument("--top", type=int, default=10, help="print this many strongest cells")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=_cmd_patch)
+
+    s = sub.add_parser("eval", help="accuracy of a CODI checkpoint: latent (codi), no reasoning, written reasoning")
+    s.add_argument("--ckpt", required=True, help="folder written by `codi-lens train` / save_pretrained")
+    s.add_argument("--data", help="GSM8k-Aug .json/.jsonl file (default: CKPT-train/heldout.jsonl)")
+    s.add_argument("--arith", type=int, help="generate N arithmetic problems instead")
+    s.add_argument("--arith-steps", default="2-3")
+    s.add_argument("--data-seed", type=int, default=1)
+    s.add_argument("--limit", type=int, help="evaluate only the first N problems")
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--modes", default="codi,no_cot,cot", help="comma-separated subset of codi,no_cot,cot")
+    s.add_argument("--max-new-tokens", type=int, default=16)
+    s.add_argument("--json", help="also write the results (with examples) to this JSON file")
+    s.set_defaults(func=_cmd_eval)
 
     return p
 

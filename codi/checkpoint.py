@@ -1,0 +1,194 @@
+"""CODI checkpoint folders: written atomically, read with strict key checks.
+
+Layout (`CODIModel.save_pretrained(folder)`):
+    codi_config.json              CODIConfig (base model name, shapes of the base, every setting)
+    adapter/                      peft adapter folder (adapter_config.json + adapter_model.safetensors);
+                                  `peft.PeftModel.from_pretrained(base, folder / "adapter")` loads it
+    projection.safetensors        prj weights (keys fc_in.*, fc_out.*, ln.*)
+    special_tokens.safetensors    "bot" [d], "eot" [d]
+    tokenizer/                    the tokenizer
+    (training_record.json, ...)   extra files (e.g. the training record) passed as `extra_files`
+
+    >>> import codi, tempfile
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", lora_r=4))
+    >>> folder = cm.save_pretrained(tempfile.mkdtemp() + "/ckpt")
+    >>> codi.CODIModel.from_pretrained(folder).config == cm.config
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from codi.config import CODIConfig
+
+__all__ = ["save_checkpoint", "load_checkpoint", "key_diff", "FORMAT"]
+
+FORMAT = "codi-lens-checkpoint/1"
+CONFIG, ADAPTER, PROJ, SPECIAL, TOKENIZER = ("codi_config.json", "adapter", "projection.safetensors",
+                                             "special_tokens.safetensors", "tokenizer")
+_ADAPTER_FILES = {"adapter_config.json", "adapter_model.safetensors", "README.md"}
+_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".safetensors", ".gguf")
+
+
+def key_diff(expected: dict[str, tuple], found: dict[str, tuple], what: str) -> str | None:
+    """A readable difference between two {key: shape} maps, or None when they match."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = [f"  {k}: expected {expected[k]}, found {found[k]}" for k in sorted(set(expected) & set(found))
+              if tuple(expected[k]) != tuple(found[k])]
+    if not (missing or unexpected or shapes):
+        return None
+
+    def block(title: str, rows: list[str]) -> str:
+        more = f"\n  ... and {len(rows) - 8} more" if len(rows) > 8 else ""
+        return f"{title} ({len(rows)}):\n" + "\n".join(f"  {r}" for r in rows[:8]) + more
+
+    out = [f"{what} does not match the model:"]
+    if missing:
+        out.append(block("missing keys", missing))
+    if unexpected:
+        out.append(block("unexpected keys", unexpected))
+    if shapes:
+        out.append(f"shape mismatches ({len(shapes)}):\n" + "\n".join(shapes[:8]))
+    return "\n".join(out)
+
+
+def _is_checkpoint(folder: Path) -> bool:
+    return (folder / CONFIG).exists()
+
+
+def _write_adapter(cm, dest: Path) -> None:
+    from peft import get_peft_model_state_dict
+
+    cm.model.save_pretrained(str(dest))
+    written = load_file(str(dest / "adapter_model.safetensors"))
+    expected = get_peft_model_state_dict(cm.model)
+    diff = key_diff({k: tuple(v.shape) for k, v in expected.items()},
+                    {k: tuple(v.shape) for k, v in written.items()}, "the adapter peft wrote")
+    if diff:
+        raise RuntimeError(diff)
+
+
+def save_checkpoint(cm, folder: str | os.PathLike, extra_files: dict[str, str | bytes] | None = None) -> Path:
+    """Write `cm` into `folder` via a temporary sibling folder and a rename (never half-written).
+
+    An existing CODI checkpoint at `folder` is replaced; any other non-empty folder raises before writing.
+    """
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not _is_checkpoint(folder))):
+        raise FileExistsError(f"{folder} exists and is not a CODI checkpoint; refusing to overwrite it. "
+                              f"Choose a new folder or delete it.")
+    for name in extra_files or {}:
+        if "/" in name or name in {CONFIG, ADAPTER, PROJ, SPECIAL, TOKENIZER} or name.endswith(_WEIGHT_SUFFIXES):
+            raise ValueError(f"extra file name {name!r} is reserved or looks like weights; use e.g. "
+                             f"'training_record.json'.")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        text = json.dumps(dict(cm.config.to_dict(), format=FORMAT), indent=2)
+        _write_adapter(cm, tmp / ADAPTER)
+        prj = {k: v.detach().cpu().contiguous() for k, v in cm.prj.state_dict().items()}
+        save_file(prj, str(tmp / PROJ), metadata={"format": FORMAT})
+        sp = cm.special.detach().cpu()
+        save_file({"bot": sp[0].contiguous(), "eot": sp[1].contiguous()}, str(tmp / SPECIAL),
+                  metadata={"format": FORMAT})
+        cm.tokenizer.save_pretrained(str(tmp / TOKENIZER))
+        for name, content in (extra_files or {}).items():
+            (tmp / name).write_bytes(content.encode() if isinstance(content, str) else content)
+        (tmp / CONFIG).write_text(text)  # last: a folder with codi_config.json is complete
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _check_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder; pass the folder written by CODIModel.save_pretrained.")
+    names = {p.name for p in folder.iterdir()}
+    if CONFIG not in names:
+        if names & {"pytorch_model.bin", "model.safetensors"}:
+            raise ValueError(f"{folder} holds an official-CODI style state dict, not a codi-lens checkpoint. Import "
+                             f"it with codi.convert({str(folder)!r}, base_model=...).")
+        if "config.json" in names:
+            raise ValueError(f"{folder} is a plain Hugging Face model folder; load it with interp.load_model.")
+        raise FileNotFoundError(f"{folder} has no {CONFIG}: it is not a CODI checkpoint (files: {sorted(names)}).")
+    missing = [n for n in (ADAPTER, PROJ, SPECIAL, TOKENIZER) if n not in names]
+    if ADAPTER in names:
+        missing += [f"{ADAPTER}/{n}" for n in ("adapter_config.json", "adapter_model.safetensors")
+                    if not (folder / ADAPTER / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"checkpoint {folder} is incomplete: missing {missing}. Re-save it with "
+                                f"CODIModel.save_pretrained.")
+    foreign = [n for n in names if n.endswith(_WEIGHT_SUFFIXES) and n not in (PROJ, SPECIAL)]
+    foreign += [f"{ADAPTER}/{p.name}" for p in (folder / ADAPTER).iterdir() if p.name not in _ADAPTER_FILES]
+    if foreign:
+        raise ValueError(f"checkpoint {folder} contains foreign files {sorted(foreign)} that would be ignored; "
+                         f"remove them or move them out of the folder.")
+
+
+def _load_strict(module: torch.nn.Module, tensors: dict, what: str) -> None:
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    diff = key_diff(expected, {k: tuple(v.shape) for k, v in tensors.items()}, what)
+    if diff:
+        raise ValueError(diff)
+    module.load_state_dict(tensors, strict=True)
+
+
+def load_checkpoint(cls, folder: str | os.PathLike, device=None, dtype=None):
+    """Build the base from the saved config, then load adapter, prj, <bot>/<eot> rows and tokenizer strictly."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from transformers import AutoTokenizer
+
+    folder = Path(folder)
+    _check_folder(folder)
+    raw = json.loads((folder / CONFIG).read_text())
+    fmt = raw.pop("format", None)
+    if fmt != FORMAT:
+        raise ValueError(f"{folder / CONFIG} has format {fmt!r}; this codi-lens reads {FORMAT!r}.")
+    cfg = CODIConfig.from_dict(raw)
+    adapter_cfg = json.loads((folder / ADAPTER / "adapter_config.json").read_text())
+    if adapter_cfg.get("r") != cfg.lora_r or sorted(adapter_cfg.get("target_modules") or []) != sorted(
+            cfg.lora_target_modules or []):
+        raise ValueError(f"{folder}: adapter_config.json (r={adapter_cfg.get('r')}, targets="
+                         f"{adapter_cfg.get('target_modules')}) disagrees with {CONFIG} (r={cfg.lora_r}, targets="
+                         f"{cfg.lora_target_modules}); the folder mixes files of two models.")
+    try:
+        cm = cls.from_config(cfg, device=device, dtype=dtype)
+    except ValueError as err:
+        raise ValueError(f"{folder}: {err}") from None
+    adapter = load_file(str(folder / ADAPTER / "adapter_model.safetensors"))
+    expected = get_peft_model_state_dict(cm.model)
+    diff = key_diff({k: tuple(v.shape) for k, v in expected.items()},
+                    {k: tuple(v.shape) for k, v in adapter.items()}, f"{folder / ADAPTER}")
+    if diff:
+        raise ValueError(diff)
+    set_peft_model_state_dict(cm.model, adapter)
+    _load_strict(cm.prj, load_file(str(folder / PROJ)), f"{folder / PROJ}")
+    special = load_file(str(folder / SPECIAL))
+    diff = key_diff({"bot": (cm.d_model,), "eot": (cm.d_model,)}, {k: tuple(v.shape) for k, v in special.items()},
+                    f"{folder / SPECIAL}")
+    if diff:
+        raise ValueError(diff)
+    with torch.no_grad():
+        cm.special.copy_(torch.stack([special["bot"], special["eot"]]).to(cm.special))
+    cm.tokenizer = AutoTokenizer.from_pretrained(str(folder / TOKENIZER))
+    if cm.tokenizer.pad_token is None:
+        cm.tokenizer.pad_token = cm.tokenizer.eos_token
+    cm.eval()
+    return cm

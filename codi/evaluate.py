@@ -1,0 +1,99 @@
+"""Exact-match accuracy of the final number: CODI (latent thoughts) vs no reasoning vs written reasoning.
+
+    >>> import codi
+    >>> cm = codi.CODIModel.from_pretrained("runs/codi-smol")                                   # doctest: +SKIP
+    >>> _, test = codi.data.split(codi.data.arithmetic(2000), test_frac=0.1)                   # doctest: +SKIP
+    >>> res = codi.evaluate(cm, test, batch_size=32)                                            # doctest: +SKIP
+    >>> res["codi"]["accuracy"], res["no_cot"]["accuracy"], res["cot"]["accuracy"]              # doctest: +SKIP
+
+Modes (all greedy, same weights, same held-out problems):
+- `codi`: question + <bot>, k continuous thoughts, <eot>, answer (`CODIModel.generate`).
+- `cot`: teacher mode, written reasoning: the LoRA model reads the question in the teacher's template, writes its
+  chain of thought and then "The answer is: N" (the CoT-SFT column of the CODI paper).
+- `no_cot`: answer directly: the question in the teacher's template followed at once by the answer marker
+  ("The answer is:"), so the model cannot write any reasoning. The CODI paper's No-CoT-SFT column is a separate
+  model fine-tuned on answers only; pass such a model as `no_cot_model=` to evaluate that instead.
+The predicted number is `codi.batch.extract_answer` of the generated text (the number after the last answer marker,
+else the last number); it counts when it equals the reference numerically.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from codi.batch import answer_tokens, extract_answer, left_pad, prompt_token_ids
+
+MODES = ("codi", "no_cot", "cot")
+
+
+def _same(pred: str, answer: str) -> bool:
+    try:
+        return abs(float(pred) - float(answer.replace(",", ""))) < 1e-6
+    except ValueError:
+        return False
+
+
+@torch.no_grad()
+def _hf_generate(cm, rows: list[list[int]], max_new_tokens: int) -> list[str]:
+    """Greedy continuation of token rows by the (LoRA) model itself, left padded, stopping at eos."""
+    tok = cm.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    ids, mask = left_pad(rows, pad)
+    out = cm.model.generate(input_ids=ids.to(cm.device), attention_mask=mask.to(cm.device),
+                            max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
+                            eos_token_id=tok.eos_token_id)
+    return tok.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
+
+
+def _texts(cm, mode: str, questions: list[str], max_new_tokens: int) -> list[str]:
+    """Generated text per question: after <eot> (codi), after the prompt (cot), after the answer marker (no_cot)."""
+    cfg, tok = cm.config, cm.tokenizer
+    if mode == "codi":
+        return cm.generate(questions, max_new_tokens=max_new_tokens).texts
+    rows = [prompt_token_ids(tok, cfg, q) for q in questions]  # the teacher's own prompt tokens
+    if mode == "no_cot":  # the teacher's answer tokens up to and including the marker, e.g. "The answer is:"
+        ans_ids, pos = answer_tokens(tok, cfg.answer_template.format(answer="0"), cfg.answer_marker)
+        marker = tok.decode(ans_ids[:pos + 1])
+        return [marker + t for t in _hf_generate(cm, [r + ans_ids[:pos + 1] for r in rows], max_new_tokens)]
+    return _hf_generate(cm, rows, max_new_tokens)
+
+
+def evaluate(cm, problems: list, batch_size: int = 16, modes: tuple[str, ...] = MODES, *,
+             max_new_tokens: int = 16, cot_max_new_tokens: int = 96, no_cot_model=None,
+             progress: bool = True) -> dict:
+    """Accuracy per mode on `problems` (codi.data.Problem list) -> {mode: {accuracy, correct, n, seconds,
+    examples, predictions}}: `examples` holds the first 5 (question, reference, generated text, predicted) rows,
+    `predictions` the extracted number (text, "" when none) of every problem.
+
+        >>> res = evaluate(cm, test, batch_size=32, modes=("codi", "cot"))    # doctest: +SKIP
+    """
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise ValueError(f"unknown evaluation mode(s) {bad}; choose from {MODES}")
+    if not problems:
+        raise ValueError("no problems to evaluate; pass a held-out split, e.g. codi.data.split(...)[1]")
+    results = {}
+    for mode in modes:
+        model = no_cot_model if (mode == "no_cot" and no_cot_model is not None) else cm
+        was_training = getattr(model, "training", False)
+        if hasattr(model, "eval"):
+            model.eval()
+        n_tok = cot_max_new_tokens if mode == "cot" else max_new_tokens
+        correct, examples, preds, t0 = 0, [], [], time.time()
+        for s in tqdm(range(0, len(problems), batch_size), desc=f"eval {mode}", disable=not progress):
+            chunk = problems[s:s + batch_size]
+            texts = _texts(model, mode, [p.question for p in chunk], n_tok)
+            for p, t in zip(chunk, texts):
+                pred = extract_answer(t, model.config.answer_marker)
+                preds.append(pred)
+                correct += _same(pred, p.answer)
+                if len(examples) < 5:
+                    examples.append({"question": p.question, "answer": p.answer, "text": t, "pred": pred})
+        if was_training:
+            model.train()
+        results[mode] = {"accuracy": correct / len(problems), "correct": correct, "n": len(problems),
+                         "seconds": round(time.time() - t0, 2), "examples": examples, "predictions": preds}
+    return results

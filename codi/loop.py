@@ -1,0 +1,250 @@
+"""THE latent loop of CODI, written once: prompt + <bot>, k continuous thoughts, <eot> + response.
+
+Every call goes through the HF model's own forward (peft-wrapped or merged), so hooks on its modules see every
+call. Prompts are LEFT-padded; every call gets the full 2-D attention mask of everything seen so far and position
+ids `cumsum(mask) - 1`, so a question's latents and answer do not depend on what else is in the batch.
+
+    >>> import torch, interp
+    >>> m = interp.load_model("tiny-gpt2")
+    >>> ids = torch.tensor([[0, 5, 6], [7, 8, 9]]); mask = torch.tensor([[0, 1, 1], [1, 1, 1]])
+    >>> d = m.d_model
+    >>> run = latent_loop(m.model, ids, mask, prj=torch.nn.Identity(), num_latents=3,
+    ...                   eot_embeds=torch.zeros(d), bot_embeds=torch.zeros(d), max_new_tokens=4, eos_token_id=0)
+    >>> [s.kind for s in run.segments][:5], run.latents.shape
+    (['prompt', 'latent', 'latent', 'latent', 'eot'], torch.Size([2, 3, 64]))
+
+Calls, in order (`Segment.call` numbers them):
+1. prompt: [q tokens..., <bot>], one call;
+2. latent j = 0..k-1: one call each, input = prj(last-layer hidden of the previous call's last position), or
+   `latent_input_fn(j, that)`;
+3. <eot> plus the teacher-forced response tokens in ONE call (segments "eot" and "response" share the call);
+   when generating, every further token is one call (segment "response", index j, length 1).
+The "last-layer hidden" is HF `hidden_states[-1]` (after the final norm), as in the official code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+__all__ = ["Segment", "LatentRun", "latent_loop", "position_ids"]
+
+
+@dataclass
+class Segment:
+    """One stretch of one base-model forward call. `index`: latent step j, first response token j, else 0."""
+
+    kind: str  # "prompt" | "latent" | "eot" | "response"
+    index: int
+    length: int
+    attention_mask: Tensor  # [batch, length], 1 = real token
+    call: int = 0  # which forward call (0-based, in call order)
+    offset: int = 0  # where this segment starts inside that call's sequence
+
+
+@dataclass
+class LatentRun:
+    """What one pass of the latent loop produced (see module docstring)."""
+
+    segments: list[Segment]
+    latents: Float[Tensor, "batch k d"]  # last-layer hidden that produced each fed-back thought (before prj)
+    latent_inputs: Float[Tensor, "batch k d"]  # the thoughts as fed back (after prj / latent_input_fn)
+    response_ids: Int[Tensor, "batch m"]  # teacher-forced prefix + generated tokens (pad after eos)
+    response_mask: Int[Tensor, "batch m"]
+    logits: Float[Tensor, "batch m vocab"] | None  # logits that predict each response token
+    hidden_states: list[tuple[Tensor, ...]] | None = None  # per call: HF hidden_states, when asked for
+    attention_mask: Tensor | None = None  # [batch, total length] mask over every position of the run
+    n_forced: int = 0  # how many response tokens were teacher forced (the rest were generated)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_calls(self) -> int:
+        return self.segments[-1].call + 1 if self.segments else 0
+
+
+def position_ids(mask: Int[Tensor, "batch total"], length: int) -> Int[Tensor, "batch length"]:
+    """Position ids of the last `length` columns of a left-padded mask: cumsum(mask) - 1 (pads get 1, as in HF).
+
+    >>> position_ids(torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]]), 2).tolist()
+    [[1, 2], [2, 3]]
+    """
+    pos = mask.long().cumsum(-1) - 1
+    pos = pos.masked_fill(mask == 0, 1)
+    return pos[:, -length:]
+
+
+def _as_rows(vec: Tensor, batch: int, name: str, d: int) -> Tensor:
+    """[d] / [1, d] / [batch, 1, d] / [batch, d] -> [batch, 1, d]."""
+    if vec.dim() == 1:
+        vec = vec[None, None]
+    elif vec.dim() == 2:
+        vec = vec[:, None]
+    if vec.dim() != 3 or vec.shape[-1] != d or vec.shape[1] != 1 or vec.shape[0] not in (1, batch):
+        raise ValueError(f"{name} must have shape [d], [batch, d] or [batch, 1, d] with d={d}; "
+                         f"got {tuple(vec.shape)}")
+    return vec.expand(batch, 1, d)
+
+
+def _pick(logits: Tensor, temperature: float, generator: torch.Generator | None) -> Tensor:
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class _Caller:
+    """Calls the model with the running mask, position ids and KV cache; keeps the segment bookkeeping."""
+
+    def __init__(self, model, keep_hidden: bool):
+        self.model, self.keep_hidden = model, keep_hidden
+        self.cache = None
+        self.mask: Tensor | None = None
+        self.segments: list[Segment] = []
+        self.hidden: list[tuple[Tensor, ...]] = []
+        self.calls = 0
+
+    def __call__(self, embeds: Tensor, new_mask: Tensor, parts: list[tuple[str, int, int]], all_logits: bool):
+        self.mask = new_mask if self.mask is None else torch.cat([self.mask, new_mask], dim=1)
+        length = embeds.shape[1]
+        out = self.model(inputs_embeds=embeds, attention_mask=self.mask, position_ids=position_ids(self.mask, length),
+                         past_key_values=self.cache, use_cache=True, output_hidden_states=True,
+                         logits_to_keep=0 if all_logits else 1)
+        self.cache = out.past_key_values
+        offset = 0
+        for kind, index, seg_len in parts:
+            seg_mask = new_mask[:, offset:offset + seg_len]
+            self.segments.append(Segment(kind, index, seg_len, seg_mask, self.calls, offset))
+            offset += seg_len
+        if self.keep_hidden:
+            self.hidden.append(tuple(out.hidden_states))
+        self.calls += 1
+        return out
+
+
+def _generate(call: _Caller, embed, last: Tensor, max_new_tokens: int, first_index: int, resp_ids: list,
+              resp_mask: list, logits: list | None, *, eos_token_id, pad_token_id, vocab_size, temperature,
+              generator) -> None:
+    """Pick a token from `last`, feed it, repeat; appends to resp_ids / resp_mask / logits in place."""
+    batch = last.shape[0]
+    finished = torch.zeros(batch, dtype=torch.bool, device=last.device)
+    for t in range(max_new_tokens):
+        nxt = _pick(last[:, :vocab_size] if vocab_size else last, temperature, generator)
+        nxt = torch.where(finished, torch.full_like(nxt, pad_token_id), nxt)
+        resp_ids.append(nxt[:, None])
+        resp_mask.append((~finished).long()[:, None])
+        if logits is not None:
+            logits.append(last[:, None])
+        if eos_token_id is not None:
+            finished = finished | (nxt == eos_token_id)
+        if t == max_new_tokens - 1 or bool(finished.all()):
+            return
+        out = call(embed(nxt[:, None]), call.mask.new_ones(batch, 1), [("response", first_index + t, 1)],
+                   all_logits=True)
+        last = out.logits[:, -1]
+
+
+def latent_loop(
+    model,
+    prompt_ids: Int[Tensor, "batch p"],
+    prompt_mask: Int[Tensor, "batch p"],
+    *,
+    prj: Callable[[Tensor], Tensor],
+    num_latents: int,
+    eot_embeds: Tensor,
+    bot_embeds: Tensor | None = None,
+    response_ids: Int[Tensor, "batch m"] | None = None,
+    response_mask: Int[Tensor, "batch m"] | None = None,
+    max_new_tokens: int = 0,
+    latent_input_fn: Callable[[int, Tensor], Tensor] | None = None,
+    eos_token_id: int | None = None,
+    pad_token_id: int = 0,
+    vocab_size: int | None = None,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+    keep_hidden_states: bool = False,
+    keep_logits: bool = True,
+) -> LatentRun:
+    """Run prompt -> k latent steps -> <eot> (+ teacher-forced `response_ids`) -> `max_new_tokens` generated tokens.
+
+    `prompt_ids` must be LEFT-padded (`prompt_mask` 0 on the left). `bot_embeds` ([d]) is appended to every
+    prompt; leave it None when `prompt_ids` already end with a <bot> token id. `response_ids` (right-padded,
+    `response_mask`) are teacher forced in the <eot> call; generation continues after them (then they must have
+    the same length in every row). `vocab_size` limits sampling/argmax to the first rows of the LM head.
+    Greedy when `temperature == 0`. Generation stops when every row has produced `eos_token_id`.
+
+    >>> # see the module docstring for a runnable example
+    """
+    if num_latents < 0:
+        raise ValueError(f"num_latents={num_latents} must be >= 0")
+    if prompt_ids.shape != prompt_mask.shape:
+        raise ValueError(f"prompt_ids {tuple(prompt_ids.shape)} and prompt_mask {tuple(prompt_mask.shape)} differ")
+    if prompt_mask.shape[1] > 1 and bool((prompt_mask[:, -1] == 0).any()):
+        raise ValueError("prompt_mask has padding on the right: the latent loop needs LEFT-padded prompts "
+                         "(tokenizer.padding_side = 'left').")
+    embed = model.get_input_embeddings()
+    batch, d = prompt_ids.shape[0], embed.weight.shape[1]
+    dev = prompt_ids.device
+    call = _Caller(model, keep_hidden_states)
+
+    # 1. prompt (+ <bot>)
+    x = embed(prompt_ids)
+    mask = prompt_mask.long()
+    if bot_embeds is not None:
+        x = torch.cat([x, _as_rows(bot_embeds, batch, "bot_embeds", d).to(x.dtype)], dim=1)
+        mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
+    out = call(x, mask, [("prompt", 0, x.shape[1])], all_logits=False)
+    h = out.hidden_states[-1][:, -1]
+
+    # 2. latent steps
+    latents, inputs = [], []
+    for j in range(num_latents):
+        latents.append(h)
+        thought = prj(h)
+        if latent_input_fn is not None:
+            thought = latent_input_fn(j, thought)
+            if thought.shape != h.shape:
+                raise ValueError(f"latent_input_fn returned shape {tuple(thought.shape)}; expected {tuple(h.shape)}")
+        inputs.append(thought)
+        out = call(thought[:, None].to(x.dtype), mask.new_ones(batch, 1), [("latent", j, 1)], all_logits=False)
+        h = out.hidden_states[-1][:, -1]
+
+    # 3. <eot> + teacher-forced response, one call
+    x = _as_rows(eot_embeds, batch, "eot_embeds", d).to(x.dtype)
+    new_mask = mask.new_ones(batch, 1)
+    parts = [("eot", 0, 1)]
+    n_forced = 0 if response_ids is None else response_ids.shape[1]
+    if n_forced:
+        rmask = torch.ones_like(response_ids) if response_mask is None else response_mask.long()
+        if max_new_tokens > 0 and not bool(rmask.all()):
+            raise ValueError("to generate after a teacher-forced prefix, every row's prefix must have the same "
+                             "length (response_mask all ones).")
+        x = torch.cat([x, embed(response_ids)], dim=1)
+        new_mask = torch.cat([new_mask, rmask], dim=1)
+        parts.append(("response", 0, n_forced))
+    out = call(x, new_mask, parts, all_logits=True)
+    resp_ids = [response_ids] if n_forced else []
+    resp_mask = [new_mask[:, 1:]] if n_forced else []
+    logits = [out.logits[:, :n_forced]] if keep_logits and n_forced else []
+
+    # 4. generation, one call per token
+    if max_new_tokens > 0:
+        _generate(call, embed, out.logits[:, -1], max_new_tokens, n_forced, resp_ids, resp_mask,
+                  logits if keep_logits else None, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                  vocab_size=vocab_size, temperature=temperature, generator=generator)
+
+    empty = torch.zeros(batch, 0, d, device=dev, dtype=h.dtype)
+    return LatentRun(
+        segments=call.segments,
+        latents=torch.stack(latents, 1) if latents else empty,
+        latent_inputs=torch.stack(inputs, 1) if inputs else empty,
+        response_ids=torch.cat(resp_ids, 1) if resp_ids else prompt_ids.new_zeros(batch, 0),
+        response_mask=torch.cat(resp_mask, 1) if resp_mask else prompt_mask.new_zeros(batch, 0).long(),
+        logits=torch.cat(logits, 1) if logits else None,
+        hidden_states=call.hidden if keep_hidden_states else None,
+        attention_mask=call.mask,
+        n_forced=n_forced,
+    )

@@ -1,0 +1,396 @@
+"""`interp.cache`: the residual stream at chosen layers and positions, in memory or streamed to disk.
+
+    >>> import interp
+    >>> m = interp.load_model("tiny-llama")
+    >>> c = interp.cache(m, ["The capital of France is", "Hi"], layers=[0, 2], positions=["tok_0", "last"])
+    >>> c.sel(layer=2, position="last").shape          # float32 [sample, d_model]
+    (2, 64)
+    >>> c = interp.cache(m, ["The capital of France is"], out="runs/c")   # streamed, resumable
+    >>> c = interp.load_cache("runs/c")                                 # memory-mapped
+
+How one batch is cached (plain models): pad (left or right, as the tokenizer says), pass position ids
+`cumsum(mask) - 1` so padding never shifts a sample, record the requested layers with `interp.hooks` (columns
+selected on the device inside the hook, forward stopped after the last requested layer), zero the cells a sample
+does not have, cast to the store dtype and copy to the host (pinned staging buffers and a side stream on CUDA).
+
+Extension point for CODI runs: a batch source yields `(resid [batch, layer, pos, d] on device, valid [batch, pos])`.
+`_plain_batches` is the source for plain models. The CODI source runs `codi.loop.latent_loop` under
+`record_residuals(model, layers)` (no select, no stop: the loop needs every call), builds a `positions.Plan` from
+the run's Segment list and calls `gather_plan(recording, plan)`; everything after that (host copy, store) is shared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interp import positions as pos
+from interp import store
+from interp.hooks import Recording, _check_layers, n_layers_of, record_residuals
+from interp.models import Model, load_model
+
+__all__ = ["cache", "load_cache", "ActivationCache", "gather_plan"]
+
+_VOLATILE_CONFIG = {"transformers_version", "dtype", "torch_dtype", "attn_implementation", "output_attentions",
+                    "output_hidden_states", "use_cache", "return_dict", "architectures"}
+SHARD_BYTES = 256 << 20
+
+
+class ActivationCache:
+    """Residual stream `[sample, layer, position, d]` with labels, the sample table and metadata.
+
+    Numpy results are always float32 (bf16 stored values are widened); arrays of a cache loaded from disk are
+    memory-mapped shards and only the selected cells are read.
+
+    >>> c = interp.cache(interp.load_model("tiny-llama"), ["The capital of France is", "Hi"])
+    >>> c.layers, c.positions[:2], c.valid.shape        # positions: the union tok_0..tok_9 of both prompts
+    ([0, 1, 2], ['tok_0', 'tok_1'], (2, 10))
+    >>> c.sel(layer=1, position="last").shape           # alias resolved per sample from the valid mask
+    (2, 64)
+    """
+
+    def __init__(self, layers: list[int], positions: list[str], samples: pd.DataFrame, meta: dict,
+                 parts: list[store.Part], folder: Path | None = None):
+        self.layers, self.positions, self.samples, self.meta = list(layers), list(positions), samples, meta
+        self.parts, self.folder = parts, folder
+        self.valid: Bool[np.ndarray, "sample pos"] = np.concatenate([np.asarray(p.valid) for p in parts])
+        self._starts = np.cumsum([0] + [p.n for p in parts])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __repr__(self) -> str:
+        return (f"ActivationCache({self.meta.get('model')!r}, samples={len(self)}, layers={self.layers}, "
+                f"positions={len(self.positions)}, d_model={self.meta.get('d_model')}, dtype={self.meta.get('dtype')}"
+                f"{', folder=' + repr(str(self.folder)) if self.folder else ''})")
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._column("label")
+
+    @property
+    def groups(self) -> np.ndarray:
+        return self._column("group")
+
+    def _column(self, name: str) -> np.ndarray:
+        if name not in self.samples.columns:
+            raise KeyError(f"the samples have no {name!r} column (columns: {list(self.samples.columns)}); pass "
+                           f"prompts as dicts with a {name!r} key.")
+        return self.samples[name].to_numpy()
+
+    def _layer_index(self, layer: int) -> int:
+        if layer not in self.layers:
+            raise ValueError(f"layer {layer} is not in this cache (layers {self.layers}).")
+        return self.layers.index(layer)
+
+    def _pos_index(self, label: str | int) -> int:
+        label = f"tok_{label}" if isinstance(label, (int, np.integer)) else label
+        if label not in self.positions:
+            raise ValueError(f"position {label!r} is not stored in this cache; it holds {pos._short(self.positions)}."
+                             " Aliases like 'last' work only in sel().")
+        return self.positions.index(label)
+
+    def sel(self, layer: int, position: str | int, allow_missing: bool = False) -> Float[np.ndarray, "sample d"]:
+        """float32 `[sample, d]` at one layer and one position label (or alias: `last`, `prompt[-k]`, `q[-k]`).
+        Samples without that position raise, unless `allow_missing=True` (their rows are zeros)."""
+        li = self._layer_index(layer)
+        label = f"tok_{position}" if isinstance(position, (int, np.integer)) else position
+        cols, found = pos.resolve_alias(label, self.positions, self.valid)
+        if not found.all() and not allow_missing:
+            missing = np.flatnonzero(~found)
+            raise ValueError(f"{len(missing)} samples (e.g. rows {missing[:5].tolist()}) have no position "
+                             f"{label!r}; pass allow_missing=True to get zeros there, or check cache.valid.")
+        out = []
+        for p, lo in zip(self.parts, self._starts):
+            rows = np.arange(p.n)
+            out.append(p.take((rows, li, cols[lo:lo + p.n])))
+        res = np.concatenate(out) if len(out) > 1 else out[0]
+        return np.where(found[:, None], res, np.float32(0)).astype(np.float32, copy=False)
+
+    def array(self, layers: Sequence[int] | None = None, positions: Sequence[str | int] | None = None
+              ) -> Float[np.ndarray, "sample layer pos d"]:
+        """float32 `[sample, layer, position, d]`. With no selection on a one-shard float32 cache loaded from
+        disk this is the memory map itself; otherwise only the selected cells are read into memory."""
+        li = slice(None) if layers is None else [self._layer_index(x) for x in layers]
+        pi = slice(None) if positions is None else [self._pos_index(x) for x in positions]
+        index = (slice(None), li, pi) if isinstance(li, slice) or isinstance(pi, slice) else (
+            slice(None), np.array(li)[:, None], np.array(pi)[None, :])
+        out = [p.take(index) for p in self.parts]
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def iter_parts(self) -> Iterator[tuple[Int[np.ndarray, " rows"], Float[np.ndarray, "rows layer pos d"]]]:
+        """(row indices, float32 block) per shard: stream a big cache without loading it whole."""
+        for p, lo in zip(self.parts, self._starts):
+            yield np.arange(lo, lo + p.n), p.take(slice(None))
+
+
+@dataclass
+class _Target:
+    model: torch.nn.Module
+    tokenizer: Any
+    name: str
+    n_layers: int
+    d_model: int
+
+
+def _target(model: Any, tokenizer: Any) -> _Target:
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    if isinstance(model, Model):
+        return _Target(model.model, tokenizer or model.tokenizer, model.name, model.n_layers, model.d_model)
+    if hasattr(model, "latent_loop_model") or (hasattr(model, "run") and hasattr(model, "base_name")):
+        raise NotImplementedError("caching CODI runs (q_*/latent_*/resp_* positions) is not wired yet; "
+                                  "cache the merged model's plain prompts, or wait for the CODI cache source.")
+    if isinstance(model, torch.nn.Module):
+        if tokenizer is None:
+            raise ValueError("a raw Hugging Face model needs its tokenizer: interp.cache(model, prompts, "
+                             "tokenizer=tok), or pass interp.load_model(...) which carries it.")
+        cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+        name = getattr(model.config, "_name_or_path", "") or type(model).__name__
+        return _Target(model, tokenizer, str(name), n_layers_of(model), int(cfg.hidden_size))
+    raise TypeError(f"cannot cache {type(model).__name__}: pass an interp.Model, a registry name, or a Hugging "
+                    "Face model with tokenizer=.")
+
+
+def config_hash(model: torch.nn.Module) -> str:
+    """Hash of the model config without run-time switches (attention kernel, dtype, output flags)."""
+    cfg = {k: v for k, v in model.config.to_dict().items() if not k.startswith("_") and k not in _VOLATILE_CONFIG}
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _samples(prompts: Any) -> pd.DataFrame:
+    """Prompts -> sample table with at least `id` and `text` (validates every prompt)."""
+    if hasattr(prompts, "samples") and not isinstance(prompts, pd.DataFrame):
+        prompts = prompts.samples
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if isinstance(prompts, pd.DataFrame):
+        if "text" not in prompts.columns:
+            raise ValueError(f"the prompt table needs a 'text' column (it has {list(prompts.columns)}).")
+        rows = prompts.to_dict(orient="records")
+    else:
+        rows = [p if isinstance(p, dict) else {"text": p} for p in list(prompts)]
+    if not rows:
+        raise ValueError("the prompt list is empty; pass at least one prompt string.")
+    for i, r in enumerate(rows):
+        if "text" not in r:
+            raise ValueError(f"prompt {i} is a dict without a 'text' key (keys: {sorted(r)}).")
+        if not isinstance(r["text"], str):
+            raise TypeError(f"prompt {i} is a {type(r['text']).__name__} ({r['text']!r}), not a string; pass "
+                            f"prompts as strings or dicts with a string 'text'.")
+    df = pd.DataFrame(rows)
+    if "id" not in df.columns:
+        df.insert(0, "id", [str(i) for i in range(len(df))])
+    return df[["id", "text", *[c for c in df.columns if c not in ("id", "text")]]]
+
+
+def _context_length(model: torch.nn.Module) -> int | None:
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        if getattr(cfg, key, None):
+            return int(getattr(cfg, key))
+    return None
+
+
+def _tokenize(t: _Target, texts: Sequence[str]) -> list[list[int]]:
+    ids = [list(x) for x in t.tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+    limit = _context_length(t.model)
+    for i, x in enumerate(ids):
+        if not x:
+            raise ValueError(f"prompt {i} ({texts[i]!r}) has no tokens; remove it or give it text.")
+        if limit is not None and len(x) > limit:
+            raise ValueError(f"prompt {i} has {len(x)} tokens but {t.name} takes at most {limit}; shorten it or "
+                             f"split it.")
+    return ids
+
+
+def _pad(ids: list[list[int]], pad_id: int, side: str) -> tuple[Tensor, Tensor]:
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for b, x in enumerate(ids):
+        sl = slice(width - len(x), width) if side == "left" else slice(0, len(x))
+        input_ids[b, sl] = torch.tensor(x)
+        mask[b, sl] = 1
+    return input_ids, mask
+
+
+def gather_plan(rec: Recording, plan: pos.Plan) -> Float[Tensor, "batch layer pos d"]:
+    """Cells of a Plan from full per-call recordings (on the recording's device): out[b, l, p] =
+    rec.residuals[layer_l][plan.call[p]][b, plan.col[b, p]]."""
+    first = rec.residuals[rec.layers[0]][0]
+    b, d = first.shape[0], first.shape[-1]
+    out = first.new_zeros((b, len(rec.layers), len(plan.labels), d))
+    rows = torch.arange(b, device=first.device)[:, None]
+    calls = torch.tensor(plan.call)
+    for c in sorted(set(plan.call)):
+        idx = torch.nonzero(calls == c).flatten()
+        col = plan.col[:, idx].to(first.device)
+        for li, layer in enumerate(rec.layers):
+            out[:, li, idx.to(first.device)] = rec.residuals[layer][c][rows, col]
+    return out
+
+
+def _plain_batches(t: _Target, ids: list[list[int]], labels: list[str], layers: list[int], batch_size: int,
+                   side: str, start: int) -> Iterator[tuple[Tensor, Tensor]]:
+    device = next(t.model.parameters()).device
+    pad_id = t.tokenizer.pad_token_id if t.tokenizer.pad_token_id is not None else 0
+    for lo in range(start, len(ids), batch_size):
+        chunk = ids[lo:lo + batch_size]
+        input_ids, mask = _pad(chunk, pad_id, side)
+        plan = pos.plain_plan(labels, [len(x) for x in chunk], input_ids.shape[1], side)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            with record_residuals(t.model, layers, select=plan.col.to(device), stop=True) as rec:
+                t.model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                        position_ids=position_ids.to(device), use_cache=False)
+            resid = rec.stacked(0).masked_fill_(~plan.valid.to(device)[:, None, :, None], 0)
+        yield resid, plan.valid
+
+
+class _ToHost:
+    """Device -> host copies. On CUDA: a side stream copies into two pinned staging buffers while the next batch
+    computes; `push` returns the batches whose copies are done (at most one is in flight). On CPU: pass-through."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.pending: list[tuple[Tensor, Tensor, Any]] = []
+        self.bufs: list[Tensor | None] = [None, None]
+        self.k = 0
+        if self.cuda:
+            self.stream = torch.cuda.Stream(device)
+
+    def push(self, x: Tensor, valid: Tensor) -> list[tuple[Tensor, Tensor]]:
+        if not self.cuda:
+            return [(x, valid)]
+        slot = self.k % 2
+        self.k += 1
+        if self.bufs[slot] is None or self.bufs[slot].shape[1:] != x.shape[1:] or len(self.bufs[slot]) < len(x):
+            self.bufs[slot] = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+        view = self.bufs[slot][:len(x)]
+        self.stream.wait_stream(torch.cuda.current_stream(x.device))
+        with torch.cuda.stream(self.stream):
+            view.copy_(x, non_blocking=True)
+            x.record_stream(self.stream)
+            event = torch.cuda.Event()
+            event.record(self.stream)
+        self.pending.append((view, valid, event))
+        return self._ready(keep=1)
+
+    def flush(self) -> list[tuple[Tensor, Tensor]]:
+        return self._ready(keep=0)
+
+    def _ready(self, keep: int) -> list[tuple[Tensor, Tensor]]:
+        out = []
+        while len(self.pending) > keep:
+            view, valid, event = self.pending.pop(0)
+            event.synchronize()
+            out.append((view, valid))
+        return out
+
+
+def _store_dtype(dtype: str | torch.dtype | None, model: torch.nn.Module) -> torch.dtype:
+    if dtype is None:
+        model_dtype = next(model.parameters()).dtype
+        return model_dtype if model_dtype in (torch.bfloat16, torch.float16) else torch.float32
+    dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    if dt not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"dtype={dtype!r}: store float32, bfloat16 or float16.")
+    return dt
+
+
+def cache(model: Any, prompts: Any, layers: str | int | Sequence[int] = "all",
+          positions: str | int | Sequence[str | int] = "all", batch_size: int = 16, out: str | os.PathLike | None = None,
+          *, tokenizer: Any = None, dtype: str | torch.dtype | None = None, padding_side: str | None = None,
+          shard_size: int | None = None, progress: bool = True) -> ActivationCache:
+    """Cache the residual stream of `model` on `prompts` at `layers` (0..n_layers) and `positions` (labels).
+
+    model: an `interp.Model`, a registry name, or a Hugging Face causal LM with `tokenizer=`.
+    prompts: list of strings, list of dicts with "text" (+ label, group, id, extra columns), a DataFrame with a
+      "text" column, or a task object with `.samples`.
+    layers: "all" or ints in 0..n_layers. positions: "all" (tok_0..tok_{max_len-1}) or labels such as
+      ["tok_0", "last", "prompt[-2]"]. dtype: stored dtype (default: the model's bf16/fp16, else float32).
+    out: a folder to stream shards to (resumable; a finished cache with the same settings is just reopened).
+
+    >>> c = cache(interp.load_model("tiny-gpt2"), ["a b c", "hello"], layers=[1], positions=["last"])
+    >>> c.array().shape                                  # [sample, layer, position, d]
+    (2, 1, 1, 64)
+    """
+    t = _target(model, tokenizer)
+    samples = _samples(prompts)
+    layer_list = list(range(t.n_layers + 1)) if layers == "all" else _check_layers(
+        [layers] if isinstance(layers, int) else list(layers), t.n_layers)
+    side = padding_side or getattr(t.tokenizer, "padding_side", "right") or "right"
+    if side not in ("left", "right"):
+        raise ValueError(f"padding_side={side!r}: use 'left' or 'right'.")
+    labels = pos.plain_labels(positions, [1]) if positions != "all" else None  # check labels before tokenizing
+    ids = _tokenize(t, samples["text"].tolist())
+    labels = labels or pos.plain_labels("all", [len(x) for x in ids])
+    sdt = _store_dtype(dtype, t.model)
+    meta = dict(format=store.FORMAT, version=store.VERSION, model=t.name, n_layers=t.n_layers, d_model=t.d_model,
+                config_hash=config_hash(t.model), model_dtype=str(next(t.model.parameters()).dtype).split(".")[-1],
+                dtype=str(sdt).split(".")[-1], layers=layer_list, positions=labels, n_samples=len(samples),
+                samples_hash=store.samples_hash(samples), padding_side=side, codi=None, shard_size=None)
+    per_row = len(layer_list) * len(labels) * t.d_model * sdt.itemsize
+    meta["shard_size"] = int(shard_size or max(batch_size, SHARD_BYTES // max(per_row, 1) // batch_size * batch_size))
+
+    start, writer, dest = 0, None, None
+    if out is not None:
+        old = store.check_folder(out, meta)  # raises before anything is written
+        if old is not None and old.get("complete"):
+            return load_cache(out)
+        writer = store.open_writer(out, meta, samples, meta["shard_size"])
+        start = writer.start_row
+    else:
+        dest = torch.zeros((len(samples), len(layer_list), len(labels), t.d_model), dtype=sdt)
+        valid_all = torch.zeros((len(samples), len(labels)), dtype=torch.bool)
+
+    device = next(t.model.parameters()).device
+    host = _ToHost(device)
+    row = start
+
+    def consume(done: list[tuple[Tensor, Tensor]]) -> None:
+        nonlocal row
+        for x, v in done:
+            if writer is not None:
+                writer.add(x, v)
+            else:
+                dest[row:row + len(x)] = x
+                valid_all[row:row + len(x)] = v
+            row += len(x)
+
+    n_batches = -(-(len(ids) - start) // batch_size)
+    batches = _plain_batches(t, ids, labels, layer_list, batch_size, side, start)
+    for resid, valid in tqdm(batches, total=n_batches, disable=not progress, desc=f"cache {t.name}", unit="batch"):
+        consume(host.push(resid.to(sdt), valid))
+    consume(host.flush())
+    if writer is not None:
+        writer.finish()
+        return load_cache(out)
+    return ActivationCache(layers=layer_list, positions=labels, samples=samples, meta={**meta, "complete": True},
+                           parts=[store.Part(resid=dest, valid=valid_all.numpy(), stored=meta["dtype"])])
+
+
+def load_cache(folder: str | os.PathLike) -> ActivationCache:
+    """Open a cache folder written by `cache(..., out=folder)`; the arrays are memory-mapped, not read.
+
+    >>> c = load_cache("runs/c")
+    >>> c.sel(layer=1, position="last").dtype
+    dtype('float32')
+    """
+    meta = store.read_meta(folder)
+    parts = store.open_parts(folder, meta)
+    return ActivationCache(layers=meta["layers"], positions=meta["positions"], samples=store.read_samples(folder),
+                           meta=meta, parts=parts, folder=Path(folder))

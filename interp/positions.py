@@ -1,0 +1,146 @@
+"""Position labels: which cell of which forward call each named position is. All position bookkeeping lives here.
+
+Plain models: `tok_0 .. tok_{n-1}` (index into each sample's real, unpadded tokens) plus the per-sample aliases
+`last` and `prompt[-k]` (`prompt[-1]` == `last`). Samples of different lengths share the union of labels; a
+`valid[sample, position]` mask marks the cells a sample really has.
+
+    >>> from interp.positions import plain_labels, plain_plan
+    >>> plain_labels("all", lengths=[3, 5])
+    ['tok_0', 'tok_1', 'tok_2', 'tok_3', 'tok_4']
+    >>> plan = plain_plan(["tok_0", "last"], lengths=[3, 5], seq_len=5, padding_side="left")
+    >>> plan.col.tolist(), plan.valid.tolist()
+    ([[2, 4], [0, 4]], [[True, True], [True, True]])
+
+CODI runs (labels `q_i`, `bot`, `latent_j`, `eot`, `resp_j`, alias `q[-k]`) produce one residual tensor per forward
+call of the latent loop. A `Plan` therefore names, per label, the forward call that holds it (`call`) and, per
+sample, the column inside that call (`col`). The CODI branch of `interp.cache` builds its Plan from the loop's
+`Segment` list with a function next to `plain_plan` here, and `interp.cache` gathers any Plan the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from jaxtyping import Bool, Int
+from torch import Tensor
+
+__all__ = ["Plan", "plain_labels", "plain_plan", "resolve_alias", "check_plain_labels"]
+
+_TOK = re.compile(r"^tok_(\d+)$")
+_PROMPT_BACK = re.compile(r"^prompt\[-(\d+)\]$")
+PLAIN_FORMS = "'all', 'tok_<i>' (i >= 0), 'last', 'prompt[-<k>]' (k >= 1), or an int i meaning 'tok_<i>'"
+
+
+@dataclass
+class Plan:
+    """Where each requested label lives in one batch: `labels[p]` is column `col[b, p]` of forward call
+    `call[p]` for sample `b`; `valid[b, p]` is False where sample `b` has no such position."""
+
+    labels: list[str]
+    call: list[int]
+    col: Int[Tensor, "batch pos"]
+    valid: Bool[Tensor, "batch pos"]
+
+
+def _as_label(p: str | int) -> str:
+    if isinstance(p, (int, np.integer)) and not isinstance(p, bool):
+        if p < 0:
+            raise ValueError(f"position {p} is negative; use 'last' or 'prompt[-{-p}]' for counting from the end.")
+        return f"tok_{int(p)}"
+    if not isinstance(p, str):
+        raise TypeError(f"position {p!r} must be a label string or an int; valid forms: {PLAIN_FORMS}.")
+    return p
+
+
+def check_plain_labels(positions: Sequence[str | int]) -> list[str]:
+    """Normalise and validate requested plain-model labels (raises on an unknown label, before any work)."""
+    out = []
+    for p in positions:
+        label = _as_label(p)
+        m = _PROMPT_BACK.match(label)
+        if not (_TOK.match(label) or label == "last" or (m and int(m.group(1)) >= 1)):
+            raise ValueError(f"unknown position label {label!r}. Valid forms: {PLAIN_FORMS}.")
+        out.append(label)
+    if len(set(out)) != len(out):
+        raise ValueError(f"position labels repeat in {out}; list each position once.")
+    return out
+
+
+def plain_labels(positions: str | Sequence[str | int], lengths: Sequence[int]) -> list[str]:
+    """The label list a plain-model cache stores: `'all'` -> `tok_0..tok_{max(lengths)-1}`; else the labels given.
+
+    >>> plain_labels(["last", 0], lengths=[4])
+    ['last', 'tok_0']
+    """
+    if isinstance(positions, str) and positions == "all":
+        return [f"tok_{i}" for i in range(max(lengths))]
+    if isinstance(positions, (str, int)):
+        positions = [positions]
+    return check_plain_labels(list(positions))
+
+
+def _real_index(label: str, length: int) -> int:
+    """Index into a sample's real tokens (may be out of range: caller checks)."""
+    if label == "last":
+        return length - 1
+    m = _PROMPT_BACK.match(label)
+    if m:
+        return length - int(m.group(1))
+    return int(_TOK.match(label).group(1))
+
+
+def plain_plan(labels: Sequence[str], lengths: Sequence[int], seq_len: int, padding_side: str) -> Plan:
+    """The Plan of one padded batch (one forward call) of a plain model.
+
+    `lengths[b]` = real tokens of sample b, `seq_len` = padded length, `padding_side` = 'left' | 'right'.
+    """
+    n_real = torch.as_tensor(list(lengths), dtype=torch.long)
+    real = torch.tensor([[_real_index(label, int(n)) for label in labels] for n in lengths], dtype=torch.long)
+    real = real.reshape(len(lengths), len(labels))
+    valid = (real >= 0) & (real < n_real[:, None])
+    offset = (seq_len - n_real)[:, None] if padding_side == "left" else torch.zeros_like(n_real)[:, None]
+    col = torch.where(valid, real + offset, torch.zeros_like(real))
+    return Plan(labels=list(labels), call=[0] * len(labels), col=col, valid=valid)
+
+
+def resolve_alias(label: str, stored: Sequence[str],
+                  valid: Bool[np.ndarray, "sample pos"]) -> tuple[Int[np.ndarray, " sample"], Bool[np.ndarray, " sample"]]:
+    """Per-sample column of `label` in a stored cache: the label itself, or an alias resolved from the stored
+    `tok_*` / `q_*` cells and the valid mask (`last`, `prompt[-k]` on `tok_*`; `q[-k]` on `q_*`).
+
+    Returns (column per sample, found per sample).
+    """
+    stored = list(stored)
+    n = valid.shape[0]
+    if label in stored:
+        j = stored.index(label)
+        return np.full(n, j), valid[:, j].copy()
+    m_prompt, m_q = _PROMPT_BACK.match(label), re.match(r"^q\[-(\d+)\]$", label)
+    if label == "last" or m_prompt:
+        prefix, k = "tok_", 1 if label == "last" else int(m_prompt.group(1))
+    elif m_q:
+        prefix, k = "q_", int(m_q.group(1))
+    else:
+        raise ValueError(f"unknown position label {label!r}: this cache holds {_short(stored)}.")
+    cols = np.array([i for i, s in enumerate(stored) if s.startswith(prefix) and s[len(prefix):].isdigit()])
+    if len(cols) == 0 or k < 1:
+        raise ValueError(f"cannot resolve {label!r}: this cache holds no '{prefix}<i>' positions "
+                         f"({_short(stored)}). Cache with positions='all' (or include {label!r}) to select it.")
+    index = sorted(int(stored[c][len(prefix):]) for c in cols)
+    cols = cols[np.argsort([int(stored[c][len(prefix):]) for c in cols])]
+    if index != list(range(len(index))):
+        raise ValueError(f"cannot resolve {label!r}: the cache holds only some '{prefix}<i>' positions, so the "
+                         f"per-sample last one is unknown. Cache with positions='all' or include {label!r}.")
+    count = valid[:, cols].sum(axis=1)  # real tokens per sample among the stored ones (contiguous from 0)
+    idx = count - k
+    found = idx >= 0
+    return np.where(found, cols[np.clip(idx, 0, len(cols) - 1)], 0), found
+
+
+def _short(labels: Sequence[str]) -> str:
+    labels = list(labels)
+    return ", ".join(labels) if len(labels) <= 8 else ", ".join(labels[:4] + ["..."] + labels[-3:])

@@ -1,0 +1,124 @@
+"""Automatic checks run on every sweep; each returns Findings that `ProbeGrid.summary()` shows.
+
+Kinds: identical_features, zero_variance, constant_predictions, class_imbalance, ci_below_chance, too_few_groups,
+duplicate_samples (raised, not reported: it makes every test score meaningless), not_converged, skipped_cells.
+
+    >>> frac = identical_fraction(X_cell, y, groups)   # fraction of mixed-label groups whose rows are identical
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from jaxtyping import Float
+
+from probes.grid import Finding
+
+
+def fingerprint(X: Float[np.ndarray, "n ... d"], seed: int = 0) -> np.ndarray:
+    """A float64 fingerprint per row (and per middle index): identical rows give identical values."""
+    r = np.random.default_rng(seed).standard_normal(X.shape[-1])
+    return X.astype(np.float64, copy=False) @ r
+
+
+def identical_fraction(X: Float[np.ndarray, "n d"], y: np.ndarray, groups: np.ndarray,
+                       fp: np.ndarray | None = None) -> float:
+    """Among groups that contain more than one label, the fraction in which samples of different labels have
+    exactly identical feature rows (e.g. a prompt position before the instruction differs). NaN if no such
+    group."""
+    fp = fingerprint(X) if fp is None else fp
+    _, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    order = np.lexsort((y, codes))
+    c, yy, f = codes[order], y[order], fp[order]
+    mixed = identical = 0
+    bounds = np.flatnonzero(np.diff(c)) + 1
+    for idx in np.split(np.arange(len(c)), bounds):
+        if len(np.unique(yy[idx])) < 2:
+            continue
+        mixed += 1
+        if np.all(f[idx] == f[idx[0]]) and all(np.array_equal(X[order[i]], X[order[idx[0]]]) for i in idx[1:]):
+            identical += 1
+    return identical / mixed if mixed else float("nan")
+
+
+def duplicate_samples(fp_all: np.ndarray, groups: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs (i, j) of samples in DIFFERENT groups whose activations are identical at every cell (by
+    fingerprint). Ignored when every sample is identical (that is zero variance, reported separately)."""
+    g = np.asarray(groups).astype(str)
+    if len(np.unique(fp_all)) <= 1:
+        return []
+    order = np.argsort(fp_all, kind="stable")
+    pairs = []
+    for a, b in zip(order[:-1], order[1:]):
+        if fp_all[a] == fp_all[b] and g[a] != g[b]:
+            pairs.append((int(a), int(b)))
+    return pairs
+
+
+def cell_findings(identical: np.ndarray, zero_var: np.ndarray, const_pred: np.ndarray, layers: list[int],
+                  positions: list[str]) -> list[Finding]:
+    """Findings from per-cell arrays [L, P]: identical fraction, all-features-constant, constant scores."""
+    out = []
+
+    def cells(mask):
+        return [(layers[i], positions[j]) for i, j in zip(*np.nonzero(mask))]
+    full = np.nan_to_num(identical, nan=0) >= 1.0
+    part = (np.nan_to_num(identical, nan=0) >= 0.5) & ~full
+    if full.any():
+        out.append(Finding("identical_features",
+                           f"{int(full.sum())} cell(s) where, in every group, the samples with different labels have "
+                           f"identical activations: nothing there can separate the labels, so their ~50% is a "
+                           f"property of the setup (e.g. the instruction is not visible at that position), not "
+                           f"evidence that the model does not encode the label", "error", cells(full)))
+    if part.any():
+        out.append(Finding("identical_features",
+                           f"{int(part.sum())} cell(s) where in at least half of the groups the differently labelled "
+                           f"samples have identical activations", "warning", cells(part)))
+    if zero_var.any():
+        out.append(Finding("zero_variance", f"{int(zero_var.sum())} cell(s) whose features are constant across all "
+                           f"samples (e.g. a BOS position): their scores carry no information", "warning",
+                           cells(zero_var)))
+    cp = const_pred & ~zero_var & ~full
+    if cp.any():
+        out.append(Finding("constant_predictions", f"{int(cp.sum())} cell(s) where the probe gives the same score to "
+                           f"every held-out sample: check regularisation (C) and the features", "warning", cells(cp)))
+    return out
+
+
+def data_findings(y: np.ndarray, groups: np.ndarray, folds: int, regression: bool) -> list[Finding]:
+    """Findings about the labels and groups alone."""
+    out = []
+    n_groups = len(np.unique(np.asarray(groups).astype(str)))
+    if n_groups < max(10, 2 * folds):
+        out.append(Finding("too_few_groups", f"only {n_groups} groups for {folds} folds: held-out estimates and "
+                           f"their CIs are very noisy; add more questions/groups", "warning"))
+    if not regression:
+        frac = float(np.mean(y == 1))
+        minority = min(frac, 1 - frac)
+        if minority < 0.2:
+            out.append(Finding("class_imbalance", f"minority class is {minority:.1%} of samples: accuracy is "
+                               f"misleading, read AUROC and recall at fixed FPR", "warning"))
+    return out
+
+
+def grid_findings(metrics: dict[str, np.ndarray], layers: list[int], positions: list[str],
+                  not_converged: np.ndarray | None, skipped: np.ndarray | None) -> list[Finding]:
+    """Findings from the finished metrics: CI entirely below chance, solver trouble, skipped cells."""
+    out = []
+
+    def cells(mask):
+        return [(layers[i], positions[j]) for i, j in zip(*np.nonzero(mask))]
+    if "auroc_hi" in metrics:
+        below = np.nan_to_num(metrics["auroc_hi"], nan=1.0) < 0.5
+        if below.any():
+            out.append(Finding("ci_below_chance", f"{int(below.sum())} cell(s) with the whole AUROC CI below 0.5: "
+                               f"systematically anti-predictive held-out scores are a leakage signature (paired "
+                               f"samples split across folds, labels tied to groups); check groups", "warning",
+                               cells(below)))
+    if not_converged is not None and not_converged.any():
+        out.append(Finding("not_converged", f"{int(not_converged.sum())} cell(s) where some fits hit max_iter; "
+                           f"scores are approximate there (raise max_iter or use smaller Cs)", "info",
+                           cells(not_converged)))
+    if skipped is not None and skipped.any():
+        out.append(Finding("skipped_cells", f"{int(skipped.sum())} cell(s) skipped: too few valid samples or one "
+                           f"class only among them", "info", cells(skipped)))
+    return out

@@ -1,0 +1,146 @@
+"""Metrics for held-out probe scores, batched over cells: AUROC (with ties), group-bootstrap CIs, permutation
+p-values, recall at a fixed FPR, and the DeLong test for two cells scored on the same samples.
+
+    >>> import numpy as np
+    >>> from probes.metrics import auroc
+    >>> float(auroc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])))
+    0.75
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+from scipy import stats
+
+
+def auroc(scores: Float[np.ndarray, "... n"], y: Int[np.ndarray, "... n"],
+          weights: Float[np.ndarray, "... n"] | None = None) -> np.ndarray:
+    """AUROC of scores for binary y along the last axis (ties count 1/2), optionally with sample weights.
+
+    Broadcasts over leading axes: scores [cells, n] with y [n] gives [cells]. NaN where a class is empty.
+    """
+    s = torch.as_tensor(np.asarray(scores, dtype=np.float64))
+    yy = torch.as_tensor(np.asarray(y)).to(torch.float64).expand_as(s)
+    w = torch.ones_like(s) if weights is None else torch.as_tensor(np.asarray(weights, np.float64)).expand_as(s)
+    return _auroc_t(s, yy, w).numpy()
+
+
+def _auroc_t(s: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    ss, order = torch.sort(s, dim=-1)
+    ys, ws = torch.gather(y, -1, order), torch.gather(w, -1, order)
+    wneg = ws * (1 - ys)
+    cneg = torch.cumsum(wneg, -1)
+    zero = torch.zeros_like(cneg[..., :1])
+    cneg0 = torch.cat([zero, cneg], -1)                         # cneg0[k] = neg weight among first k sorted
+    lt = torch.searchsorted(ss.contiguous(), ss.contiguous(), right=False)
+    le = torch.searchsorted(ss.contiguous(), ss.contiguous(), right=True)
+    below = torch.gather(cneg0, -1, lt) + 0.5 * (torch.gather(cneg0, -1, le) - torch.gather(cneg0, -1, lt))
+    wpos = ws * ys
+    num = (wpos * below).sum(-1)
+    den = wpos.sum(-1) * wneg.sum(-1)
+    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, float("nan")))
+
+
+def group_bootstrap_auroc(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarray, " n"],
+                          groups: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                          chunk: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile CI of AUROC per cell, resampling whole groups with replacement (same draws for every cell).
+
+    Samples with NaN score are left out. Returns (lo, hi), each [cells].
+    """
+    scores = np.atleast_2d(np.asarray(scores, np.float64))
+    _, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    n_groups = codes.max() + 1
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot)   # [B, G]
+    w = torch.as_tensor(counts[:, codes], dtype=torch.float64)                           # [B, n]
+    lo, hi = np.full(len(scores), np.nan), np.full(len(scores), np.nan)
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.float64)
+    a = (1 - level) / 2
+    for i in range(0, len(scores), chunk):
+        s = torch.as_tensor(scores[i:i + chunk])                                         # [c, n]
+        ok = torch.isfinite(s)
+        s = torch.where(ok, s, torch.zeros_like(s))
+        ww = w[None] * ok[:, None, :].to(w.dtype)                                         # [c, B, n]
+        ss = s[:, None, :].expand_as(ww)
+        boots = _auroc_t(ss, yt.expand_as(ww), ww).numpy()                                # [c, B]
+        lo[i:i + chunk] = np.nanquantile(boots, a, axis=1)
+        hi[i:i + chunk] = np.nanquantile(boots, 1 - a, axis=1)
+    return lo, hi
+
+
+def permutation_p(observed: Float[np.ndarray, " cells"], null: Float[np.ndarray, "cells perm"]) -> np.ndarray:
+    """One-sided permutation p-value (1 + #{null >= observed}) / (1 + n_perm); NaN nulls are ignored."""
+    ok = np.isfinite(null)
+    ge = ((null >= observed[:, None] - 1e-12) & ok).sum(1)
+    return (1 + ge) / (1 + ok.sum(1))
+
+
+def recall_at_fpr(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarray, " n"], calib: np.ndarray,
+                  fpr: float = 0.01) -> np.ndarray:
+    """Recall on positive samples outside `calib` at the threshold giving `fpr` on the negatives inside `calib`
+    (Apollo-style: threshold from a control set, recall measured elsewhere). calib: bool [n]."""
+    scores = np.atleast_2d(scores)
+    y = np.asarray(y)
+    out = np.full(len(scores), np.nan)
+    neg, pos = calib & (y == 0), ~calib & (y == 1)
+    for i, s in enumerate(scores):
+        sn, sp = s[neg], s[pos]
+        sn, sp = sn[np.isfinite(sn)], sp[np.isfinite(sp)]
+        if len(sn) and len(sp):
+            thr = np.quantile(sn, 1 - fpr)
+            out[i] = float(np.mean(sp > thr))
+    return out
+
+
+def delong(scores_a: Float[np.ndarray, " n"], scores_b: Float[np.ndarray, " n"], y: Int[np.ndarray, " n"]) -> dict:
+    """DeLong test of AUROC(a) == AUROC(b) for two scorings of the same samples (two-sided).
+
+    Samples are treated as independent (with paired/grouped data the p-value is optimistic; compare with the
+    group-bootstrap CIs). Returns {"auroc_a", "auroc_b", "diff", "z", "p_value", "n"}.
+
+    >>> delong(grid.scores[i, j], grid.scores[k, m], grid.y)["p_value"]
+    """
+    a, b, y = np.asarray(scores_a, float), np.asarray(scores_b, float), np.asarray(y)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b, y = a[ok], b[ok], y[ok]
+    pos, neg = y == 1, y == 0
+    if pos.sum() < 2 or neg.sum() < 2:
+        raise ValueError("DeLong needs at least 2 samples of each class scored by both cells")
+    v10, v01, aucs = [], [], []
+    for s in (a, b):
+        sp, sn = s[pos], s[neg]
+        psi = (sp[:, None] > sn[None, :]) + 0.5 * (sp[:, None] == sn[None, :])
+        v10.append(psi.mean(1))
+        v01.append(psi.mean(0))
+        aucs.append(psi.mean())
+    s10, s01 = np.cov(np.stack(v10)), np.cov(np.stack(v01))
+    var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / pos.sum() + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / neg.sum()
+    diff = aucs[0] - aucs[1]
+    if var <= 0:
+        z, p = (0.0, 1.0) if diff == 0 else (np.inf * np.sign(diff), 0.0)
+    else:
+        z = diff / np.sqrt(var)
+        p = float(2 * stats.norm.sf(abs(z)))
+    return {"auroc_a": float(aucs[0]), "auroc_b": float(aucs[1]), "diff": float(diff), "z": float(z),
+            "p_value": float(p), "n": int(ok.sum())}
+
+
+def f1_accuracy_confusion(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarray, " n"],
+                          threshold: float = 0.0) -> dict[str, np.ndarray]:
+    """Accuracy, F1 (positive class 1) and pooled confusion counts at `threshold` on the decision score."""
+    s = np.atleast_2d(scores)
+    ok = np.isfinite(s)
+    pred = s > threshold
+    y1 = (np.asarray(y) == 1)[None]
+    tp = (pred & y1 & ok).sum(1).astype(float)
+    fp = (pred & ~y1 & ok).sum(1).astype(float)
+    fn = (~pred & y1 & ok).sum(1).astype(float)
+    tn = (~pred & ~y1 & ok).sum(1).astype(float)
+    n = ok.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = (tp + tn) / n
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+    return {"accuracy": acc, "f1": f1, "tn": tn, "fp": fp, "fn": fn, "tp": tp}

@@ -1,0 +1,55 @@
+"""Comparing and picking cells of a ProbeGrid without fooling yourself.
+
+    >>> import probes
+    >>> grid = probes.sweep(acts, labels=y, groups=g, test_size=0.25)     # CV on 75% of groups, 25% held out
+    >>> probes.pick_best(grid)            # best cell by CV AUROC, reported on the held-out groups
+    >>> probes.delong(grid, (9, "latent_3"), (9, "resp_0"))   # same samples, two cells: DeLong test
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from probes.grid import ProbeGrid
+from probes.metrics import delong as _delong
+
+
+def delong(grid: ProbeGrid, cell_a: tuple[int, str], cell_b: tuple[int, str], on: str = "cv") -> dict:
+    """DeLong test of AUROC(cell_a) == AUROC(cell_b) on the samples both cells scored.
+
+    on="cv": the cross-validated scores; on="test": the held-out test scores (needs a sweep with test_size).
+    Returns {"auroc_a", "auroc_b", "diff", "z", "p_value", "n", "cell_a", "cell_b"}.
+    """
+    ia = grid._li(cell_a[0]), grid._pi(cell_a[1])
+    ib = grid._li(cell_b[0]), grid._pi(cell_b[1])
+    test = np.isin(np.arange(len(grid.y)), grid.config.get("test_idx", []))
+    keep = test if on == "test" else ~test
+    if on not in ("cv", "test"):
+        raise ValueError(f"on={on!r}: use 'cv' or 'test'")
+    if grid.config.get("regression"):
+        raise ValueError("DeLong compares AUROCs: this grid is a regression sweep")
+    a = np.where(keep, grid.scores[ia], np.nan)
+    b = np.where(keep, grid.scores[ib], np.nan)
+    out = _delong(a, b, grid.y)
+    out.update(cell_a=(int(cell_a[0]), str(cell_a[1])), cell_b=(int(cell_b[0]), str(cell_b[1])))
+    return out
+
+
+def pick_best(grid: ProbeGrid, select: str = "auroc", report: str = "test_auroc",
+              positions: list[str] | None = None, layers: list[int] | None = None) -> dict:
+    """Pick the cell with the best `select` metric (cross-validated) and report its `report` metric measured on
+    held-out groups never used for picking. Needs a sweep run with test_size=...
+
+    Returns {"layer", "position", select, report, report + "_lo", report + "_hi", "n_cells_compared"}.
+    """
+    if report not in grid.metrics:
+        raise ValueError(f"this grid has no {report!r}: run probes.sweep(..., test_size=0.25) so that a held-out "
+                         f"part of the groups is left for reporting")
+    layer, pos = grid.best(select, positions=positions, layers=layers)
+    out = {"layer": layer, "position": pos, select: grid.sel(select, layer, pos),
+           report: grid.sel(report, layer, pos)}
+    for suffix in ("_lo", "_hi"):
+        if report + suffix in grid.metrics:
+            out[report + suffix] = grid.sel(report + suffix, layer, pos)
+    out["n_cells_compared"] = int(np.isfinite(grid.metrics[select]).sum())
+    return out

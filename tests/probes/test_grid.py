@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from probes import Finding, ProbeGrid
+
+
+def _grid():
+    rng = np.random.default_rng(0)
+    m = {"auroc": np.array([[0.5, 0.7], [0.9, np.nan]]), "p_value": np.array([[0.5, 0.1], [0.01, np.nan]])}
+    return ProbeGrid(layers=[3, 7], positions=["latent_0", "resp_0"], metrics=m,
+                     scores=rng.normal(size=(2, 2, 6)).astype(np.float32), y=np.array([0, 1] * 3),
+                     groups=np.array(["a", "a", "b", "b", "c", "c"]),
+                     warnings=[Finding("identical_features", "msg", "error", [(3, "latent_0")])],
+                     config={"method": "logreg", "Cs": [0.1]})
+
+
+def test_sel_best_table():
+    g = _grid()
+    assert g.best() == (7, "latent_0")
+    assert g.best(positions=["resp_0"]) == (3, "resp_0")
+    assert g.sel("auroc", layer=3, position="resp_0") == 0.7
+    assert g.sel("auroc", position="latent_0").tolist() == [0.5, 0.9]
+    t = g.table()
+    assert list(t.columns[:4]) == ["layer", "position", "auroc", "p_value"]
+    assert t.shape == (4, 4) and t.iloc[2].tolist()[:3] == [7, "latent_0", 0.9]
+    with pytest.raises(KeyError, match="layer 5 is not in this grid"):
+        g.sel("auroc", layer=5)
+    with pytest.raises(KeyError, match="metric 'f1' not in this grid"):
+        g.sel("f1")
+    assert "ERROR identical_features" in g.summary()
+
+
+def test_save_load_roundtrip(tmp_path):
+    g = _grid()
+    g.save(tmp_path / "g")
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["grid.json", "scores.safetensors", "table.csv"]
+    h = ProbeGrid.load(tmp_path / "g")
+    assert h.layers == g.layers and h.positions == g.positions
+    np.testing.assert_array_equal(h.metrics["auroc"], g.metrics["auroc"])
+    np.testing.assert_array_equal(h.scores, g.scores)
+    assert h.groups.tolist() == g.groups.tolist() and h.y.tolist() == g.y.tolist()
+    assert h.warnings[0].cells == [(3, "latent_0")] and h.warnings[0].severity == "error"
+    assert h.config == g.config
+
+
+def test_shape_errors():
+    with pytest.raises(ValueError, match="expected \\[layers, positions\\]"):
+        ProbeGrid(layers=[0], positions=["a"], metrics={"auroc": np.zeros((2, 1))}, scores=np.zeros((1, 1, 2)),
+                  y=np.array([0, 1]), groups=np.array([0, 1]))
+    with pytest.raises(ValueError, match="severity"):
+        Finding("x", "y", "fatal")

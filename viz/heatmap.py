@@ -1,0 +1,170 @@
+"""Layer x position heatmap of one probe metric, positions in run order, failed cells marked with an x.
+
+>>> import viz
+>>> fig = viz.heatmap(grid, metric="auroc")                  # plotly Figure: y = layer, x = position
+>>> fig = viz.heatmap(grid, depth_normalised=True)           # y = layer / n_layers (from grid.config)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from probes.grid import ProbeGrid
+from viz.gridinfo import cell_text, chance_of, failed_cells, n_layers_of, plot_text
+from viz.position_kinds import KIND_TITLES, kind_groups, run_order
+
+DIVERGING = "RdBu_r"  # blue below chance, white at chance, red above
+SEQUENTIAL = "Viridis"
+_AUTO = "auto"
+
+
+def colour_range(values: np.ndarray, chance: float | None, metric: str) -> dict:
+    """Heatmap colour arguments: diverging and centred on `chance` when given, else sequential."""
+    if chance is None:
+        return {"colorscale": SEQUENTIAL}
+    finite = values[np.isfinite(values)]
+    if metric in ("auroc", "accuracy", "train_auroc", "balanced_accuracy", "auroc_lo", "auroc_hi"):
+        span = max(chance, 1.0 - chance)  # the whole [0, 1] range, centred on chance
+    else:
+        span = float(np.abs(finite - chance).max()) if finite.size else 1.0
+        span = span or 1.0
+    return {"colorscale": DIVERGING, "zmid": chance, "zmin": chance - span, "zmax": chance + span}
+
+
+def heatmap_trace(
+    grid: ProbeGrid,
+    metric: str = "auroc",
+    depth_normalised: bool = False,
+    chance: float | None | str = _AUTO,
+    positions: list[str] | None = None,
+    n_layers: int | None = None,
+    showscale: bool = True,
+) -> tuple[go.Heatmap, go.Scatter | None]:
+    """The heatmap trace and the failed-cell marker trace (None if no cell failed) for one grid.
+
+    Used by `heatmap` and by `compare`; x = position labels in run order, y = layers (or layer / n_layers).
+    """
+    if metric not in grid.metrics:
+        raise KeyError(f"metric {metric!r} is not in this grid; available: {sorted(grid.metrics)}")
+    if chance == _AUTO:
+        chance = chance_of(metric)
+    shown = run_order(positions if positions is not None else grid.positions)
+    missing = [p for p in shown if p not in grid.positions]
+    if missing:
+        raise KeyError(f"positions {missing} are not in this grid; it has {grid.positions}")
+    cols = [grid.positions.index(p) for p in shown]
+    z = grid.metrics[metric][:, cols]
+    depth = n_layers_of(grid, n_layers) if depth_normalised else None
+    ys = [(layer / depth if depth else layer) for layer in grid.layers]
+    text = [[cell_text(grid, metric, li, pi) for pi in cols] for li in range(len(grid.layers))]
+    bar_title = metric if chance is None else f"{metric}<br>(chance {chance:g})"
+    trace = go.Heatmap(
+        z=z,
+        x=shown,
+        y=ys,
+        text=text,
+        hovertemplate="%{text}<extra></extra>",
+        colorbar={"title": {"text": bar_title}},
+        showscale=showscale,
+        hoverongaps=False,
+        name=metric,
+        **colour_range(z, chance, metric),
+    )
+    bad = failed_cells(grid)
+    marks = [
+        (p, ys[grid.layers.index(layer)], "<br>".join(plot_text(m) for m in msgs))
+        for (layer, p), msgs in bad.items()
+        if layer in grid.layers and p in shown
+    ]
+    if not marks:
+        return trace, None
+    xs, yv, hover = zip(*marks)
+    marker = go.Scatter(
+        x=list(xs),
+        y=list(yv),
+        mode="markers",
+        name="failed check",
+        marker={"symbol": "x", "size": 11, "color": "black", "line": {"width": 1}},
+        text=list(hover),
+        hovertemplate="%{text}<extra>failed check</extra>",
+        showlegend=False,
+    )
+    return trace, marker
+
+
+def kind_shapes(labels: list[str], xref: str = "x", yref: str = "y domain") -> tuple[list[dict], list[dict]]:
+    """Separator lines between kinds of positions and a group title above each run (shapes, annotations)."""
+    shapes, notes = [], []
+    for n, (kind, first, last) in enumerate(kind_groups(labels)):
+        if n > 0:
+            shapes.append(
+                {
+                    "type": "line",
+                    "xref": xref,
+                    "yref": yref,
+                    "x0": first - 0.5,
+                    "x1": first - 0.5,
+                    "y0": 0,
+                    "y1": 1,
+                    "line": {"color": "black", "width": 2},
+                }
+            )
+        notes.append(
+            {
+                "text": KIND_TITLES[kind],
+                "xref": xref,
+                "yref": yref,
+                "x": (first + last) / 2,
+                "y": 1.0,
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 11},
+            }
+        )
+    return shapes, notes
+
+
+def heatmap(
+    grid: ProbeGrid,
+    metric: str = "auroc",
+    depth_normalised: bool = False,
+    chance: float | None | str = _AUTO,
+    positions: list[str] | None = None,
+    n_layers: int | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Layers (y) x positions (x, run order: question, bot, latents, eot, response) heatmap of `metric`.
+
+    Colour: diverging, centred on `chance` (default: 0.5 for auroc/accuracy, 0 for selectivity/gap, sequential
+    for metrics without a chance level; pass chance=0.6 or chance=None to override). Hover: value, 95% CI,
+    p-value and n. Cells named by an error/warning finding of the checks carry a black x.
+    `depth_normalised=True` puts layer / n_layers on the y axis (n_layers from grid.config or the argument).
+
+    >>> fig = heatmap(grid, "auroc")
+    >>> fig.data[0].z[i][j] == grid.sel("auroc", layer=fig.data[0].y[i], position=fig.data[0].x[j])
+    """
+    trace, marker = heatmap_trace(grid, metric, depth_normalised, chance, positions, n_layers)
+    fig = go.Figure([trace] + ([marker] if marker is not None else []))
+    shapes, notes = kind_shapes(list(trace.x))
+    n_pos = len(trace.x)
+    fig.update_layout(
+        title={"text": plot_text(title) if title else f"{metric} per layer and position"},
+        xaxis={
+            "title": {"text": "position (run order)"},
+            "type": "category",
+            "tickangle": -60,
+            "range": [-0.5, n_pos - 0.5],
+        },
+        yaxis={
+            "title": {"text": "relative depth (layer / n_layers)" if depth_normalised else "layer"},
+            **({} if depth_normalised or len(grid.layers) > 40 else {"dtick": 1}),
+        },
+        shapes=shapes,
+        annotations=notes,
+        template="plotly_white",
+        width=max(560, 230 + (44 if n_pos <= 16 else 24) * n_pos),
+        height=max(420, 200 + (36 if len(grid.layers) <= 12 else 20) * len(grid.layers)),
+        margin={"t": 80},
+    )
+    return fig

@@ -1,0 +1,181 @@
+"""ROC curves of chosen (layer, position) cells from the held-out scores of a ProbeGrid.
+
+>>> import viz
+>>> fig = viz.roc(grid, cells=[(9, "latent_3"), (9, "resp_0")])
+>>> fig = viz.roc(grid)            # best cell overall, best latent cell, best response cell
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from jaxtyping import Float
+
+from probes.grid import ProbeGrid
+from viz.gridinfo import fmt, metric_at, plot_text
+from viz.position_kinds import position_kind
+
+MAX_FPR = 0.01  # the operating point marked on each curve: best recall at a false-positive rate of at most 1%
+
+
+def roc_points(y: np.ndarray, score: Float[np.ndarray, " sample"]) -> tuple[np.ndarray, np.ndarray]:  # noqa: F722
+    """(fpr, tpr) of the ROC curve, one point per distinct threshold, from (0, 0) to (1, 1). NaN scores
+    dropped.
+
+    The positive class is the larger of the two labels. Same points as sklearn.metrics.roc_curve with
+    drop_intermediate=False (minus its first point at threshold +inf, which is our (0, 0)).
+
+    >>> roc_points(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    (array([0. , 0. , 0.5, 0.5, 1. ]), array([0. , 0.5, 0.5, 1. , 1. ]))
+    """
+    ok = np.isfinite(score)
+    y, score = np.asarray(y)[ok], np.asarray(score, dtype=np.float64)[ok]
+    classes = np.unique(y)
+    if classes.size != 2:
+        raise ValueError(
+            f"ROC needs exactly two classes among the held-out samples, found {classes.tolist()}; "
+            "draw ROC only for binary probe targets"
+        )
+    positive = (y == classes[1]).astype(np.float64)
+    order = np.argsort(-score, kind="mergesort")
+    score, positive = score[order], positive[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(score)), score.size - 1]
+    tps = np.cumsum(positive)[last_of_tie]
+    fps = (last_of_tie + 1) - tps
+    return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
+
+
+def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Area under a ROC curve by the trapezoid rule (equals the Mann-Whitney AUROC, ties counted half)."""
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def point_at_fpr(fpr: np.ndarray, tpr: np.ndarray, max_fpr: float = MAX_FPR) -> tuple[float, float]:
+    """The ROC point with the highest recall among those with fpr <= max_fpr."""
+    ok = fpr <= max_fpr + 1e-12
+    i = int(np.flatnonzero(ok)[np.argmax(tpr[ok])])
+    return float(fpr[i]), float(tpr[i])
+
+
+def default_cells(grid: ProbeGrid, metric: str = "auroc") -> list[tuple[int, str]]:
+    """Best cell overall, best latent cell and best response cell (those that exist), without duplicates."""
+    cells = [grid.best(metric)]
+    for kind in ("latent", "response"):
+        chosen = [p for p in grid.positions if position_kind(p) == kind]
+        if chosen and np.isfinite(grid.metrics[metric][:, [grid.positions.index(p) for p in chosen]]).any():
+            cell = grid.best(metric, positions=chosen)
+            if cell not in cells:
+                cells.append(cell)
+    return cells
+
+
+def _legend(grid: ProbeGrid, layer: int, position: str, curve_auc: float) -> str:
+    li, pi = grid.layers.index(layer), grid.positions.index(position)
+    value = metric_at(grid, "auroc", li, pi)
+    if not np.isfinite(value):
+        return f"L{layer} {plot_text(position)}: AUROC {fmt(curve_auc)} (from scores)"
+    text = f"L{layer} {plot_text(position)}: AUROC {fmt(value)}"
+    if "auroc_lo" in grid.metrics and "auroc_hi" in grid.metrics:
+        text += f" [{fmt(metric_at(grid, 'auroc_lo', li, pi))}, {fmt(metric_at(grid, 'auroc_hi', li, pi))}]"
+    if abs(value - curve_auc) > 0.005:
+        text += f" (pooled curve {fmt(curve_auc)})"
+    return text
+
+
+def roc(grid: ProbeGrid, cells: list[tuple[int, str]] | None = None, title: str | None = None) -> go.Figure:
+    """ROC curves of `cells` ([(layer, position), ...]; default: best overall, best latent, best response
+    cell).
+
+    Curves come from the held-out scores (grid.scores) and labels (grid.y); the legend gives each cell's AUROC
+    with its 95% CI (grid.metrics); a marker shows the best recall at <= 1% false-positive rate; the diagonal
+    is chance. Samples never held out (NaN score) are left out.
+
+    >>> fig = roc(grid, cells=[(1, "latent_0")])
+    >>> fig.data[0].name          # 'L1 latent_0: AUROC 0.912 [0.861, 0.955]'
+    """
+    cells = default_cells(grid) if cells is None else [(int(c[0]), str(c[1])) for c in cells]
+    if not cells:
+        raise ValueError(
+            "roc() got an empty list of cells; pass cells=[(layer, position), ...] or leave it out"
+        )
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+    traces = []
+    for k, (layer, position) in enumerate(cells):
+        if layer not in grid.layers or position not in grid.positions:
+            raise KeyError(
+                f"cell ({layer}, {position!r}) is not in this grid; it has layers {grid.layers} and "
+                f"positions {grid.positions}"
+            )
+        li, pi = grid.layers.index(layer), grid.positions.index(position)
+        fpr, tpr = roc_points(grid.y, grid.scores[li, pi])
+        colour = colours[k % len(colours)]
+        name = _legend(grid, layer, position, auc(fpr, tpr))
+        traces.append(
+            go.Scatter(
+                x=fpr,
+                y=tpr,
+                mode="lines",
+                name=name,
+                legendgroup=str(k),
+                line={"color": colour, "width": 2, "shape": "linear"},
+                hovertemplate="FPR %{x:.3f}<br>TPR %{y:.3f}<extra>" + name + "</extra>",
+            )
+        )
+        fx, ty = point_at_fpr(fpr, tpr)
+        traces.append(
+            go.Scatter(
+                x=[fx],
+                y=[ty],
+                mode="markers",
+                legendgroup=str(k),
+                showlegend=False,
+                name=f"L{layer} {plot_text(position)} at {MAX_FPR:.0%} FPR",
+                marker={"color": colour, "size": 10, "symbol": "circle-open", "line": {"width": 2}},
+                hovertemplate=f"recall {ty:.3f} at FPR {fx:.3f} (limit {MAX_FPR:.0%})<extra></extra>",
+            )
+        )
+    traces.append(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name="chance",
+            hoverinfo="skip",
+            line={"color": "grey", "dash": "dash", "width": 1},
+        )
+    )
+    fig = go.Figure(traces)
+    n_pos, n_neg = _class_counts(grid.y)
+    fig.update_layout(
+        title={
+            "text": plot_text(title)
+            if title
+            else f"ROC (held-out scores; {n_pos} positive, {n_neg} negative; o = best recall at "
+            f"{MAX_FPR:.0%} FPR)"
+        },
+        xaxis={"title": {"text": "false-positive rate"}, "range": [-0.01, 1.01], "constrain": "domain"},
+        yaxis={
+            "title": {"text": "true-positive rate (recall)"},
+            "range": [-0.01, 1.01],
+            "scaleanchor": "x",
+            "scaleratio": 1,
+        },
+        legend={
+            "x": 0.98,
+            "y": 0.02,
+            "xanchor": "right",
+            "yanchor": "bottom",
+            "bgcolor": "rgba(255,255,255,0.8)",
+        },
+        template="plotly_white",
+        width=640,
+        height=560,
+    )
+    return fig
+
+
+def _class_counts(y: np.ndarray) -> tuple[int, int]:
+    classes = np.unique(y)
+    if classes.size != 2:
+        return int(y.size), 0
+    return int((y == classes[1]).sum()), int((y == classes[0]).sum())
