@@ -56,8 +56,11 @@ def _prompts(tokenizer, n: int, tokens: int) -> list[str]:
 def _batch(tokenizer, prompts: list[str], device: torch.device) -> dict[str, torch.Tensor]:
     enc = tokenizer(prompts, return_tensors="pt", padding=True)
     mask = enc["attention_mask"]
-    return dict(input_ids=enc["input_ids"].to(device), attention_mask=mask.to(device),
-                position_ids=((mask.cumsum(-1) - 1).clamp(min=0)).to(device))
+    return dict(
+        input_ids=enc["input_ids"].to(device),
+        attention_mask=mask.to(device),
+        position_ids=((mask.cumsum(-1) - 1).clamp(min=0)).to(device),
+    )
 
 
 class _Peak:
@@ -116,6 +119,7 @@ def _methods(args, m, m_tl, bridge, lm, blocks, prompts, batches, device, tmp: P
                 out = fn()
             sync()
             return out
+
         return timed
 
     def plain(model):
@@ -125,6 +129,7 @@ def _methods(args, m, m_tl, bridge, lm, blocks, prompts, batches, device, tmp: P
         def f():
             outs = [m.model(**b, use_cache=False, output_hidden_states=True).hidden_states for b in batches]
             return [[h.cpu() for h in hs] for hs in outs] if to_host else outs
+
         return run(f)
 
     def ours(positions, out=False):
@@ -133,24 +138,45 @@ def _methods(args, m, m_tl, bridge, lm, blocks, prompts, batches, device, tmp: P
             if out:
                 counter[0] += 1
                 folder = tmp / f"c{counter[0]}"
-            return interp.cache(m, prompts, positions=positions, batch_size=args.batch_size, out=folder,
-                                progress=False)
+            return interp.cache(
+                m, prompts, positions=positions, batch_size=args.batch_size, out=folder, progress=False
+            )
+
         return run(f)
 
     return {
         "plain HF forward": plain(m.model),
+        "HF forward without LM head (base_model)": run(
+            lambda: [m.model.base_model(**b, use_cache=False).last_hidden_state for b in batches]
+        ),
         "HF output_hidden_states (on device)": hidden(False),
         "HF output_hidden_states + .cpu() every layer": hidden(True),
         "interp.cache all layers x all positions": ours("all"),
         "interp.cache all layers x 8 positions": ours(few),
         "interp.cache all layers x 8 positions, streamed to disk": ours(few, out=True),
         "plain HF forward, eager attention (bridge's copy)": plain(m_tl.model),
-        "TransformerBridge run_with_cache, all hooks": run(lambda: [bridge.run_with_cache(
-            b["input_ids"], attention_mask=b["attention_mask"], position_ids=b["position_ids"]) for b in batches]),
-        "TransformerBridge run_with_cache, residual hooks only": run(lambda: [bridge.run_with_cache(
-            b["input_ids"], attention_mask=b["attention_mask"], position_ids=b["position_ids"],
-            names_filter=lambda name: "hook_resid_p" in name) for b in batches]),
-        "nnsight, save every layer output": run(lambda: [_nnsight_all_layers(lm, blocks, b, n) for b in batches]),
+        "TransformerBridge run_with_cache, all hooks": run(
+            lambda: [
+                bridge.run_with_cache(
+                    b["input_ids"], attention_mask=b["attention_mask"], position_ids=b["position_ids"]
+                )
+                for b in batches
+            ]
+        ),
+        "TransformerBridge run_with_cache, residual hooks only": run(
+            lambda: [
+                bridge.run_with_cache(
+                    b["input_ids"],
+                    attention_mask=b["attention_mask"],
+                    position_ids=b["position_ids"],
+                    names_filter=lambda name: "hook_resid_p" in name,
+                )
+                for b in batches
+            ]
+        ),
+        "nnsight, save every layer output": run(
+            lambda: [_nnsight_all_layers(lm, blocks, b, n) for b in batches]
+        ),
     }
 
 
@@ -163,7 +189,9 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is steadier on a busy machine)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (1 is steadier on a busy machine)"
+    )
     p.add_argument("--out", default=str(HERE / "results" / "cache.md"))
     args = p.parse_args()
     if args.threads:
@@ -184,12 +212,15 @@ def main() -> None:
         blocks = getattr(blocks, part)
     prompts = _prompts(m.tokenizer, args.n_prompts, args.tokens)
     tok = m.tokenizer
-    batches = [_batch(tok, prompts[i:i + args.batch_size], device) for i in range(0, len(prompts), args.batch_size)]
+    batches = [
+        _batch(tok, prompts[i : i + args.batch_size], device) for i in range(0, len(prompts), args.batch_size)
+    ]
     n_tokens = int(sum(b["attention_mask"].sum() for b in batches))
 
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
         methods = _methods(args, m, m_tl, bridge, lm, blocks, prompts, batches, device, Path(tmp))
         times: dict[str, list[float]] = {k: [] for k in methods}
+        cpu: dict[str, list[float]] = {k: [] for k in methods}
         peaks: dict[str, int] = {}
         methods["plain HF forward"]()  # first call grows the allocator; keep that out of the peaks below
         for name, fn in methods.items():  # warm-up run, also measures peak memory
@@ -199,31 +230,40 @@ def main() -> None:
             del out
         for _ in range(args.repeats):
             for name, fn in methods.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 out = fn()
                 times[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
                 del out
 
-    base = statistics.median(times["plain HF forward"])
-    eager = statistics.median(times["plain HF forward, eager attention (bridge's copy)"])
+    # On a CPU shared with other jobs, wall time swings with their load; the CPU time of this process does not,
+    # so ratios use CPU time there (wall time on CUDA, where the host mostly waits).
+    ref = cpu if device.type == "cpu" else times
+    base = statistics.median(ref["plain HF forward"])
+    eager = statistics.median(ref["plain HF forward, eager attention (bridge's copy)"])
     lines = [
         f"# interp.cache benchmark: {m.name}",
         "",
-        f"- machine: {_machine(device)}",
+        f"- machine: {_machine(device)}; load average at the end {os.getloadavg()[0]:.1f} (other jobs share it)",
         f"- model: {m.name} ({m.n_layers} layers, d_model {m.d_model}, {str(m.dtype).split('.')[-1]}), "
         f"{args.n_prompts} prompts x ~{args.tokens} tokens ({n_tokens} real tokens), batch {args.batch_size}",
         f"- torch {torch.__version__}; median of {args.repeats} interleaved runs after one warm-up; "
         f"peak memory = {'CUDA allocated' if device.type == 'cuda' else 'resident set'} above the level before",
+        f"- ratios use {'process CPU time' if device.type == 'cpu' else 'wall time'}",
         "",
-        "| method | time (s) | x plain forward | x eager forward | peak memory (MB) |",
-        "|---|---:|---:|---:|---:|",
+        "| method | wall (s) | CPU (s) | x plain forward | x eager forward | peak memory (MB) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name in methods:
-        t = statistics.median(times[name])
-        lines.append(f"| {name} | {t:.3f} | {t / base:.2f} | {t / eager:.2f} | {peaks[name] / 2**20:.1f} |")
-    lines += ["", "Our cache stops after the last requested layer, so it skips the final norm and the LM head "
-              "that the plain forward computes. TransformerBridge runs with eager attention (it switches its model "
-              "to eager), so compare its rows with the eager plain forward."]
+        t, c, r = statistics.median(times[name]), statistics.median(cpu[name]), statistics.median(ref[name])
+        lines.append(f"| {name} | {t:.3f} | {c:.3f} | {r / base:.2f} | {r / eager:.2f} | {peaks[name] / 2**20:.1f} |")
+    lines += [
+        "",
+        "Our cache stops after the last requested layer, so it skips the final norm and the LM head "
+        "that the plain forward computes; the base_model row is the forward without the LM head. "
+        "TransformerBridge runs with eager attention (it switches its model to eager), so compare its rows "
+        "with the eager plain forward.",
+    ]
     table = "\n".join(lines)
     print(table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

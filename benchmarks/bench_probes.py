@@ -60,9 +60,13 @@ def main() -> None:
     ap.add_argument("--d", type=int, default=3072)
     ap.add_argument("--permutations", type=int, default=100)
     ap.add_argument("--sk-cells", type=int, default=3, help="cells timed with scikit-learn (then extrapolated)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default); on a shared, "
+                    "oversubscribed machine 1 thread is much faster (run with OMP_NUM_THREADS=1 for both sides)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "probes.md"))
     a = ap.parse_args()
     L, P = a.layers, a.positions
+    if a.threads:
+        torch.set_num_threads(a.threads)
     Cs = probes.DEFAULT_CS
     X, y, g = make_data(a.samples, L, P, a.d)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -70,6 +74,8 @@ def main() -> None:
     t0 = time.perf_counter()
     grid = probes.sweep(X, labels=y, groups=g, Cs=Cs, folds=5, n_permutations=a.permutations, progress=True)
     t_ours = time.perf_counter() - t0
+    full = 29 * 8
+    t_ours_full = t_ours * full / (L * P)
     t0 = time.perf_counter()
     probes.sweep(X[:, :1, :1], labels=y, groups=g, Cs=Cs, folds=5, n_permutations=0, progress=False)
     t_ours_1cell_nonull = time.perf_counter() - t0
@@ -93,6 +99,8 @@ def main() -> None:
         (f"probes.sweep, + {a.permutations}-permutation null", f"{t_ours:.1f} s",
          f"measured, whole grid; nested CV (3 inner folds) x 6 C, refitted null, bootstrap CIs, checks ({dev})"),
         ("speed-up with null", f"{t_sk_null / t_ours:.0f}x", ""),
+        (f"probes.sweep, + null, extrapolated to 29 x 8 cells", f"{t_ours_full:.0f} s",
+         "measured time x 232 / cells run" if L * P != full else "measured (full grid)"),
     ]
     md = [f"# Probe sweep benchmark ({L} layers x {P} positions, {a.samples} samples, d={a.d}, 5 folds x "
           f"{len(Cs)} C, {a.permutations} permutations)", "",

@@ -67,6 +67,8 @@ class ActivationCache:
         self.parts, self.folder = parts, folder
         self.valid: Bool[np.ndarray, "sample pos"] = np.concatenate([np.asarray(p.valid) for p in parts])
         self._starts = np.cumsum([0] + [p.n for p in parts])
+        self.extras: dict[str, np.ndarray] = {}  # CODI caches: latent_pre_prj / latent_post_prj [sample, k, d], ...
+        self.source_model = None  # set by the CODI cache: the model whose unembedding interp.lens uses
 
     def __len__(self) -> int:
         return int(self._starts[-1])
@@ -130,6 +132,22 @@ class ActivationCache:
         out = [p.take(index) for p in self.parts]
         return out[0] if len(out) == 1 else np.concatenate(out)
 
+    def summary(self, show: bool = True) -> str:
+        """Shape, valid cells, latent views and the identity check (`interp.identity`); printed and returned.
+
+        >>> c.summary()          # warns when positions hold identical activations across labels
+        """
+        from interp.identity import summary_text
+
+        lines = [repr(self), f"valid cells: {int(self.valid.sum())} of {self.valid.size}"]
+        if self.extras:
+            lines.append("extras: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in self.extras.items()))
+        lines.append(summary_text(self))
+        text = "\n".join(lines)
+        if show:
+            print(text)
+        return text
+
     def iter_parts(self) -> Iterator[tuple[Int[np.ndarray, " rows"], Float[np.ndarray, "rows layer pos d"]]]:
         """(row indices, float32 block) per shard: stream a big cache without loading it whole."""
         for p, lo in zip(self.parts, self._starts):
@@ -150,9 +168,6 @@ def _target(model: Any, tokenizer: Any) -> _Target:
         model = load_model(model)
     if isinstance(model, Model):
         return _Target(model.model, tokenizer or model.tokenizer, model.name, model.n_layers, model.d_model)
-    if hasattr(model, "latent_loop_model") or (hasattr(model, "run") and hasattr(model, "base_name")):
-        raise NotImplementedError("caching CODI runs (q_*/latent_*/resp_* positions) is not wired yet; "
-                                  "cache the merged model's plain prompts, or wait for the CODI cache source.")
     if isinstance(model, torch.nn.Module):
         if tokenizer is None:
             raise ValueError("a raw Hugging Face model needs its tokenizer: interp.cache(model, prompts, "
@@ -314,7 +329,8 @@ def _store_dtype(dtype: str | torch.dtype | None, model: torch.nn.Module) -> tor
 def cache(model: Any, prompts: Any, layers: str | int | Sequence[int] = "all",
           positions: str | int | Sequence[str | int] = "all", batch_size: int = 16, out: str | os.PathLike | None = None,
           *, tokenizer: Any = None, dtype: str | torch.dtype | None = None, padding_side: str | None = None,
-          shard_size: int | None = None, progress: bool = True) -> ActivationCache:
+          shard_size: int | None = None, progress: bool = True, responses: Sequence[str] | None = None,
+          generate: bool = False, max_new_tokens: int = 16, template: Any = None) -> ActivationCache:
     """Cache the residual stream of `model` on `prompts` at `layers` (0..n_layers) and `positions` (labels).
 
     model: an `interp.Model`, a registry name, or a Hugging Face causal LM with `tokenizer=`.
@@ -323,12 +339,27 @@ def cache(model: Any, prompts: Any, layers: str | int | Sequence[int] = "all",
     layers: "all" or ints in 0..n_layers. positions: "all" (tok_0..tok_{max_len-1}) or labels such as
       ["tok_0", "last", "prompt[-2]"]. dtype: stored dtype (default: the model's bf16/fp16, else float32).
     out: a folder to stream shards to (resumable; a finished cache with the same settings is just reopened).
+    CODI models (codi.CODIModel / MergedCODI) are recorded through their latent loop (interp.codi_cache): positions
+      q_*, bot, latent_*, eot, resp_*; `responses=` (teacher forced), `generate=True` + `max_new_tokens`,
+      `template=` (interp.templates.Template); both views of each thought land in `cache.extras`.
 
     >>> c = cache(interp.load_model("tiny-gpt2"), ["a b c", "hello"], layers=[1], positions=["last"])
     >>> c.array().shape                                  # [sample, layer, position, d]
     (2, 1, 1, 64)
     """
+    from interp.codi_cache import codi_cache, is_codi
+
+    if is_codi(model):  # CODI runs: q_*, bot, latent_*, eot, resp_* (interp.codi_cache)
+        return codi_cache(model, prompts, layers, positions, batch_size, out, responses=responses, generate=generate,
+                          max_new_tokens=max_new_tokens, template=template, dtype=dtype, progress=progress)
+    if responses is not None or generate:
+        raise ValueError("responses= and generate= apply to CODI models (codi.CODIModel / MergedCODI). For a plain "
+                         "model put the response into the prompt text, or use template=Template(response=...).")
     t = _target(model, tokenizer)
+    if template is not None:
+        from interp.templates import plain_records
+
+        prompts = plain_records(template, prompts, t.tokenizer)
     samples = _samples(prompts)
     layer_list = list(range(t.n_layers + 1)) if layers == "all" else _check_layers(
         [layers] if isinstance(layers, int) else list(layers), t.n_layers)
@@ -392,5 +423,9 @@ def load_cache(folder: str | os.PathLike) -> ActivationCache:
     """
     meta = store.read_meta(folder)
     parts = store.open_parts(folder, meta)
-    return ActivationCache(layers=meta["layers"], positions=meta["positions"], samples=store.read_samples(folder),
-                           meta=meta, parts=parts, folder=Path(folder))
+    from interp.codi_cache import load_extras
+
+    c = ActivationCache(layers=meta["layers"], positions=meta["positions"], samples=store.read_samples(folder),
+                        meta=meta, parts=parts, folder=Path(folder))
+    c.extras = load_extras(folder)
+    return c

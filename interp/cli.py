@@ -322,6 +322,31 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from interp.demo import run_demo
+
+    over = {k: v for k, v in [("train_steps", args.train_steps), ("n_deception", args.n),
+                              ("n_values", args.n and max(2, 3 * args.n // 4)), ("layer_stride", args.layer_stride),
+                              ("permutations", args.permutations)] if v is not None}
+    res = run_demo(args.model, out=args.out, quick=args.quick, checkpoint=args.checkpoint, **over)
+    if args.png:
+        import viz
+
+        print(f"wrote {viz.export_png(res.report, args.png)}" if viz.find_browser() else
+              f"PNG skipped: {viz.browser.no_browser_message()}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from interp.compare import CompareConfig, run_compare
+
+    cfg = CompareConfig.load(args.config)
+    if args.out:
+        cfg.out = args.out
+    run_compare(cfg, report=args.report, png=args.png)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codi-lens", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -431,6 +456,27 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=int, default=16)
     s.add_argument("--json", help="also write the results (with examples) to this JSON file")
     s.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("demo", help="the whole study on a CODI model: accuracy, probes on thoughts and responses, "
+                                    "ablation, logit lens -> report.html (~15 min on 2 CPU cores; --quick: ~3)")
+    s.add_argument("--quick", action="store_true", help="reduced sizes (CI): a few minutes on a 2-core CPU")
+    s.add_argument("--out", default="runs/demo", help="output folder (report.html, summary.json, grids/, caches)")
+    s.add_argument("--model", default="smollm2-135m", help="base model for the CODI model (registry name or folder)")
+    s.add_argument("--checkpoint", help="CODI checkpoint folder (default: codi/pretrained/MODEL-arith if shipped, "
+                                        "else a short training run)")
+    s.add_argument("--train-steps", type=int, help="training steps when no checkpoint is used (0: untrained)")
+    s.add_argument("--n", type=int, help="deception-arith samples (even; intermediate-values gets 3/4 of it)")
+    s.add_argument("--layer-stride", type=int, help="cache every k-th layer (default 1; --quick 6)")
+    s.add_argument("--permutations", type=int, help="label shuffles per probe cell (default 20)")
+    s.add_argument("--png", help="also save a screenshot of the report's top (needs headless Chromium)")
+    s.set_defaults(func=_cmd_demo)
+
+    s = sub.add_parser("compare", help="the same probe study on several models (config file) -> one report")
+    s.add_argument("--config", required=True, help="TOML/YAML experiment file, e.g. examples/compare.toml")
+    s.add_argument("--out", help="output folder (overrides the config's out)")
+    s.add_argument("--report", help="HTML report path (default OUT/compare.html)")
+    s.add_argument("--png", help="also a screenshot of the comparison figure (needs headless Chromium)")
+    s.set_defaults(func=_cmd_compare)
 
     return p
 

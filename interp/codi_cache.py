@@ -51,7 +51,7 @@ from interp import store
 from interp.cache import ActivationCache, _ToHost, config_hash, gather_plan
 from interp.hooks import _check_layers, record_residuals
 from interp.identity import check_cache, warn_if_blind
-from interp.positions import Plan
+from interp.positions import CODI_FORMS, codi_labels, codi_plan  # noqa: F401 (re-exported)
 from interp.templates import Template, as_records, render_all
 
 __all__ = [
@@ -67,14 +67,6 @@ __all__ = [
 ]
 
 EXTRA_KEYS = ("latent_pre_prj", "latent_post_prj", "response_ids", "response_mask")
-_Q = re.compile(r"^q_(\d+)$")
-_QBACK = re.compile(r"^q\[-(\d+)\]$")
-_LATENT = re.compile(r"^latent_(\d+)$")
-_RESP = re.compile(r"^resp_(\d+)$")
-CODI_FORMS = (
-    "'all', 'q_<i>', 'q[-<k>]', 'bot', 'latent_<j>', 'eot', 'resp_<j>' (lists of these), or the kinds "
-    "'question', 'latents', 'response'"
-)
 
 
 def is_codi(model: Any) -> bool:
@@ -82,127 +74,6 @@ def is_codi(model: Any) -> bool:
     from codi.runner import CODIRunner
 
     return isinstance(model, CODIRunner)
-
-
-# ------------------------------------------------------------------------------------------------ labels and plan
-def codi_labels(positions: str | Sequence[str], n_q: int, num_latents: int, n_resp: int) -> list[str]:
-    """Label list of a CODI cache. `n_q`: most question tokens of any sample; `n_resp`: most response positions.
-
-    >>> codi_labels("all", n_q=2, num_latents=2, n_resp=1)
-    ['q_0', 'q_1', 'bot', 'latent_0', 'latent_1', 'eot', 'resp_0']
-    >>> codi_labels(["latent_7"], 2, 6, 1)
-    Traceback (most recent call last):
-    ValueError: position 'latent_7' does not exist for this model: it has 6 latents (latent_0..latent_5). ...
-    """
-    kinds = {
-        "question": [f"q_{i}" for i in range(n_q)],
-        "latents": [f"latent_{j}" for j in range(num_latents)],
-        "response": [f"resp_{j}" for j in range(n_resp)],
-    }
-    if isinstance(positions, str) and positions == "all":
-        return kinds["question"] + ["bot"] + kinds["latents"] + ["eot"] + kinds["response"]
-    if isinstance(positions, str):
-        positions = [positions]
-    out: list[str] = []
-    for p in positions:
-        if not isinstance(p, str):
-            raise TypeError(f"position {p!r}: CODI caches take label strings; valid forms: {CODI_FORMS}.")
-        if p in kinds:
-            out += kinds[p]
-            continue
-        m_q, m_l, m_r, m_b = _Q.match(p), _LATENT.match(p), _RESP.match(p), _QBACK.match(p)
-        if m_l and int(m_l.group(1)) >= num_latents:
-            raise ValueError(
-                f"position {p!r} does not exist for this model: it has {num_latents} latents "
-                f"(latent_0..latent_{num_latents - 1}). Use one of those, or 'latents' for all."
-            )
-        if m_q and int(m_q.group(1)) >= n_q:
-            raise ValueError(
-                f"position {p!r} does not exist: the longest question has {n_q} tokens (q_0..q_{n_q - 1})."
-                f" Use q[-k] to count from the end of each question."
-            )
-        if m_r and int(m_r.group(1)) >= n_resp:
-            raise ValueError(
-                f"position {p!r} does not exist: this run has at most {n_resp} response positions"
-                + (f" (resp_0..resp_{n_resp - 1})." if n_resp else ".")
-                + " Pass longer responses= or generate=True with a larger max_new_tokens."
-            )
-        if m_b and int(m_b.group(1)) < 1:
-            raise ValueError(f"position {p!r}: q[-k] needs k >= 1 (q[-1] is the last question token).")
-        if not (m_q or m_l or m_r or m_b or p in ("bot", "eot")):
-            hint = (
-                " Plain-model labels (tok_*, last) do not apply to CODI runs."
-                if p.startswith(("tok_", "last", "prompt"))
-                else ""
-            )
-            raise ValueError(f"unknown position label {p!r} for a CODI run.{hint} Valid forms: {CODI_FORMS}.")
-        out.append(p)
-    if len(set(out)) != len(out):
-        raise ValueError(f"position labels repeat in {out}; list each position once.")
-    return out
-
-
-def codi_plan(run, labels: Sequence[str]) -> Plan:
-    """Where each label lives in one latent-loop run: forward call and per-sample column (from `run.segments`).
-
-    The prompt call is left-padded and ends with <bot>: sample b's question token i sits at column
-    `width - 1 - n_b + i` where n_b = its real prompt tokens. Response token j is valid where `run.response_mask`
-    is 1 and a forward call fed it (the last generated token is never fed).
-    """
-    segs = run.segments
-    prompt = next(s for s in segs if s.kind == "prompt")
-    width = prompt.length
-    n_q = prompt.attention_mask.long().sum(-1).cpu() - 1  # real question tokens (without <bot>)
-    batch = n_q.shape[0]
-    latents = {s.index: s for s in segs if s.kind == "latent"}
-    eot = next((s for s in segs if s.kind == "eot"), None)
-    resp = [s for s in segs if s.kind == "response"]
-    rmask = run.response_mask.bool().cpu()
-    calls, cols, valid = (
-        [],
-        torch.zeros(batch, len(labels), dtype=torch.long),
-        torch.zeros(batch, len(labels), dtype=torch.bool),
-    )
-    for p, label in enumerate(labels):
-        call, col, ok = 0, torch.zeros(batch, dtype=torch.long), torch.zeros(batch, dtype=torch.bool)
-        m_q, m_b, m_l, m_r = _Q.match(label), _QBACK.match(label), _LATENT.match(label), _RESP.match(label)
-        if m_q or m_b or label == "bot":
-            call = prompt.call
-            if label == "bot":
-                col, ok = torch.full((batch,), width - 1), torch.ones(batch, dtype=torch.bool)
-            elif m_q:
-                i = int(m_q.group(1))
-                col, ok = width - 1 - n_q + i, i < n_q
-            else:
-                k = int(m_b.group(1))
-                col, ok = torch.full((batch,), width - 1 - k), k <= n_q
-        elif m_l:
-            seg = latents.get(int(m_l.group(1)))
-            if seg is not None:
-                call, col, ok = (
-                    seg.call,
-                    torch.full((batch,), seg.offset),
-                    torch.ones(batch, dtype=torch.bool),
-                )
-        elif label == "eot":
-            if eot is not None:
-                call, col, ok = (
-                    eot.call,
-                    torch.full((batch,), eot.offset),
-                    torch.ones(batch, dtype=torch.bool),
-                )
-        elif m_r:
-            j = int(m_r.group(1))
-            seg = next((s for s in resp if s.index <= j < s.index + s.length), None)
-            if seg is not None and j < rmask.shape[1]:
-                call, col = seg.call, torch.full((batch,), seg.offset + j - seg.index)
-                ok = rmask[:, j] & seg.attention_mask[:, j - seg.index].bool().cpu()
-        else:
-            raise ValueError(f"unknown CODI position label {label!r}; valid forms: {CODI_FORMS}.")
-        calls.append(int(call))
-        cols[:, p] = torch.where(ok, col, torch.zeros_like(col))
-        valid[:, p] = ok
-    return Plan(labels=list(labels), call=calls, col=cols, valid=valid)
 
 
 # ------------------------------------------------------------------------------------------------ extras on disk

@@ -32,7 +32,10 @@ __all__ = ["to_transformer_lens", "to_nnsight"]
 
 def _unwrap(model: Any, tokenizer: Any) -> tuple[torch.nn.Module, Any, Path | None]:
     path = getattr(model, "path", None)
-    if not isinstance(model, torch.nn.Module) and hasattr(model, "model"):
+    from transformers import PreTrainedModel
+
+    # interp.Model and codi's MergedCODI carry the HF module in `.model` (an HF model's own `.model` is its trunk)
+    if not isinstance(model, PreTrainedModel) and hasattr(model, "model") and hasattr(model, "tokenizer"):
         tokenizer = tokenizer or getattr(model, "tokenizer", None)
         model = model.model
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):

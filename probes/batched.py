@@ -20,6 +20,7 @@ p(1-p) <= 1/4. Nested-CV inner folds are the same problem with 0/1 sample weight
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -55,7 +56,8 @@ def fold_features(X: Float[Tensor, "cell n d"], train_idx: Tensor, test_idx: Ten
     del Xs_tr, Xs_te
     K64 = K_tr.double()
     K64 = (K64 + K64.transpose(1, 2)) / 2
-    lam, Q = torch.linalg.eigh(K64)
+    lam_np, Q_np = np.linalg.eigh(K64.cpu().numpy())             # torch eigh is very slow on some MKL builds
+    lam, Q = torch.as_tensor(lam_np, device=X.device), torch.as_tensor(Q_np, device=X.device)
     keep = lam > rel_tol * lam[:, -1:].clamp_min(1e-30)
     lam = torch.where(keep, lam, torch.zeros_like(lam))
     sq = lam.sqrt()
@@ -137,3 +139,104 @@ def fit_ridge(F: Float[Tensor, "cell n r"], lam: Float[Tensor, "cell r"], y: Flo
     Fy = torch.bmm(y - ym[..., None], F)                                   # [c, P, r]
     W = Fy / (lam[:, None, :] + alphas.to(F.dtype)[None, :, None])
     return W, ym
+
+
+def fold_kernels(X: Float[Tensor, "cell n d"], train_idx, test_idx) -> tuple[Tensor, Tensor]:
+    """Kernels of the fold-standardised rows (training rows' mean/std): K_train [cell, n_train, n_train] and
+    K_test [cell, n_test, n_train], in X's dtype. No eigendecomposition: `fit_logreg_kernel` works on K directly.
+
+    >>> K_tr, K_te = fold_kernels(X, train_idx, test_idx)
+    """
+    tr = torch.as_tensor(train_idx, device=X.device)
+    te = torch.as_tensor(test_idx, device=X.device)
+    Xtr = X[:, tr]
+    mu, scale = standardize_stats(Xtr)
+    inv = (1.0 / scale).to(X.dtype)
+    Xs_tr = (Xtr - mu.to(X.dtype)) * inv
+    Xs_te = (X[:, te] - mu.to(X.dtype)) * inv
+    K_tr = Xs_tr @ Xs_tr.transpose(1, 2)
+    K_te = Xs_te @ Xs_tr.transpose(1, 2)
+    return (K_tr + K_tr.transpose(1, 2)) / 2, K_te
+
+
+def precond_inverses(K: Float[Tensor, "cell n n"], Cs: Float[Tensor, "*cell group"]) -> Tensor:
+    """(C/4 K + I)^-1 for each cell and each C (Boehning's bound on the logistic Hessian in kernel coordinates),
+    via LAPACK Cholesky (potrf/potri, float32, float64 if float32 fails). Returns [cell, group, n, n].
+
+    torch's batched eigh/inv are very slow or broken on some MKL CPU builds, so this goes through scipy on CPU.
+    """
+    from scipy.linalg import lapack
+
+    c, n, _ = K.shape
+    Cs = Cs.expand(c, -1) if Cs.dim() == 1 else Cs
+    Kn, Cn = K.detach().cpu().numpy(), Cs.detach().cpu().double().numpy()
+    out = np.empty((c, Cn.shape[1], n, n), dtype=Kn.dtype)
+    eye = np.eye(n, dtype=Kn.dtype)
+    for i in range(c):
+        for j in range(Cn.shape[1]):
+            B = Kn[i] * (Cn[i, j] / 4) + eye
+            for dt, potrf, potri in ((np.float32, lapack.spotrf, lapack.spotri),
+                                     (np.float64, lapack.dpotrf, lapack.dpotri)):
+                L, info = potrf(B.astype(dt), lower=1, overwrite_a=1, clean=0)
+                if info == 0:
+                    Ai, info = potri(L, lower=1, overwrite_c=1)
+                if info == 0:
+                    break
+            if info != 0:
+                raise RuntimeError(f"kernel preconditioner not positive definite (LAPACK info {info}); check the "
+                                   f"activations for inf/huge values")
+            out[i, j] = np.tril(Ai) + np.tril(Ai, -1).T            # potri fills the lower triangle only
+    return torch.as_tensor(out, device=K.device).to(K.dtype)
+
+
+def fit_logreg_kernel(K: Float[Tensor, "cell n n"], A: Float[Tensor, "cell group n n"],
+                      Y: Float[Tensor, "*cell problem n"], S: Float[Tensor, "*cell problem n"] | None,
+                      C: Float[Tensor, "*cell problem"], max_iter: int = 500, tol: float = 1e-4,
+                      ) -> tuple[Tensor, Tensor, Tensor, dict]:
+    """`fit_logreg` in dual coordinates w = Xs^T a: same objective, same Boehning-preconditioned accelerated
+    steps (the w-space step -(C/4 Xs^T Xs + I)^-1 g equals Xs^T times -(C/4 K + I)^-1 (a + C r)), no eigh.
+
+    A: precond_inverses(K, group Cs); problems come in `group` contiguous blocks, block j using A[:, j] and
+    C[..., problem] == its C. Returns a [cell, problem, n], b [cell, problem], training margins [cell, problem, n]
+    and info {"iterations", "converged"}; test scores are a @ K_test^T + b.
+
+    >>> a, b, M, info = fit_logreg_kernel(K, precond_inverses(K, Cs), Y, None, Cs)   # one problem per C
+    """
+    c, n, _ = K.shape
+    G = A.shape[1]
+    Y = _expand(Y.to(K.dtype), c)
+    P = Y.shape[1]
+    S = torch.ones_like(Y) if S is None else _expand(S.to(K.dtype), c)
+    C = C.to(K.dtype)
+    C = C.unsqueeze(0).expand(c, P) if C.dim() == 1 else C
+    Hb = (C * S.sum(-1) / 4).clamp_min(1e-12)
+    pbar = ((S * Y).sum(-1) / S.sum(-1).clamp_min(1)).clamp(1e-6, 1 - 1e-6)
+    b = torch.log(pbar / (1 - pbar))
+    a = torch.zeros(c, P, n, dtype=K.dtype, device=K.device)
+    M = b[..., None].expand(c, P, n).clone()
+    Va, Vb, Xa, Xb, XM = a, b, a, b, M
+    t = torch.ones(c, P, dtype=K.dtype, device=K.device)
+    converged = torch.zeros(c, P, dtype=torch.bool, device=K.device)
+    it = 0
+    for it in range(1, max_iter + 1):
+        R = S * (torch.sigmoid(M) - Y)
+        v = Va + C[..., None] * R                                         # w-space gradient = Xs^T v
+        gb = C * R.sum(-1)
+        da = -torch.matmul(v.view(c, G, P // G, n), A).view(c, P, n)
+        db = -gb / Hb
+        dM = torch.bmm(da, K) + db[..., None]
+        Na, Nb, NM = Va + da, Vb + db, M + dM
+        step = dM.abs().amax(-1)
+        converged = step < tol * M.abs().amax(-1).clamp_min(1)
+        if bool(converged.all()):
+            Xa, Xb, XM = Na, Nb, NM
+            break
+        uphill = ((v * ((NM - XM) - (Nb - Xb)[..., None])).sum(-1) + gb * (Nb - Xb)) > 0
+        t_new = (1 + torch.sqrt(1 + 4 * t * t)) / 2
+        beta = torch.where(uphill, torch.zeros_like(t), (t - 1) / t_new)
+        t = torch.where(uphill, torch.ones_like(t), t_new)
+        Va = Na + beta[..., None] * (Na - Xa)
+        Vb = Nb + beta * (Nb - Xb)
+        M = NM + beta[..., None] * (NM - XM)
+        Xa, Xb, XM = Na, Nb, NM
+    return Xa, Xb, XM, {"iterations": it, "converged": converged}

@@ -215,6 +215,7 @@ def _metrics(scores, null, y, g, test_idx, calib, regression, n_bootstrap, seed,
         widen = has_null & (np.isfinite(nulls).sum(1) >= 10)
         out["auroc_lo"] = np.where(widen, np.minimum(out["auroc_lo"], out["auroc"] - 1.96 * sd_null), out["auroc_lo"])
         out["auroc_hi"] = np.where(widen, np.maximum(out["auroc_hi"], out["auroc"] + 1.96 * sd_null), out["auroc_hi"])
+        out["auroc_lo"], out["auroc_hi"] = np.clip(out["auroc_lo"], 0, 1), np.clip(out["auroc_hi"], 0, 1)
         out["null_auroc_sd"] = np.where(has_null, sd_null, np.nan)
         out["control_auroc"] = null_auc[:, -1]
         out["selectivity"] = out["auroc"] - out["control_auroc"]

@@ -14,7 +14,9 @@ PARITY_MODELS = ["tiny-gpt2", "tiny-llama", "smollm2-135m"]
 TOL = 1e-4
 
 
-def padded_batch(tokenizer, prompts: list[str], side: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+def padded_batch(
+    tokenizer, prompts: list[str], side: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
     """input_ids, attention_mask, position_ids (cumsum(mask) - 1) and real lengths, padded on `side`."""
     ids = [tokenizer(p)["input_ids"] for p in prompts]
     width = max(len(x) for x in ids)
@@ -31,7 +33,7 @@ def padded_batch(tokenizer, prompts: list[str], side: str) -> tuple[torch.Tensor
 def real_rows(t: torch.Tensor, lengths: list[int], side: str) -> list[torch.Tensor]:
     """Per sample, the [n_real, d] rows of a [batch, seq, d] tensor that hold real tokens."""
     width = t.shape[1]
-    return [t[b, width - n:] if side == "left" else t[b, :n] for b, n in enumerate(lengths)]
+    return [t[b, width - n :] if side == "left" else t[b, :n] for b, n in enumerate(lengths)]
 
 
 def final_norm(model: torch.nn.Module) -> torch.nn.Module:

@@ -29,11 +29,13 @@ def test_parity_with_hf_hidden_states(models, name, side):
     ids, mask, pos_ids, lengths = padded_batch(m.tokenizer, PROMPTS, side)
     assert c.valid.sum(1).tolist() == lengths
     with torch.inference_mode():
-        hs = m.model(input_ids=ids, attention_mask=mask, position_ids=pos_ids, output_hidden_states=True).hidden_states
+        hs = m.model(
+            input_ids=ids, attention_mask=mask, position_ids=pos_ids, output_hidden_states=True
+        ).hidden_states
         norm = final_norm(m.model)
         for layer in range(m.n_layers + 1):
             for b, ref in enumerate(real_rows(hs[layer], lengths, side)):
-                ours = torch.from_numpy(got[b, layer, :lengths[b]])
+                ours = torch.from_numpy(got[b, layer, : lengths[b]])
                 if layer == m.n_layers:
                     ours = norm(ours)
                 assert (ours - ref).abs().max().item() < TOL, (name, side, layer, b)
@@ -44,7 +46,7 @@ def test_parity_with_hf_hidden_states(models, name, side):
             alone = m.model(**m.tokenizer([p], return_tensors="pt"), output_hidden_states=True).hidden_states
             for layer in range(m.n_layers):
                 ref = alone[layer][0].numpy()
-                assert np.abs(got[b, layer, :lengths[b]] - ref).max() <= 1e-5 * np.abs(ref).max() + TOL
+                assert np.abs(got[b, layer, : lengths[b]] - ref).max() <= 1e-5 * np.abs(ref).max() + TOL
     assert np.all(got.transpose(0, 2, 1, 3)[~c.valid] == 0)  # cells a sample does not have are zeros
 
 
@@ -52,12 +54,22 @@ def test_position_labels_and_aliases_match_full_cache(models):
     m = models["tiny-llama"]
     full = interp.cache(m, PROMPTS, progress=False)
     lengths = full.valid.sum(1)
-    part = interp.cache(m, PROMPTS, layers=[1, 2], positions=["last", "tok_0", "prompt[-2]", 3],
-                        padding_side="left", progress=False)
+    part = interp.cache(
+        m,
+        PROMPTS,
+        layers=[1, 2],
+        positions=["last", "tok_0", "prompt[-2]", 3],
+        padding_side="left",
+        progress=False,
+    )
     assert part.positions == ["last", "tok_0", "prompt[-2]", "tok_3"]
     rows = np.arange(len(PROMPTS))
-    np.testing.assert_allclose(part.sel(layer=2, position="last"), full.array()[rows, 2, lengths - 1], atol=TOL)
-    np.testing.assert_allclose(part.sel(layer=1, position="prompt[-2]"), full.array()[rows, 1, lengths - 2], atol=TOL)
+    np.testing.assert_allclose(
+        part.sel(layer=2, position="last"), full.array()[rows, 2, lengths - 1], atol=TOL
+    )
+    np.testing.assert_allclose(
+        part.sel(layer=1, position="prompt[-2]"), full.array()[rows, 1, lengths - 2], atol=TOL
+    )
     np.testing.assert_allclose(full.sel(layer=1, position="last"), full.array()[rows, 1, lengths - 1], atol=0)
     assert part.valid[:, 3].tolist() == (lengths > 3).tolist()
     with pytest.raises(ValueError, match="no position 'tok_3'"):
@@ -72,9 +84,12 @@ def test_early_stop_skips_lm_head_and_later_blocks(models):
 
     def counter(key):
         return lambda *a: calls.__setitem__(key, calls[key] + 1)
-    handles = [m.model.lm_head.register_forward_pre_hook(counter("lm_head")),
-               m.model.model.layers[4].register_forward_pre_hook(counter("block_4")),
-               m.model.model.layers[5].register_forward_pre_hook(counter("block_5"))]
+
+    handles = [
+        m.model.lm_head.register_forward_pre_hook(counter("lm_head")),
+        m.model.model.layers[4].register_forward_pre_hook(counter("block_4")),
+        m.model.model.layers[5].register_forward_pre_hook(counter("block_5")),
+    ]
     try:
         c = interp.cache(m, PROMPTS[:2], layers=[2, 5], positions=["last"], progress=False)
     finally:
@@ -90,7 +105,7 @@ def test_bf16_model_gives_float32_numpy_everywhere(tmp_path):
     c = interp.cache(m, PROMPTS, progress=False)
     assert c.meta["dtype"] == "bfloat16" and c.array().dtype == np.float32
     ref = m.model(**m.tokenizer(PROMPTS[:1], return_tensors="pt"), output_hidden_states=True).hidden_states[1]
-    np.testing.assert_array_equal(c.array()[0, 1, :ref.shape[1]], ref[0].float().detach().numpy())
+    np.testing.assert_array_equal(c.array()[0, 1, : ref.shape[1]], ref[0].float().detach().numpy())
     d = interp.cache(m, PROMPTS, out=tmp_path / "bf", progress=False)
     assert d.array().dtype == np.float32 and d.sel(layer=2, position="last").dtype == np.float32
     np.testing.assert_array_equal(d.array(), c.array())
@@ -106,7 +121,9 @@ def test_raw_hf_model_with_tokenizer(models):
 
 
 def test_samples_table_from_dicts(models):
-    rows = [{"text": p, "label": i % 2, "group": f"g{i // 2}", "extra": i * 10} for i, p in enumerate(PROMPTS)]
+    rows = [
+        {"text": p, "label": i % 2, "group": f"g{i // 2}", "extra": i * 10} for i, p in enumerate(PROMPTS)
+    ]
     c = interp.cache(models["tiny-gpt2"], rows, positions=["last"], progress=False)
     assert list(c.samples.columns) == ["id", "text", "label", "group", "extra"]
     assert c.labels.tolist() == [0, 1, 0, 1] and c.groups.tolist() == ["g0", "g0", "g1", "g1"]

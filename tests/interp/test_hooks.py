@@ -13,8 +13,15 @@ from interp.hooks import decoder_layers, edit_residual, record_residuals, residu
 def _tiny(arch: str) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM, Gemma3TextConfig, Qwen2Config
 
-    common = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-                  num_key_value_heads=2, vocab_size=100, head_dim=8)
+    common = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=100,
+        head_dim=8,
+    )
     cfg = Gemma3TextConfig(**common, sliding_window=4) if arch == "gemma3" else Qwen2Config(**common)
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_config(cfg).eval()
@@ -31,7 +38,9 @@ def test_residuals_match_hidden_states_on_every_architecture(arch):
     elif arch == "peft-llama":
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(interp.load_model("tiny-llama").model, LoraConfig(r=2, target_modules=["q_proj"]))
+        model = get_peft_model(
+            interp.load_model("tiny-llama").model, LoraConfig(r=2, target_modules=["q_proj"])
+        )
     else:
         model = _tiny(arch)
     n = interp.hooks.n_layers_of(model)
@@ -51,15 +60,23 @@ def test_residuals_match_hidden_states_on_every_architecture(arch):
 def test_one_entry_per_forward_call_with_kv_cache_and_select():
     m = interp.load_model("tiny-llama")
     ids = m.tokenizer(["hello world"], return_tensors="pt")["input_ids"]
-    with torch.inference_mode(), record_residuals(m.model, [0, 2], select=lambda call, h: None if call else
-                                                  torch.tensor([[0, 2]])) as rec:
+    with (
+        torch.inference_mode(),
+        record_residuals(
+            m.model, [0, 2], select=lambda call, h: None if call else torch.tensor([[0, 2]])
+        ) as rec,
+    ):
         out = m.model(input_ids=ids, use_cache=True)
         m.model(input_ids=torch.tensor([[7]]), past_key_values=out.past_key_values, use_cache=True)
-        full = m.model(input_ids=torch.cat([ids, torch.tensor([[7]])], 1), output_hidden_states=True).hidden_states
+        full = m.model(
+            input_ids=torch.cat([ids, torch.tensor([[7]])], 1), output_hidden_states=True
+        ).hidden_states
     assert rec.n_calls == 3
     assert [tuple(t.shape) for t in rec.residuals[2]] == [(1, 2, 64), (1, 1, 64), (1, ids.shape[1] + 1, 64)]
     torch.testing.assert_close(rec.residuals[0][0], full[0][:, [0, 2]], rtol=0, atol=0)
-    torch.testing.assert_close(rec.residuals[0][1], full[0][:, -1:], rtol=1e-5, atol=1e-5)  # cached step == full
+    torch.testing.assert_close(
+        rec.residuals[0][1], full[0][:, -1:], rtol=1e-5, atol=1e-5
+    )  # cached step == full
     torch.testing.assert_close(rec.residuals[2][1], rec.residuals[2][2][:, -1:], rtol=1e-5, atol=1e-5)
 
 

@@ -14,8 +14,16 @@ def test_plain_labels_union_and_ints():
     assert plain_labels("last", [1]) == ["last"]
 
 
-@pytest.mark.parametrize("bad,msg", [("first", "unknown position label"), ("tok_-1", "unknown"),
-                                     ("prompt[-0]", "unknown"), (-1, "negative"), (1.5, "label string or an int")])
+@pytest.mark.parametrize(
+    "bad,msg",
+    [
+        ("first", "unknown position label"),
+        ("tok_-1", "unknown"),
+        ("prompt[-0]", "unknown"),
+        (-1, "negative"),
+        (1.5, "label string or an int"),
+    ],
+)
 def test_bad_labels(bad, msg):
     with pytest.raises((ValueError, TypeError), match=msg):
         check_plain_labels([bad])
@@ -26,8 +34,9 @@ def test_repeated_label_refused():
         check_plain_labels(["last", "last"])
 
 
-@pytest.mark.parametrize("side,expected_col", [("left", [[3, 4, 4, 0], [0, 4, 3, 4]]),
-                                               ("right", [[0, 1, 1, 0], [0, 4, 3, 4]])])
+@pytest.mark.parametrize(
+    "side,expected_col", [("left", [[3, 4, 3, 0], [0, 4, 3, 4]]), ("right", [[0, 1, 0, 0], [0, 4, 3, 4]])]
+)
 def test_plain_plan_points_at_real_tokens(side, expected_col):
     plan = plain_plan(["tok_0", "last", "prompt[-2]", "tok_4"], lengths=[2, 5], seq_len=5, padding_side=side)
     assert plan.call == [0, 0, 0, 0]

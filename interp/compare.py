@@ -1,0 +1,305 @@
+"""`codi-lens compare`: the same study (cache a task, probe sweep) on several models, one comparison report.
+
+    >>> from interp.compare import CompareConfig, run_compare
+    >>> cfg = CompareConfig.load("examples/compare.toml")                      # doctest: +SKIP
+    >>> res = run_compare(cfg)                                                 # doctest: +SKIP
+    >>> res.rows[0]["best_latent_auroc"], res.report                           # doctest: +SKIP
+
+The config file (TOML or YAML) names the task once and the models as a list; see examples/compare.toml:
+
+    title = "Deception probes across scale"
+    out = "runs/compare"
+    [task]                        # probes.tasks.load(name, n=, seed=, **options)
+    name = "deception-arith"
+    n = 64
+    placement = "before"
+    [study]                       # optional; defaults below
+    layer_stride = 2
+    permutations = 20
+    [[models]]
+    model = "smollm2-135m"        # registry name, HF id or local folder
+    name = "SmolLM2-135M"         # display name (optional)
+    checkpoint = "runs/codi-smol" # optional CODI checkpoint of this base
+
+Per model: with `checkpoint`, that CODI model; else `codi = "fresh"` (default) wraps the base in an untrained CODI
+model (LoRA at its identity init, so the base weights are unchanged; the projection is random, so the thoughts
+are untrained) to get the same positions (question tail, <bot>, thoughts, <eot>, response) for every model; or
+`codi = "none"`: the plain model reads prompt + response as one text (positions `prompt[-k]`).
+The report shows each model's heatmap and, across models, the best latent vs best response cell with its CI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CompareConfig", "ModelSpec", "CompareResult", "run_compare", "load_config"]
+
+CODI_MODES = ("fresh", "none")
+
+
+@dataclass
+class ModelSpec:
+    """One model of a comparison: `model` (name/folder/HF id), display `name`, optional CODI `checkpoint`."""
+
+    model: str
+    name: str | None = None
+    checkpoint: str | None = None
+    codi: str = "fresh"
+
+    def __post_init__(self) -> None:
+        if self.codi not in CODI_MODES:
+            raise ValueError(f"model {self.model!r}: codi = {self.codi!r}; use one of {CODI_MODES} "
+                             f"('fresh': untrained CODI wrapper, 'none': plain model), or give checkpoint =")
+        self.name = self.name or self.model
+
+
+@dataclass
+class CompareConfig:
+    """A comparison study; `CompareConfig.load(path)` reads TOML (.toml) or YAML (.yaml/.yml)."""
+
+    models: list[ModelSpec]
+    task: dict = field(default_factory=lambda: {"name": "deception-arith", "n": 64, "seed": 1,
+                                                "placement": "before"})
+    title: str = "codi-lens: the same probe study across models"
+    out: str = "runs/compare"
+    layer_stride: int = 2
+    positions: list[str] | None = None      # default: interp.demo.CACHE_POSITIONS (CODI) / PLAIN_POSITIONS
+    target: str = "label"
+    method: str = "logreg"
+    folds: int = 5
+    permutations: int = 20
+    batch_size: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("the config names no models: add [[models]] entries with model = \"<name or folder>\"")
+        self.models = [m if isinstance(m, ModelSpec) else ModelSpec(**m) for m in self.models]
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model display names repeat ({names}); give each [[models]] entry its own name =")
+        if "name" not in self.task:
+            raise ValueError("[task] needs name = (a probes task like \"deception-arith\" or a .jsonl file)")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CompareConfig:
+        d = dict(d)
+        study = d.pop("study", {}) or {}
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted((set(d) | set(study)) - fields)
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown}; top-level keys: title, out, task, models, study; "
+                             f"[study] keys: {sorted(fields - {'title', 'out', 'task', 'models'})}")
+        models = d.pop("models", None)
+        if not isinstance(models, list):
+            raise ValueError("the config needs a list of models: [[models]] entries (TOML) or models: (YAML)")
+        bad = [m for m in models if not isinstance(m, dict) or "model" not in m]
+        if bad:
+            raise ValueError(f"every models entry needs model = \"<name or folder>\"; got {bad[0]!r}")
+        unknown_m = sorted({k for m in models for k in m} - {f.name for f in dataclasses.fields(ModelSpec)})
+        if unknown_m:
+            raise ValueError(f"unknown models key(s) {unknown_m}; use model, name, checkpoint, codi")
+        return cls(models=[ModelSpec(**m) for m in models], **d, **study)
+
+    @classmethod
+    def load(cls, path: str | Path) -> CompareConfig:
+        return cls.from_dict(load_config(path))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path) -> dict:
+    """The raw dict of a .toml / .yaml / .yml / .json config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config {path} not found; see examples/compare.toml for the format")
+    text = path.read_text()
+    if path.suffix == ".toml":
+        import tomllib
+
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path} is not valid TOML: {err}") from None
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the config as "
+                             f"TOML") from None
+        d = yaml.safe_load(text)
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: the YAML file must hold a mapping (title, out, task, models, study)")
+        return d
+    if path.suffix == ".json":
+        return json.loads(text)
+    raise ValueError(f"config {path}: use a .toml, .yaml/.yml or .json file")
+
+
+@dataclass
+class CompareResult:
+    report: Path
+    rows: list[dict]
+    grids: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+PLAIN_POSITIONS = [f"prompt[-{k}]" for k in range(8, 0, -1)]
+
+
+def _load(spec: ModelSpec):
+    """(model for interp.cache, how it was made, n_layers)."""
+    import interp
+    from codi import CODIConfig, CODIModel
+
+    if spec.checkpoint:
+        folder = Path(spec.checkpoint).expanduser()
+        if not (folder / "codi_config.json").exists():
+            raise FileNotFoundError(f"model {spec.name!r}: checkpoint {folder} has no codi_config.json; pass a folder "
+                                    f"written by `codi-lens train`")
+        cm = CODIModel.from_pretrained(folder).eval()
+        return cm, f"CODI checkpoint {folder}"
+    if spec.codi == "fresh":
+        cm = CODIModel.from_config(CODIConfig(base_model=spec.model, num_latents=6, lora_r=8)).eval()
+        return cm, "untrained CODI wrapper (base weights unchanged, random projection)"
+    return interp.load_model(spec.model), "plain model (prompt + response as one text)"
+
+
+def _plain_records(task) -> list[dict]:
+    """Prompt + response as one text, for a plain model (the response tokens end the text)."""
+    recs = []
+    for s in task.records():
+        resp = s.get("response")
+        recs.append({**s, "text": s["text"] + ("\n" + resp if resp else "")})
+    return recs
+
+
+def _row(name: str, how: str, grid, cache_s: float, sweep_s: float) -> dict:
+    import numpy as np
+
+    import probes
+    from interp.demo import best_cells
+
+    b = best_cells(grid)
+    row = {"model": name, "how": how, "n_layers": grid.config.get("n_layers"), "d_model": grid.config.get("d_model"),
+           "n_samples": len(grid.y), "cache_s": round(cache_s, 1), "sweep_s": round(sweep_s, 1)}
+    for kind in ("latent", "response", "question"):
+        c = b.get(f"best_{kind}")
+        if c:
+            row.update({f"best_{kind}_auroc": c["auroc"], f"best_{kind}_lo": c.get("auroc_lo", np.nan),
+                        f"best_{kind}_hi": c.get("auroc_hi", np.nan),
+                        f"best_{kind}_cell": f"L{c['layer']} {c['position']}"})
+    best = b["best"]
+    row.update(best_auroc=best["auroc"], best_lo=best.get("auroc_lo", np.nan), best_hi=best.get("auroc_hi", np.nan),
+               best_cell=f"L{best['layer']} {best['position']}")
+    if "best_latent" in b and "best_response" in b:
+        d = probes.delong(grid, (b["best_latent"]["layer"], b["best_latent"]["position"]),
+                          (b["best_response"]["layer"], b["best_response"]["position"]))
+        row["delong_p_latent_vs_response"] = d["p_value"]
+    row["findings"] = sorted({w.kind for w in grid.warnings})
+    return row
+
+
+def summary_markdown(rows: list[dict], cfg: CompareConfig) -> str:
+    """The per-model table (markdown): best latent / response / overall cell with 95% CIs."""
+    def cell(r: dict, kind: str) -> str:
+        key = f"best_{kind}" if kind else "best"
+        if f"{key}_auroc" not in r:
+            return "-"
+        return f"{r[f'{key}_auroc']:.3f} [{r[f'{key}_lo']:.3f}, {r[f'{key}_hi']:.3f}] ({r[f'{key}_cell']})"
+
+    task = ", ".join(f"{k}={v}" for k, v in cfg.task.items())
+    lines = [f"Task: {task}; target {cfg.target}, {cfg.method}, {cfg.folds} group folds, {cfg.permutations} "
+             f"permutations; layer stride {cfg.layer_stride}. AUROC with 95% CI (best of many cells: optimistic).", "",
+             "| model | layers | d | how | best latent | best response | best overall | DeLong p (latent vs resp) "
+             "| cache s | sweep s |", "|---|---:|---:|---|---|---|---|---:|---:|---:|"]
+    for r in rows:
+        p = r.get("delong_p_latent_vs_response")
+        lines.append(f"| {r['model']} | {r['n_layers']} | {r['d_model']} | {r['how']} | {cell(r, 'latent')} | "
+                     f"{cell(r, 'response')} | {cell(r, '')} | {'-' if p is None else f'{p:.2g}'} | "
+                     f"{r['cache_s']} | {r['sweep_s']} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_compare(cfg: CompareConfig, report: str | Path | None = None, png: str | Path | None = None,
+                verbose: bool = True) -> CompareResult:
+    """Cache the task on every model, sweep probes, write `<out>/compare.html` (or `report`) + summary files.
+
+    `png`: also a screenshot of the comparison figure alone (needs headless Chromium; skipped with a message).
+
+    >>> run_compare(CompareConfig(models=[ModelSpec("tiny-llama")], task={"name": "deception-arith", "n": 16}))
+    """
+    import probes
+    import viz
+    from interp.demo import CACHE_POSITIONS, _layers, cache_any, usable_positions
+    from interp.codi_cache import is_codi
+
+    t0 = time.perf_counter()
+    out = Path(cfg.out)
+    task_kw = {k: v for k, v in cfg.task.items() if k != "name"}
+    task = probes.tasks.load(cfg.task["name"], **task_kw)  # bad task settings fail before any model loads
+    grids, rows = {}, []
+    for i, spec in enumerate(cfg.models, start=1):
+        say = print if verbose else (lambda *a, **k: None)
+        say(f"[compare {i}/{len(cfg.models)} +{time.perf_counter() - t0:.0f}s] {spec.name}: loading {spec.model}")
+        model, how = _load(spec)
+        codi = is_codi(model)
+        n_layers = model.n_layers
+        layers = _layers(n_layers, cfg.layer_stride)
+        positions = cfg.positions or (CACHE_POSITIONS if codi else PLAIN_POSITIONS)
+        folder = out / spec.name.replace("/", "-")
+        t1 = time.perf_counter()
+        c = cache_any(model, task if codi else _plain_records(task), layers=layers, positions=positions,
+                         batch_size=cfg.batch_size, out=folder / "cache", progress=verbose)
+        t2 = time.perf_counter()
+        keep = usable_positions(c, cfg.target, cfg.folds, regression=(cfg.method == "ridge"))
+        grid = probes.sweep(c, target=cfg.target, method=cfg.method, folds=cfg.folds, positions=keep,
+                            n_permutations=cfg.permutations, n_bootstrap=500, seed=cfg.seed, progress=verbose)
+        t3 = time.perf_counter()
+        grid.config.update(model=spec.name, n_layers=n_layers, how=how)
+        grid.save(folder / "grid")
+        grids[spec.name] = grid
+        rows.append(_row(spec.name, how, grid, t2 - t1, t3 - t2))
+        r = rows[-1]
+        say(f"  {spec.name}: {n_layers} layers, cached in {t2 - t1:.0f}s, swept in {t3 - t2:.0f}s; best "
+            + ", ".join(f"{k} {r[f'best_{k}_auroc']:.3f} [{r[f'best_{k}_lo']:.3f}, {r[f'best_{k}_hi']:.3f}]"
+                        for k in ("latent", "response") if f"best_{k}_auroc" in r))
+        del model, c
+    md = summary_markdown(rows, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.md").write_text(md)
+    (out / "summary.json").write_text(json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1, default=float))
+    names = list(grids)
+    path = viz.report(list(grids.values()), out=report or out / "compare.html", title=cfg.title, names=names,
+                      extra_sections=[("Summary table", md), ("Config", json.dumps(cfg.to_dict(), indent=1))])
+    if png is not None:
+        _compare_png(list(grids.values()), names, cfg.title, Path(png), say)
+    seconds = time.perf_counter() - t0
+    say(md)
+    say(f"compare finished in {seconds / 60:.1f} min; report: {path}")
+    return CompareResult(report=path, rows=rows, grids=grids, seconds=seconds)
+
+
+def _compare_png(grids: list, names: list[str], title: str, png: Path, say) -> Path | None:
+    """Screenshot of the comparison figure alone (a small temporary HTML page drawn by headless Chromium)."""
+    import tempfile
+
+    import viz
+
+    if viz.find_browser() is None:
+        say(f"PNG skipped: {viz.browser.no_browser_message()}")
+        return None
+    fig = viz.compare(grids, names=names, title=title)
+    with tempfile.TemporaryDirectory(prefix="codi-lens-compare-") as tmp:
+        page = Path(tmp) / "compare.html"
+        fig.write_html(page, include_plotlyjs="inline", full_html=True)
+        width, height = int(fig.layout.width or 1000) + 40, int(fig.layout.height or 820) + 40
+        shot = viz.browser.screenshot(page, png, window=(width, height))
+    say(f"wrote {shot}")
+    return shot

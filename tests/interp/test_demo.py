@@ -1,0 +1,142 @@
+"""`codi-lens demo --quick` end to end on smollm2-135m (real weights), and `codi-lens compare` on tiny models.
+
+The demo runs once per session (module fixture, ~3 min on 2 busy cores); the tests read what it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html import unescape
+
+import numpy as np
+import pytest
+
+import probes
+from interp.cli import main
+from interp.compare import CompareConfig, run_compare
+from interp.demo import CACHE_POSITIONS, best_cells
+
+SECTIONS = [
+    "deception-arith (instruction before the question): honest vs lying",
+    "intermediate values: step-1 value (ridge, R^2)",
+    "intermediate values: step-2 value above the median (logistic)",
+    "Logit lens of the continuous thoughts",
+    "Accuracy: CODI vs no reasoning vs written reasoning",
+    "Ablation of each continuous thought (answer log-probability change)",
+    "Ablation table",
+]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    return out, json.loads((out / "summary.json").read_text())
+
+
+def test_report_has_every_section(demo):
+    out, summary = demo
+    html = (out / "report.html").read_text()
+    heads = [unescape(h) for h in re.findall(r"<h2[^>]*>(.*?)</h2>", html)]
+    for s in SECTIONS:
+        assert s in heads, (s, heads)
+    assert html.count('data-figure="figure-') >= 8  # heatmaps + ROCs + ablation + lens figures
+    assert summary["report"] == str(out / "report.html")
+
+
+def test_accuracy_table_has_three_modes(demo):
+    out, summary = demo
+    acc = summary["accuracy"]
+    assert sorted(acc) == ["codi", "cot", "no_cot"]
+    for r in acc.values():
+        assert r["n"] == 8 and 0 <= r["correct"] <= 8 and r["accuracy"] == r["correct"] / 8
+    html = (out / "report.html").read_text()
+    assert "no reasoning (answer directly)" in html and "written reasoning (chain of thought)" in html
+
+
+def test_response_probe_on_deception_is_clearly_above_chance(demo):
+    """Response tokens hold the honest vs lying answer text after the instruction: any CODI model (even untrained)
+    must give a response-token probe whose CI lies well above 0.5."""
+    out, summary = demo
+    grid = probes.ProbeGrid.load(out / "grids" / "deception")
+    best = best_cells(grid)["best_response"]
+    assert best["auroc_lo"] > 0.6, best
+    assert summary["deception"]["best_response"]["auroc"] == pytest.approx(best["auroc"])
+    assert grid.config["n_permutations"] == 10 and np.isfinite(best["p_value"])
+    # every kind of position was cached and probed: question tail, bot, all 6 thoughts, eot, response tokens
+    for p in ["q[-1]", "bot", *(f"latent_{j}" for j in range(6)), "eot", "resp_0"]:
+        assert p in grid.positions
+    # layer 0 of the question tail is the token embedding: it cannot depend on the instruction before it, and
+    # the checks must say so (identical features across labels within a question)
+    ident = [f for f in grid.warnings if f.kind == "identical_features"]
+    assert ident and (0, "q[-1]") in [tuple(c) for c in ident[0].cells]
+
+
+def test_intermediate_values_grids(demo):
+    out, summary = demo
+    for j in range(3):
+        g = probes.ProbeGrid.load(out / "grids" / f"value_{j}")
+        assert g.config["regression"] and "r2" in g.metrics
+        r2 = g.metrics["r2"]
+        assert np.isfinite(r2).any() and np.nanmax(r2) <= 1.0
+        assert summary["values"][f"value_{j}"]["best"]["r2"] == pytest.approx(float(np.nanmax(r2)))
+    g = probes.ProbeGrid.load(out / "grids" / "value_1_large")
+    assert set(np.unique(g.y)) == {0, 1} and "auroc" in g.metrics
+
+
+def test_ablation_grid_per_latent(demo):
+    out, summary = demo
+    g = probes.ProbeGrid.load(out / "grids" / "ablate_zero")
+    assert g.layers == [-1] and g.positions == [f"latent_{j}" for j in range(6)]
+    base = g.config["baseline"]
+    # delta = ablated - unablated, per thought
+    np.testing.assert_allclose(g.metrics["delta_logp"], g.metrics["answer_logp"] - base["answer_logp"], atol=1e-9)
+    assert summary["ablation"]["zero"]["delta_logp"]["latent_0"] == pytest.approx(g.metrics["delta_logp"][0, 0])
+
+
+def test_lens_table(demo):
+    out, summary = demo
+    lens = json.loads((out / "lens.json").read_text())
+    cells = {(c["layer"], c["position"]) for c in lens["cells"]}
+    assert {p for _, p in cells} == {f"latent_{j}" for j in range(6)}
+    assert {layer for layer, _ in cells} == {0, 6, 12, 18, 24, 30}
+    assert all(len(c["top"]) == 5 and 0 <= c["top"][0][1] <= 1 for c in lens["cells"])
+    assert len(summary["lens"]["values"]) == 3
+
+
+def test_compare_on_tiny_models(tmp_path):
+    cfg = CompareConfig.from_dict({
+        "title": "tiny <script>", "out": str(tmp_path / "cmp"),
+        "task": {"name": "deception-arith", "n": 24, "seed": 1},
+        "study": {"layer_stride": 2, "permutations": 0, "folds": 3,
+                  "positions": ["q[-1]", "bot", "latent_0", "latent_5", "eot", "resp_0", "resp_3"]},
+        "models": [{"model": "tiny-llama", "name": "llama"}, {"model": "tiny-gpt2", "name": "gpt2"}],
+    })
+    res = run_compare(cfg, verbose=False)
+    assert [r["model"] for r in res.rows] == ["llama", "gpt2"]
+    for r in res.rows:
+        g = res.grids[r["model"]]
+        latent = [i for i, p in enumerate(g.positions) if p.startswith("latent_")]
+        assert r["best_latent_auroc"] == pytest.approx(np.nanmax(g.metrics["auroc"][:, latent]))
+        assert r["best_latent_lo"] <= r["best_latent_auroc"] <= r["best_latent_hi"]
+        assert g.layers == [0, 2]
+    html = res.report.read_text()
+    assert "Across models" in html and "tiny &lt;script&gt;" in html
+    assert (tmp_path / "cmp" / "summary.md").read_text().count("| llama |") == 1
+
+
+def test_compare_config_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown config key"):
+        CompareConfig.from_dict({"models": [{"model": "tiny-llama"}], "task": {"name": "deception-arith"},
+                                 "layerstride": 2})
+    with pytest.raises(ValueError, match="needs a list of models"):
+        CompareConfig.from_dict({"task": {"name": "deception-arith"}})
+    with pytest.raises(ValueError, match="codi = 'lora'"):
+        CompareConfig.from_dict({"models": [{"model": "tiny-llama", "codi": "lora"}]})
+    bad = tmp_path / "c.toml"
+    bad.write_text("models = [\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        CompareConfig.load(bad)
+    assert not (tmp_path / "runs").exists()
+    assert CACHE_POSITIONS[-1] == "response"
