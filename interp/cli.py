@@ -466,8 +466,8 @@ def _parser() -> argparse.ArgumentParser:
                                         "else a short training run)")
     s.add_argument("--train-steps", type=int, help="training steps when no checkpoint is used (0: untrained)")
     s.add_argument("--n", type=int, help="deception-arith samples (even; intermediate-values gets 3/4 of it)")
-    s.add_argument("--layer-stride", type=int, help="cache every k-th layer (default 1; --quick 6)")
-    s.add_argument("--permutations", type=int, help="label shuffles per probe cell (default 20)")
+    s.add_argument("--layer-stride", type=int, help="cache every k-th layer (default 2; --quick 6)")
+    s.add_argument("--permutations", type=int, help="label shuffles per probe cell (default 10)")
     s.add_argument("--png", help="also save a screenshot of the report's top (needs headless Chromium)")
     s.set_defaults(func=_cmd_demo)
 

@@ -46,16 +46,16 @@ SEEDS = {"train": 0, "eval": 7, "deception": 1, "values": 2}  # distinct generat
 class DemoSize:
     """How big each stage is. `full()` is the README's run, `quick()` the CI run."""
 
-    train_steps: int = 24        # used only when no checkpoint is given or shipped
+    train_steps: int = 16        # used only when no checkpoint is given or shipped
     train_batch: int = 4
     n_train: int = 2000          # generated training problems
-    n_eval: int = 60             # held-out problems for the accuracy table (each mode)
+    n_eval: int = 48             # held-out problems for the accuracy table (each mode)
     cot_tokens: int = 64         # written-reasoning budget
-    n_deception: int = 160       # samples (= 2 x questions)
-    n_values: int = 120
-    n_ablate: int = 48
-    layer_stride: int = 1        # cache every layer_stride-th layer (0 and n_layers always)
-    permutations: int = 20       # group-level label shuffles per probe cell (p-values, CI widening)
+    n_deception: int = 120       # samples (= 2 x questions)
+    n_values: int = 96
+    n_ablate: int = 24
+    layer_stride: int = 2        # cache every layer_stride-th layer (0 and n_layers always)
+    permutations: int = 10       # group-level label shuffles per probe cell (p-values; >= 10 widens the CIs)
     folds: int = 5
     control: bool = True         # also the placement="response" control of deception-arith
     ablate_modes: tuple[str, ...] = ("zero", "mean")

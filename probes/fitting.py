@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from jaxtyping import Float
 
-from probes.batched import fit_logreg_kernel, fit_ridge, fold_features, fold_kernels, precond_inverses
+from probes.batched import fit_logreg, fit_ridge, fold_features
 from probes.metrics import _auroc_t
 from probes.splits import group_kfold
 
@@ -43,32 +43,33 @@ def fit_chunk_logreg(X: Float[torch.Tensor, "cell n d"], y: np.ndarray, groups: 
     train_auc, logC, fold_auc = [], [], []
     bad = torch.zeros(c, dtype=torch.bool)
     for si, (tr, te) in enumerate(splits):
-        K_tr, K_te = fold_kernels(X, tr, te)
-        A = precond_inverses(K_tr, Cs_t)                                     # [c, nC, n_tr, n_tr]
+        F_tr, F_te, lam = fold_features(X, tr, te)
         y_tr = torch.as_tensor(y[tr], dtype=X.dtype, device=dev)
         if nC > 1:
             masks = torch.as_tensor(_inner_masks(y[tr], groups[tr], inner_folds, seed + si), device=dev)
             k = masks.shape[0]
             full = torch.ones(1, len(tr), dtype=X.dtype, device=dev)
-            S = torch.cat([masks, full]).repeat(nC, 1)                       # [nC*(k+1), n_tr], blocks of one C
+            S = torch.cat([masks, full]).repeat(nC, 1)                       # [nC*(k+1), n_tr]
             Cb = Cs_t.repeat_interleave(k + 1)
-            a, b, M, info = fit_logreg_kernel(K_tr, A, y_tr.expand(len(S), -1), S, Cb, max_iter=max_iter, tol=tol)
+            W, b, info = fit_logreg(F_tr, lam, y_tr.expand(len(S), -1), S, Cb, max_iter=max_iter, tol=tol)
             bad |= ~info["converged"].all(1).cpu()
-            M = M.view(c, nC, k + 1, -1)
+            M = (torch.bmm(W, F_tr.transpose(1, 2)) + b[..., None]).view(c, nC, k + 1, -1)
             val_w = (1 - S).view(nC, k + 1, -1)[:, :k]                      # [nC, k, n_tr]
             Mi = M[:, :, :k].double()
             val = _auroc_t(Mi, y_tr.double().expand_as(Mi), val_w.double().expand_as(Mi))  # [c, nC, k]
             mean_val = torch.nan_to_num(val, nan=0.5).mean(-1)
             best = torch.argmax(mean_val + 1e-9 * torch.arange(nC, 0, -1, dtype=mean_val.dtype), dim=1)  # ties->small C
             ci = best * (k + 1) + k
-            ab, bb, s_tr = a[torch.arange(c), ci], b[torch.arange(c), ci], M[torch.arange(c), best, k]
+            Wb = W[torch.arange(c), ci]
+            bb = b[torch.arange(c), ci]
             Cc = Cs_t[best]
         else:
-            a, b, M, info = fit_logreg_kernel(K_tr, A, y_tr[None], None, Cs_t, max_iter=max_iter, tol=tol)
+            W, b, info = fit_logreg(F_tr, lam, y_tr[None], None, Cs_t, max_iter=max_iter, tol=tol)
             bad |= ~info["converged"].all(1).cpu()
-            ab, bb, s_tr, best = a[:, 0], b[:, 0], M[:, 0], torch.zeros(c, dtype=torch.long)
+            Wb, bb = W[:, 0], b[:, 0]
             Cc = Cs_t.expand(c)
-        s_te = torch.einsum("cm,cnm->cn", ab, K_te) + bb[:, None]
+        s_te = torch.einsum("cr,cnr->cn", Wb, F_te) + bb[:, None]
+        s_tr = torch.einsum("cr,cnr->cn", Wb, F_tr) + bb[:, None]
         scores[:, te] = s_te.double().cpu()
         yt = torch.as_tensor(y[te], dtype=torch.float64)
         fold_auc.append(_auroc_t(s_te.double().cpu(), yt.expand(c, -1), torch.ones(c, len(te), dtype=torch.float64)))
@@ -78,10 +79,9 @@ def fit_chunk_logreg(X: Float[torch.Tensor, "cell n d"], y: np.ndarray, groups: 
         if len(perms) and si < null_splits:
             Yp = torch.as_tensor(perms[:, tr], dtype=X.dtype, device=dev)
             Cm = Cc[:, None].expand(c, len(perms))
-            Ab = A[torch.arange(c), best][:, None]                           # [c, 1, n_tr, n_tr]: chosen C
-            ap, bp, _, infop = fit_logreg_kernel(K_tr, Ab, Yp, None, Cm, max_iter=max_iter, tol=tol)
-            null[:, :, te] = (torch.bmm(ap, K_te.transpose(1, 2)) + bp[..., None]).double().cpu()
-        del K_tr, K_te, A
+            Wp, bp, infop = fit_logreg(F_tr, lam, Yp, None, Cm, max_iter=max_iter, tol=tol)
+            null[:, :, te] = (torch.bmm(Wp, F_te.transpose(1, 2)) + bp[..., None]).double().cpu()
+        del F_tr, F_te, lam
     return {"scores": scores.numpy(), "null": null.numpy(), "train_auroc": torch.stack(train_auc, 1).mean(1).numpy(),
             "log10_C": torch.stack(logC, 1).mean(1).numpy(), "fold_log10_C": torch.stack(logC, 1).numpy(),
             "not_converged": bad.numpy(), "fold_auroc": torch.stack(fold_auc, 1).numpy()}
