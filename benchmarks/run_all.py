@@ -2,16 +2,16 @@
 
     python benchmarks/run_all.py                       # every bench_*/check_* script at its default size
     python benchmarks/run_all.py --device cuda         # passed to the scripts that take --device
-    python benchmarks/run_all.py --quick               # tiny sizes, results to runs/bench-quick/ (a smoke test)
+    python benchmarks/run_all.py --quick               # tiny sizes, outputs in runs/bench-quick/ (smoke test)
     python benchmarks/run_all.py --only probes cache   # a subset (names match script names)
     python benchmarks/run_all.py --collect             # no runs: just rebuild RESULTS.md from results/*.md
 
 Scripts are discovered (bench_*.py, check_*.py; study_*.py and the scripts marked slow only with
 --include-slow). Each one runs in its own process, one after another (never in parallel: the timings are
-ratios measured side by side inside each script, and two scripts at once would disturb each other); each writes
-its table to benchmarks/results/<topic>.md. RESULTS.md then gets the machine (CPU model, cores, RAM, GPU),
-the library versions, the date, a status line per script run, and every results table. A script that fails is
-reported with its exit code and the tail of its output; the others still run.
+ratios measured side by side inside each script, and two scripts at once would disturb each other); each
+writes its table to benchmarks/results/<topic>.md. RESULTS.md then gets the machine (CPU model, cores, RAM,
+GPU), the library versions, the date, a status line per script run, and every results table. A script that
+fails is reported with its exit code and the tail of its output; the others still run.
 
 --quick gives each known script tiny settings and sends its table to runs/bench-quick/results/ (and RESULTS.md
 to runs/bench-quick/RESULTS.md), so quick numbers never overwrite the real ones.
@@ -39,14 +39,37 @@ QUICK = {
     "bench_codi_cache": ["--runs", "tiny-llama:1,4", "--repeats", "1"],
     "bench_codi_step": ["--model", "tiny-llama", "--steps", "1", "--batch-size", "2", "--lora-r", "4"],
     "bench_patching": ["--models", "tiny-llama", "--pairs", "2"],
-    "bench_probes": ["--samples", "48", "--layers", "2", "--positions", "2", "--d", "32", "--permutations", "4",
-                     "--sk-cells", "1"],
+    "bench_probes": [
+        "--samples",
+        "48",
+        "--layers",
+        "2",
+        "--positions",
+        "2",
+        "--d",
+        "32",
+        "--permutations",
+        "4",
+        "--sk-cells",
+        "1",
+    ],
     "check_report_browser": ["--png", "", "--out-dir", "{tmp}/report_browser", "--no-results"],
     "bench_codi_accuracy": None,  # writes benchmarks/results directly and trains: never in --quick
     "study_patching": None,
 }
-VERSIONS = ["torch", "transformers", "peft", "accelerate", "transformer-lens", "nnsight", "scikit-learn", "numpy",
-            "plotly", "safetensors", "codi-lens"]
+VERSIONS = [
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "transformer-lens",
+    "nnsight",
+    "scikit-learn",
+    "numpy",
+    "plotly",
+    "safetensors",
+    "codi-lens",
+]
 
 
 def discover(include_slow: bool) -> list[Path]:
@@ -61,8 +84,9 @@ def flags_of(script: Path) -> set[str]:
     return set(re.findall(r"""add_argument\(\s*["'](--[\w-]+)""", script.read_text()))
 
 
-def command(script: Path, quick: bool, tmp: Path, device: str | None, threads: int | None,
-            extra: list[str]) -> list[str] | None:
+def command(
+    script: Path, quick: bool, tmp: Path, device: str | None, threads: int | None, extra: list[str]
+) -> list[str] | None:
     """The argv for one script, or None when it is skipped in this mode."""
     flags = flags_of(script)
     args: list[str] = []
@@ -82,13 +106,22 @@ def command(script: Path, quick: bool, tmp: Path, device: str | None, threads: i
 def machine() -> list[str]:
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
-                   if x.startswith("model name"))
+        cpu = next(
+            x.split(":", 1)[1].strip()
+            for x in Path("/proc/cpuinfo").read_text().splitlines()
+            if x.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     ram = "?"
     try:
-        kb = int(next(x.split()[1] for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")))
+        kb = int(
+            next(
+                x.split()[1]
+                for x in Path("/proc/meminfo").read_text().splitlines()
+                if x.startswith("MemTotal")
+            )
+        )
         ram = f"{kb / 2**20:.1f} GiB"
     except (OSError, StopIteration, ValueError):
         pass
@@ -101,9 +134,11 @@ def machine() -> list[str]:
     except ImportError:
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return [f"- CPU: {cpu}, {os.cpu_count()} cores; RAM {ram}; GPU: {gpu}",
-            f"- OS: {platform.platform()}; load average at start {load:.1f} (other jobs make CPU timings noisy; "
-            f"each table's ratios are measured side by side in one process)"]
+    return [
+        f"- CPU: {cpu}, {os.cpu_count()} cores; RAM {ram}; GPU: {gpu}",
+        f"- OS: {platform.platform()}; load average at start {load:.1f} (other jobs make CPU timings noisy; "
+        f"each table's ratios are measured side by side in one process)",
+    ]
 
 
 def versions() -> str:
@@ -125,11 +160,23 @@ def results_md(results_dir: Path, status: list[str], header: list[str]) -> str:
     files = sorted(results_dir.glob("*.md"))
     lines = ["# Benchmark results", "", *header, ""]
     if status:
-        lines += ["## This run", "", "| script | status | seconds | command |", "|---|---|---:|---|", *status, ""]
+        lines += [
+            "## This run",
+            "",
+            "| script | status | seconds | command |",
+            "|---|---|---:|---|",
+            *status,
+            "",
+        ]
     for f in files:
         when = dt.datetime.fromtimestamp(f.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
-        lines += [f"<!-- {f.name}, written {when} -->", demote(f.read_text().strip()), "",
-                  f"_(from `benchmarks/results/{f.name}`, written {when})_", ""]
+        lines += [
+            f"<!-- {f.name}, written {when} -->",
+            demote(f.read_text().strip()),
+            "",
+            f"_(from `benchmarks/results/{f.name}`, written {when})_",
+            "",
+        ]
     if not files:
         lines.append(f"(no tables in {results_dir})")
     return "\n".join(lines) + "\n"
@@ -137,15 +184,21 @@ def results_md(results_dir: Path, status: list[str], header: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny settings; outputs under --quick-dir, not results/")
+    ap.add_argument(
+        "--quick", action="store_true", help="tiny settings; outputs under --quick-dir, not results/"
+    )
     ap.add_argument("--quick-dir", default=str(ROOT / "runs" / "bench-quick"))
     ap.add_argument("--device", help="passed to scripts that take --device (e.g. cuda)")
     ap.add_argument("--threads", type=int, help="passed to scripts that take --threads")
     ap.add_argument("--only", nargs="+", help="run only scripts whose name contains one of these words")
     ap.add_argument("--include-slow", action="store_true", help=f"also {sorted(SLOW)} and study_* scripts")
-    ap.add_argument("--collect", action="store_true", help="run nothing; rebuild RESULTS.md from results/*.md")
+    ap.add_argument(
+        "--collect", action="store_true", help="run nothing; rebuild RESULTS.md from results/*.md"
+    )
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per script before it is stopped")
-    ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="arguments appended to every script")
+    ap.add_argument(
+        "--extra", nargs=argparse.REMAINDER, default=[], help="arguments appended to every script"
+    )
     args = ap.parse_args(argv)
 
     tmp = Path(args.quick_dir)
@@ -157,8 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         scripts = [s for s in scripts if any(w in s.stem for w in args.only)]
         if not scripts:
             raise SystemExit(f"--only {args.only} matches no script in {HERE}")
-    header = [f"Date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}{' (--quick: tiny sizes, smoke test)' if args.quick else ''}",
-              "", *machine(), versions()]
+    header = [
+        f"Date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}"
+        + (" (--quick: tiny sizes, smoke test)" if args.quick else ""),
+        "",
+        *machine(),
+        versions(),
+    ]
     status, failed = [], 0
     for i, script in enumerate(scripts, start=1):
         cmd = command(script, args.quick, tmp, args.device, args.threads, args.extra)
@@ -177,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         sec = time.perf_counter() - t0
         ok = rc == 0 or (rc == 2 and "skipped" in str(text))  # check_* scripts exit 2 when no browser exists
         failed += not ok
-        state = "ok" if rc == 0 else ("skipped: " + str(text).strip().splitlines()[-1][:80] if ok else f"FAILED ({rc})")
+        state = (
+            "ok"
+            if rc == 0
+            else ("skipped: " + str(text).strip().splitlines()[-1][:80] if ok else f"FAILED ({rc})")
+        )
         status.append(f"| {script.name} | {state} | {sec:.0f} | `{shown}` |")
         print(f"    {state} in {sec:.0f} s", flush=True)
         if not ok:

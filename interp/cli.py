@@ -328,6 +328,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     over = {k: v for k, v in [("train_steps", args.train_steps), ("n_deception", args.n),
                               ("n_values", args.n and max(2, 3 * args.n // 4)), ("layer_stride", args.layer_stride),
                               ("permutations", args.permutations)] if v is not None}
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     res = run_demo(args.model, out=args.out, quick=args.quick, checkpoint=args.checkpoint, **over)
     if args.png:
         import viz
@@ -341,6 +345,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from interp.compare import CompareConfig, run_compare
 
     cfg = CompareConfig.load(args.config)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.out:
         cfg.out = args.out
     run_compare(cfg, report=args.report, png=args.png)
@@ -469,6 +477,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--layer-stride", type=int, help="cache every k-th layer (default 2; --quick 6)")
     s.add_argument("--permutations", type=int, help="label shuffles per probe cell (default 10)")
     s.add_argument("--png", help="also save a screenshot of the report's top (needs headless Chromium)")
+    s.add_argument("--threads", type=int, help="torch CPU threads (use 1 on a busy shared machine)")
     s.set_defaults(func=_cmd_demo)
 
     s = sub.add_parser("compare", help="the same probe study on several models (config file) -> one report")
@@ -476,6 +485,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="output folder (overrides the config's out)")
     s.add_argument("--report", help="HTML report path (default OUT/compare.html)")
     s.add_argument("--png", help="also a screenshot of the comparison figure (needs headless Chromium)")
+    s.add_argument("--threads", type=int, help="torch CPU threads (use 1 on a busy shared machine)")
     s.set_defaults(func=_cmd_compare)
 
     return p

@@ -21,10 +21,10 @@ The config file (TOML or YAML) names the task once and the models as a list; see
     name = "SmolLM2-135M"         # display name (optional)
     checkpoint = "runs/codi-smol" # optional CODI checkpoint of this base
 
-Per model: with `checkpoint`, that CODI model; else `codi = "fresh"` (default) wraps the base in an untrained CODI
-model (LoRA at its identity init, so the base weights are unchanged; the projection is random, so the thoughts
-are untrained) to get the same positions (question tail, <bot>, thoughts, <eot>, response) for every model; or
-`codi = "none"`: the plain model reads prompt + response as one text (positions `prompt[-k]`).
+Per model: with `checkpoint`, that CODI model; else `codi = "fresh"` (default) wraps the base in an untrained
+CODI model (LoRA at its identity init, so the base weights are unchanged; the projection is random, so the
+thoughts are untrained) to get the same positions (question tail, <bot>, thoughts, <eot>, response) for every
+model; or `codi = "none"`: the plain model reads prompt + response as one text (positions `prompt[-k]`).
 The report shows each model's heatmap and, across models, the best latent vs best response cell with its CI.
 """
 
@@ -35,7 +35,6 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 __all__ = ["CompareConfig", "ModelSpec", "CompareResult", "run_compare", "load_config"]
 
@@ -53,8 +52,10 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if self.codi not in CODI_MODES:
-            raise ValueError(f"model {self.model!r}: codi = {self.codi!r}; use one of {CODI_MODES} "
-                             f"('fresh': untrained CODI wrapper, 'none': plain model), or give checkpoint =")
+            raise ValueError(
+                f"model {self.model!r}: codi = {self.codi!r}; use one of {CODI_MODES} "
+                f"('fresh': untrained CODI wrapper, 'none': plain model), or give checkpoint ="
+            )
         self.name = self.name or self.model
 
 
@@ -63,28 +64,34 @@ class CompareConfig:
     """A comparison study; `CompareConfig.load(path)` reads TOML (.toml) or YAML (.yaml/.yml)."""
 
     models: list[ModelSpec]
-    task: dict = field(default_factory=lambda: {"name": "deception-arith", "n": 64, "seed": 1,
-                                                "placement": "before"})
+    task: dict = field(
+        default_factory=lambda: {"name": "deception-arith", "n": 64, "seed": 1, "placement": "before"}
+    )
     title: str = "codi-lens: the same probe study across models"
     out: str = "runs/compare"
     layer_stride: int = 2
-    positions: list[str] | None = None      # default: interp.demo.CACHE_POSITIONS (CODI) / PLAIN_POSITIONS
+    positions: list[str] | None = None  # default: interp.demo.CACHE_POSITIONS (CODI) / PLAIN_POSITIONS
     target: str = "label"
     method: str = "logreg"
     folds: int = 5
     permutations: int = 20
+    Cs: list[float] | None = None  # logistic C grid (default probes.DEFAULT_CS; 3 values: 2.5x faster)
     batch_size: int = 8
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not self.models:
-            raise ValueError("the config names no models: add [[models]] entries with model = \"<name or folder>\"")
+            raise ValueError(
+                'the config names no models: add [[models]] entries with model = "<name or folder>"'
+            )
         self.models = [m if isinstance(m, ModelSpec) else ModelSpec(**m) for m in self.models]
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
-            raise ValueError(f"model display names repeat ({names}); give each [[models]] entry its own name =")
+            raise ValueError(
+                f"model display names repeat ({names}); give each [[models]] entry its own name ="
+            )
         if "name" not in self.task:
-            raise ValueError("[task] needs name = (a probes task like \"deception-arith\" or a .jsonl file)")
+            raise ValueError('[task] needs name = (a probes task like "deception-arith" or a .jsonl file)')
 
     @classmethod
     def from_dict(cls, d: dict) -> CompareConfig:
@@ -93,14 +100,16 @@ class CompareConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted((set(d) | set(study)) - fields)
         if unknown:
-            raise ValueError(f"unknown config key(s) {unknown}; top-level keys: title, out, task, models, study; "
-                             f"[study] keys: {sorted(fields - {'title', 'out', 'task', 'models'})}")
+            raise ValueError(
+                f"unknown config key(s) {unknown}; top-level keys: title, out, task, models, study; "
+                f"[study] keys: {sorted(fields - {'title', 'out', 'task', 'models'})}"
+            )
         models = d.pop("models", None)
         if not isinstance(models, list):
             raise ValueError("the config needs a list of models: [[models]] entries (TOML) or models: (YAML)")
         bad = [m for m in models if not isinstance(m, dict) or "model" not in m]
         if bad:
-            raise ValueError(f"every models entry needs model = \"<name or folder>\"; got {bad[0]!r}")
+            raise ValueError(f'every models entry needs model = "<name or folder>"; got {bad[0]!r}')
         unknown_m = sorted({k for m in models for k in m} - {f.name for f in dataclasses.fields(ModelSpec)})
         if unknown_m:
             raise ValueError(f"unknown models key(s) {unknown_m}; use model, name, checkpoint, codi")
@@ -131,8 +140,9 @@ def load_config(path: str | Path) -> dict:
         try:
             import yaml
         except ImportError:
-            raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the config as "
-                             f"TOML") from None
+            raise ValueError(
+                f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the config as TOML"
+            ) from None
         d = yaml.safe_load(text)
         if not isinstance(d, dict):
             raise ValueError(f"{path}: the YAML file must hold a mapping (title, out, task, models, study)")
@@ -161,8 +171,10 @@ def _load(spec: ModelSpec):
     if spec.checkpoint:
         folder = Path(spec.checkpoint).expanduser()
         if not (folder / "codi_config.json").exists():
-            raise FileNotFoundError(f"model {spec.name!r}: checkpoint {folder} has no codi_config.json; pass a folder "
-                                    f"written by `codi-lens train`")
+            raise FileNotFoundError(
+                f"model {spec.name!r}: checkpoint {folder} has no codi_config.json; pass a folder "
+                f"written by `codi-lens train`"
+            )
         cm = CODIModel.from_pretrained(folder).eval()
         return cm, f"CODI checkpoint {folder}"
     if spec.codi == "fresh":
@@ -187,20 +199,39 @@ def _row(name: str, how: str, grid, cache_s: float, sweep_s: float) -> dict:
     from interp.demo import best_cells
 
     b = best_cells(grid)
-    row = {"model": name, "how": how, "n_layers": grid.config.get("n_layers"), "d_model": grid.config.get("d_model"),
-           "n_samples": len(grid.y), "cache_s": round(cache_s, 1), "sweep_s": round(sweep_s, 1)}
+    row = {
+        "model": name,
+        "how": how,
+        "n_layers": grid.config.get("n_layers"),
+        "d_model": grid.config.get("d_model"),
+        "n_samples": len(grid.y),
+        "cache_s": round(cache_s, 1),
+        "sweep_s": round(sweep_s, 1),
+    }
     for kind in ("latent", "response", "question"):
         c = b.get(f"best_{kind}")
         if c:
-            row.update({f"best_{kind}_auroc": c["auroc"], f"best_{kind}_lo": c.get("auroc_lo", np.nan),
-                        f"best_{kind}_hi": c.get("auroc_hi", np.nan),
-                        f"best_{kind}_cell": f"L{c['layer']} {c['position']}"})
+            row.update(
+                {
+                    f"best_{kind}_auroc": c["auroc"],
+                    f"best_{kind}_lo": c.get("auroc_lo", np.nan),
+                    f"best_{kind}_hi": c.get("auroc_hi", np.nan),
+                    f"best_{kind}_cell": f"L{c['layer']} {c['position']}",
+                }
+            )
     best = b["best"]
-    row.update(best_auroc=best["auroc"], best_lo=best.get("auroc_lo", np.nan), best_hi=best.get("auroc_hi", np.nan),
-               best_cell=f"L{best['layer']} {best['position']}")
+    row.update(
+        best_auroc=best["auroc"],
+        best_lo=best.get("auroc_lo", np.nan),
+        best_hi=best.get("auroc_hi", np.nan),
+        best_cell=f"L{best['layer']} {best['position']}",
+    )
     if "best_latent" in b and "best_response" in b:
-        d = probes.delong(grid, (b["best_latent"]["layer"], b["best_latent"]["position"]),
-                          (b["best_response"]["layer"], b["best_response"]["position"]))
+        d = probes.delong(
+            grid,
+            (b["best_latent"]["layer"], b["best_latent"]["position"]),
+            (b["best_response"]["layer"], b["best_response"]["position"]),
+        )
         row["delong_p_latent_vs_response"] = d["p_value"]
     row["findings"] = sorted({w.kind for w in grid.warnings})
     return row
@@ -208,6 +239,7 @@ def _row(name: str, how: str, grid, cache_s: float, sweep_s: float) -> dict:
 
 def summary_markdown(rows: list[dict], cfg: CompareConfig) -> str:
     """The per-model table (markdown): best latent / response / overall cell with 95% CIs."""
+
     def cell(r: dict, kind: str) -> str:
         key = f"best_{kind}" if kind else "best"
         if f"{key}_auroc" not in r:
@@ -215,30 +247,38 @@ def summary_markdown(rows: list[dict], cfg: CompareConfig) -> str:
         return f"{r[f'{key}_auroc']:.3f} [{r[f'{key}_lo']:.3f}, {r[f'{key}_hi']:.3f}] ({r[f'{key}_cell']})"
 
     task = ", ".join(f"{k}={v}" for k, v in cfg.task.items())
-    lines = [f"Task: {task}; target {cfg.target}, {cfg.method}, {cfg.folds} group folds, {cfg.permutations} "
-             f"permutations; layer stride {cfg.layer_stride}. AUROC with 95% CI (best of many cells: optimistic).", "",
-             "| model | layers | d | how | best latent | best response | best overall | DeLong p (latent vs resp) "
-             "| cache s | sweep s |", "|---|---:|---:|---|---|---|---|---:|---:|---:|"]
+    lines = [
+        f"Task: {task}; target {cfg.target}, {cfg.method}, {cfg.folds} group folds, {cfg.permutations} "
+        f"permutations; layer stride {cfg.layer_stride}. AUROC with 95% CI (best of many cells: optimistic).",
+        "",
+        "| model | layers | d | how | best latent | best response | best overall | DeLong p (latent vs resp) "
+        "| cache s | sweep s |",
+        "|---|---:|---:|---|---|---|---|---:|---:|---:|",
+    ]
     for r in rows:
         p = r.get("delong_p_latent_vs_response")
-        lines.append(f"| {r['model']} | {r['n_layers']} | {r['d_model']} | {r['how']} | {cell(r, 'latent')} | "
-                     f"{cell(r, 'response')} | {cell(r, '')} | {'-' if p is None else f'{p:.2g}'} | "
-                     f"{r['cache_s']} | {r['sweep_s']} |")
+        lines.append(
+            f"| {r['model']} | {r['n_layers']} | {r['d_model']} | {r['how']} | {cell(r, 'latent')} | "
+            f"{cell(r, 'response')} | {cell(r, '')} | {'-' if p is None else f'{p:.2g}'} | "
+            f"{r['cache_s']} | {r['sweep_s']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def run_compare(cfg: CompareConfig, report: str | Path | None = None, png: str | Path | None = None,
-                verbose: bool = True) -> CompareResult:
+def run_compare(
+    cfg: CompareConfig, report: str | Path | None = None, png: str | Path | None = None, verbose: bool = True
+) -> CompareResult:
     """Cache the task on every model, sweep probes, write `<out>/compare.html` (or `report`) + summary files.
 
     `png`: also a screenshot of the comparison figure alone (needs headless Chromium; skipped with a message).
 
-    >>> run_compare(CompareConfig(models=[ModelSpec("tiny-llama")], task={"name": "deception-arith", "n": 16}))
+    >>> cfg = CompareConfig(models=[ModelSpec("tiny-llama")], task={"name": "deception-arith", "n": 16})
+    >>> run_compare(cfg)
     """
     import probes
     import viz
-    from interp.demo import CACHE_POSITIONS, _layers, cache_any, usable_positions
     from interp.codi_cache import is_codi
+    from interp.demo import CACHE_POSITIONS, _layers, cache_any, usable_positions
 
     t0 = time.perf_counter()
     out = Path(cfg.out)
@@ -247,7 +287,10 @@ def run_compare(cfg: CompareConfig, report: str | Path | None = None, png: str |
     grids, rows = {}, []
     for i, spec in enumerate(cfg.models, start=1):
         say = print if verbose else (lambda *a, **k: None)
-        say(f"[compare {i}/{len(cfg.models)} +{time.perf_counter() - t0:.0f}s] {spec.name}: loading {spec.model}")
+        say(
+            f"[compare {i}/{len(cfg.models)} +{time.perf_counter() - t0:.0f}s] {spec.name}: "
+            f"loading {spec.model}"
+        )
         model, how = _load(spec)
         codi = is_codi(model)
         n_layers = model.n_layers
@@ -255,29 +298,59 @@ def run_compare(cfg: CompareConfig, report: str | Path | None = None, png: str |
         positions = cfg.positions or (CACHE_POSITIONS if codi else PLAIN_POSITIONS)
         folder = out / spec.name.replace("/", "-")
         t1 = time.perf_counter()
-        c = cache_any(model, task if codi else _plain_records(task), layers=layers, positions=positions,
-                         batch_size=cfg.batch_size, out=folder / "cache", progress=verbose)
+        c = cache_any(
+            model,
+            task if codi else _plain_records(task),
+            layers=layers,
+            positions=positions,
+            batch_size=cfg.batch_size,
+            out=folder / "cache",
+            progress=verbose,
+        )
         t2 = time.perf_counter()
         keep = usable_positions(c, cfg.target, cfg.folds, regression=(cfg.method == "ridge"))
-        grid = probes.sweep(c, target=cfg.target, method=cfg.method, folds=cfg.folds, positions=keep,
-                            n_permutations=cfg.permutations, n_bootstrap=500, seed=cfg.seed, progress=verbose)
+        grid = probes.sweep(
+            c,
+            target=cfg.target,
+            method=cfg.method,
+            folds=cfg.folds,
+            positions=keep,
+            chunk=32,
+            Cs=tuple(cfg.Cs) if cfg.Cs else None,
+            n_permutations=cfg.permutations,
+            n_bootstrap=500,
+            seed=cfg.seed,
+            progress=verbose,
+        )
         t3 = time.perf_counter()
         grid.config.update(model=spec.name, n_layers=n_layers, how=how)
         grid.save(folder / "grid")
         grids[spec.name] = grid
         rows.append(_row(spec.name, how, grid, t2 - t1, t3 - t2))
         r = rows[-1]
-        say(f"  {spec.name}: {n_layers} layers, cached in {t2 - t1:.0f}s, swept in {t3 - t2:.0f}s; best "
-            + ", ".join(f"{k} {r[f'best_{k}_auroc']:.3f} [{r[f'best_{k}_lo']:.3f}, {r[f'best_{k}_hi']:.3f}]"
-                        for k in ("latent", "response") if f"best_{k}_auroc" in r))
+        say(
+            f"  {spec.name}: {n_layers} layers, cached in {t2 - t1:.0f}s, swept in {t3 - t2:.0f}s; best "
+            + ", ".join(
+                f"{k} {r[f'best_{k}_auroc']:.3f} [{r[f'best_{k}_lo']:.3f}, {r[f'best_{k}_hi']:.3f}]"
+                for k in ("latent", "response")
+                if f"best_{k}_auroc" in r
+            )
+        )
         del model, c
     md = summary_markdown(rows, cfg)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text(md)
-    (out / "summary.json").write_text(json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1, default=float))
+    (out / "summary.json").write_text(
+        json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1, default=float)
+    )
     names = list(grids)
-    path = viz.report(list(grids.values()), out=report or out / "compare.html", title=cfg.title, names=names,
-                      extra_sections=[("Summary table", md), ("Config", json.dumps(cfg.to_dict(), indent=1))])
+    path = viz.report(
+        list(grids.values()),
+        out=report or out / "compare.html",
+        title=cfg.title,
+        names=names,
+        extra_sections=[("Summary table", md), ("Config", json.dumps(cfg.to_dict(), indent=1))],
+    )
     if png is not None:
         _compare_png(list(grids.values()), names, cfg.title, Path(png), say)
     seconds = time.perf_counter() - t0

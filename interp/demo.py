@@ -5,13 +5,13 @@
     >>> res.report, res.summary["deception"]["best_response"]["auroc"]     # doctest: +SKIP
 
 Stages (each prints a line with the elapsed time; long ones show a tqdm bar):
-1. a CODI model on the base: `--checkpoint DIR`, else the shipped `codi/pretrained/<model>-arith`, else a short
-   `codi.train` run on `codi.data.arithmetic` (kept in `<out>/codi-model`, reused by the next run);
+1. a CODI model on the base: `--checkpoint DIR`, else the shipped `codi/pretrained/<model>-arith`, else a
+   short `codi.train` run on `codi.data.arithmetic` (kept in `<out>/codi-model`, reused by the next run);
 2. accuracy of CODI vs no reasoning vs written reasoning on held-out problems (`codi.evaluate`);
 3. `deception-arith` (the instruction before the question, so the thoughts can depend on it) cached over the
-   question tail, <bot>, every continuous thought, <eot> and the response tokens (`interp.cache`), and a logistic
-   probe sweep with its checks (`probes.sweep`); in full size also the control where the instruction is only in
-   the response (thoughts cannot depend on it: their probes must sit at chance);
+   question tail, <bot>, every continuous thought, <eot> and the response tokens (`interp.cache`), and a
+   logistic probe sweep with its checks (`probes.sweep`); in full size also the control where the instruction
+   is only in the response (thoughts cannot depend on it: their probes must sit at chance);
 4. `intermediate-values` (3-step problems) cached the same way; ridge probes for the value of each step and a
    logistic probe for "step-1 value above the median";
 5. ablation of each continuous thought at the input (`interp.patching.ablate`, zero and mean);
@@ -19,15 +19,14 @@ Stages (each prints a line with the elapsed time; long ones show a tqdm bar):
 7. `report.html` (`viz.report`) plus `summary.json`; every probe grid is saved under `<out>/grids/`.
 
 Sizes: `DemoSize.full()` (about 15 minutes on a 2-core CPU with a shipped checkpoint) and `DemoSize.quick()`
-(CI, a couple of minutes). Everything is deterministic in the seeds below; caches are streamed to `<out>/cache-*`
-and reopened (not recomputed) when the demo runs again with the same model.
+(CI, a couple of minutes). Everything is deterministic in the seeds below; caches are streamed to
+`<out>/cache-*` and reopened (not recomputed) when the demo runs again with the same model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DemoSize", "DemoResult", "run_demo", "get_codi_model", "shipped_checkpoint", "CACHE_POSITIONS"]
+from interp.demo_report import _fmt_cell, final_summary, write_report
+
+__all__ = [
+    "DemoSize",
+    "DemoResult",
+    "run_demo",
+    "get_codi_model",
+    "shipped_checkpoint",
+    "CACHE_POSITIONS",
+    "best_cells",
+    "usable_positions",
+    "cache_any",
+]
 
 # question tail, <bot>, all thoughts, <eot>, all response tokens (labels of interp/positions.py)
 CACHE_POSITIONS = ["q[-4]", "q[-3]", "q[-2]", "q[-1]", "bot", "latents", "eot", "response"]
@@ -46,18 +57,23 @@ SEEDS = {"train": 0, "eval": 7, "deception": 1, "values": 2}  # distinct generat
 class DemoSize:
     """How big each stage is. `full()` is the README's run, `quick()` the CI run."""
 
-    train_steps: int = 16        # used only when no checkpoint is given or shipped
+    train_steps: int = 16  # used only when no checkpoint is given or shipped
     train_batch: int = 4
-    n_train: int = 2000          # generated training problems
-    n_eval: int = 48             # held-out problems for the accuracy table (each mode)
-    cot_tokens: int = 64         # written-reasoning budget
-    n_deception: int = 120       # samples (= 2 x questions)
+    n_train: int = 2000  # generated training problems
+    n_eval: int = 48  # held-out problems for the accuracy table (each mode)
+    cot_tokens: int = 64  # written-reasoning budget
+    n_deception: int = 120  # samples (= 2 x questions)
     n_values: int = 96
     n_ablate: int = 24
-    layer_stride: int = 2        # cache every layer_stride-th layer (0 and n_layers always)
-    permutations: int = 10       # group-level label shuffles per probe cell (p-values; >= 10 widens the CIs)
+    layer_stride: int = 2  # cache every layer_stride-th layer (0 and n_layers always)
+    permutations: int = 10  # group-level label shuffles per probe cell (p-values; >= 10 widens the CIs)
     folds: int = 5
-    control: bool = True         # also the placement="response" control of deception-arith
+    Cs: tuple[float, ...] = (
+        1e-3,
+        1e-1,
+        10.0,
+    )  # logistic C grid for the nested CV (3 values: 2.5x faster than 6)
+    control: bool = True  # also the placement="response" control of deception-arith
     ablate_modes: tuple[str, ...] = ("zero", "mean")
     batch_size: int = 16
 
@@ -67,18 +83,31 @@ class DemoSize:
 
     @classmethod
     def quick(cls) -> DemoSize:
-        return cls(train_steps=1, train_batch=2, n_train=64, n_eval=8, cot_tokens=40, n_deception=40, n_values=30,
-                   n_ablate=6, layer_stride=6, permutations=10, folds=4, control=False, ablate_modes=("zero",))
+        return cls(
+            train_steps=1,
+            train_batch=2,
+            n_train=64,
+            n_eval=8,
+            cot_tokens=40,
+            n_deception=48,
+            n_values=32,
+            n_ablate=6,
+            layer_stride=6,
+            permutations=10,
+            folds=4,
+            control=False,
+            ablate_modes=("zero",),
+        )
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["ablate_modes"] = list(self.ablate_modes)
+        d["ablate_modes"], d["Cs"] = list(self.ablate_modes), list(self.Cs)
         return d
 
 
 @dataclass
 class DemoResult:
-    """What `run_demo` made: the report path, the key numbers (also in `<out>/summary.json`), the wall time."""
+    """What `run_demo` made: the report path, the key numbers (`<out>/summary.json`), the wall time."""
 
     report: Path
     summary: dict
@@ -123,16 +152,20 @@ def shipped_checkpoint(model: str) -> Path | None:
     return folder if (folder / "codi_config.json").exists() else None
 
 
-def get_codi_model(model: str, out: Path, checkpoint: str | None, size: DemoSize, say=print) -> tuple[Any, str]:
-    """(CODIModel, how it was obtained): --checkpoint, the shipped one, a previous demo run's, or trained now."""
+def get_codi_model(
+    model: str, out: Path, checkpoint: str | None, size: DemoSize, say=print
+) -> tuple[Any, str]:
+    """(CODIModel, how it was obtained): --checkpoint, the shipped one, an earlier run's, or trained now."""
     from codi import CODIConfig, CODIModel, data, train
     from codi.train import TrainRecord
 
     if checkpoint is not None:
         folder = Path(checkpoint).expanduser()
         if not (folder / "codi_config.json").exists():
-            raise FileNotFoundError(f"--checkpoint {folder}: no codi_config.json there; pass a folder written by "
-                                    f"`codi-lens train` / CODIModel.save_pretrained")
+            raise FileNotFoundError(
+                f"--checkpoint {folder}: no codi_config.json there; pass a folder written by "
+                f"`codi-lens train` / CODIModel.save_pretrained"
+            )
         return CODIModel.from_pretrained(folder).eval(), f"checkpoint {folder}"
     shipped = shipped_checkpoint(model)
     if shipped is not None:
@@ -144,22 +177,36 @@ def get_codi_model(model: str, out: Path, checkpoint: str | None, size: DemoSize
     if (folder / "codi_config.json").exists():
         rec = TrainRecord.load(folder)
         if rec.step == size.train_steps and rec.finished:
-            return CODIModel.from_pretrained(folder).eval(), f"trained {rec.step} steps by an earlier demo run"
-        raise ValueError(f"{folder} holds a model trained for {rec.step} steps, not {size.train_steps}; pass "
-                         f"--train-steps {rec.step} to reuse it, or another --out")
+            return CODIModel.from_pretrained(
+                folder
+            ).eval(), f"trained {rec.step} steps by an earlier demo run"
+        raise ValueError(
+            f"{folder} holds a model trained for {rec.step} steps, not {size.train_steps}; pass "
+            f"--train-steps {rec.step} to reuse it, or another --out"
+        )
     problems = data.arithmetic(size.n_train, steps=(2, 3), seed=SEEDS["train"])
-    say(f"  no checkpoint given or shipped: training {size.train_steps} steps x batch {size.train_batch} "
-        f"(a real run: `codi-lens train --base {model} --out DIR`, then `codi-lens demo --checkpoint DIR`)")
+    say(
+        f"  no checkpoint given or shipped: training {size.train_steps} steps x batch {size.train_batch} "
+        f"(a real run: `codi-lens train --base {model} --out DIR`, then `codi-lens demo --checkpoint DIR`)"
+    )
     cm = CODIModel.from_config(cfg)
-    train(cm, problems, folder, max_steps=size.train_steps, batch_size=size.train_batch,
-          checkpoint_every=max(size.train_steps, 1))
+    train(
+        cm,
+        problems,
+        folder,
+        max_steps=size.train_steps,
+        batch_size=size.train_batch,
+        checkpoint_every=max(size.train_steps, 1),
+    )
     return CODIModel.from_pretrained(folder).eval(), f"trained {size.train_steps} steps now"
 
 
 def _eval_problems(n: int, exclude: set[str]) -> list:
     from codi import data
 
-    probs = [p for p in data.arithmetic(n + 32, steps=(2, 3), seed=SEEDS["eval"]) if p.question not in exclude]
+    probs = [
+        p for p in data.arithmetic(n + 32, steps=(2, 3), seed=SEEDS["eval"]) if p.question not in exclude
+    ]
     return probs[:n]
 
 
@@ -173,9 +220,12 @@ def _cell(grid, layer: int, pos: str, metric: str = "auroc") -> dict:
 
 
 def best_cells(grid, metric: str = "auroc") -> dict:
-    """{"best_latent", "best_response", "best_question", "best": {...}} cells of a grid (NaN-free kinds only)."""
-    kinds = {"latent": lambda p: p.startswith("latent_"), "response": lambda p: p.startswith("resp_"),
-             "question": lambda p: p.startswith("q")}
+    """{"best_latent", "best_response", "best_question", "best": {...}} cells of a grid."""
+    kinds = {
+        "latent": lambda p: p.startswith("latent_"),
+        "response": lambda p: p.startswith("resp_"),
+        "question": lambda p: p.startswith("q"),
+    }
     out = {}
     for kind, test in kinds.items():
         pos = [p for p in grid.positions if test(p)]
@@ -185,45 +235,7 @@ def best_cells(grid, metric: str = "auroc") -> dict:
     return out
 
 
-def _fmt_cell(c: dict, metric: str = "auroc") -> str:
-    ci = f" [{c[metric + '_lo']:.3f}, {c[metric + '_hi']:.3f}]" if metric + "_lo" in c else ""
-    return f"{metric} {c[metric]:.3f}{ci} at layer {c['layer']}, {c['position']}"
-
-
-def accuracy_text(acc: dict, how: str) -> str:
-    """The accuracy table as plain text (monospace in the report)."""
-    names = {"codi": "CODI (continuous thoughts)", "no_cot": "no reasoning (answer directly)",
-             "cot": "written reasoning (chain of thought)"}
-    lines = [f"model: {how}", "", f"{'mode':<40} {'accuracy':>9} {'correct':>8} {'n':>4}"]
-    for mode, r in acc.items():
-        lines.append(f"{names.get(mode, mode):<40} {100 * r['accuracy']:>8.1f}% {r['correct']:>8} {r['n']:>4}")
-    ex = acc.get("codi", {}).get("examples", [])[:3]
-    if ex:
-        lines += ["", "CODI examples (question -> generated text | reference):"]
-        lines += [f"  {e['question'][:90]!r} -> {e['text'][:40]!r} | {e['answer']}" for e in ex]
-    lines += ["", "CODI paper, GPT-2 on GSM8K: CODI 43.7, written reasoning 44.1, no reasoning 19.1. A model trained",
-              "for a few steps here is far from that; train longer (codi-lens train) and pass --checkpoint."]
-    return "\n".join(lines)
-
-
-def ablation_text(grids: dict) -> str:
-    lines = [f"{'mode':<6} {'thought':<10} {'accuracy':>9} {'d_acc':>7} {'answer logp':>12} {'d_logp':>8}"]
-    for mode, g in grids.items():
-        base = g.config.get("baseline", {})
-        lines.append(f"{mode:<6} {'(none)':<10} {100 * base.get('answer_accuracy', math.nan):>8.1f}% {'':>7} "
-                     f"{base.get('answer_logp', math.nan):>12.3f}")
-        for p in g.positions:
-            li = g.layers.index(-1) if -1 in g.layers else 0
-            m = {k: float(g.metrics[k][li, g.positions.index(p)]) for k in
-                 ("answer_accuracy", "delta_accuracy", "answer_logp", "delta_logp")}
-            lines.append(f"{mode:<6} {p:<10} {100 * m['answer_accuracy']:>8.1f}% {100 * m['delta_accuracy']:>+6.1f} "
-                         f"{m['answer_logp']:>12.3f} {m['delta_logp']:>+8.3f}")
-    lines += ["", "Each thought replaced at the model input (the fed-back embedding) by zeros or by its mean over the",
-              "problems; answer scored by one teacher-forced pass (accuracy = greedy answer equals the reference)."]
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------------ the pipeline
+# ---------------------------------------------------------------------------------------------- the pipeline
 def _layers(n_layers: int, stride: int) -> list[int]:
     return sorted(set(range(0, n_layers + 1, max(stride, 1))) | {n_layers})
 
@@ -259,20 +271,41 @@ def _probe(cache, target: str, method: str, size: DemoSize, name: str, out: Path
     positions = usable_positions(cache, target, size.folds, regression=(method == "ridge"))
     dropped = [p for p in cache.positions if p not in positions]
     if dropped:
-        say(f"  {name}: leaving out {dropped} (too few samples have these cells for {size.folds}-fold group CV)")
-    grid = probes.sweep(cache, target=target, method=method, folds=size.folds, n_permutations=size.permutations,
-                        n_bootstrap=500, seed=0, positions=positions)
+        say(
+            f"  {name}: leaving out {dropped} (too few samples have these cells for "
+            f"{size.folds}-fold group CV)"
+        )
+    grid = probes.sweep(
+        cache,
+        target=target,
+        method=method,
+        folds=size.folds,
+        n_permutations=size.permutations,
+        n_bootstrap=500,
+        seed=0,
+        positions=positions,
+        chunk=32,
+        Cs=size.Cs if method == "logreg" else None,
+    )
     grid.config["demo_name"] = name
     grid.save(out / "grids" / name)
     errors = [w for w in grid.warnings if w.severity == "error"]
-    say(f"  {name}: {len(grid.layers)} layers x {len(grid.positions)} positions; checks: "
-        f"{len(grid.warnings)} finding(s){f', {len(errors)} error(s)' if errors else ''}")
+    say(
+        f"  {name}: {len(grid.layers)} layers x {len(grid.positions)} positions; checks: "
+        f"{len(grid.warnings)} finding(s){f', {len(errors)} error(s)' if errors else ''}"
+    )
     return grid
 
 
-def run_demo(model: str = "smollm2-135m", out: str | Path = "runs/demo", quick: bool = False,
-             checkpoint: str | None = None, size: DemoSize | None = None, verbose: bool = True,
-             **overrides: Any) -> DemoResult:
+def run_demo(
+    model: str = "smollm2-135m",
+    out: str | Path = "runs/demo",
+    quick: bool = False,
+    checkpoint: str | None = None,
+    size: DemoSize | None = None,
+    verbose: bool = True,
+    **overrides: Any,
+) -> DemoResult:
     """Run the whole study (see the module docstring) and write `<out>/report.html` and `<out>/summary.json`.
 
     `size` defaults to `DemoSize.quick()` / `DemoSize.full()`; keyword `overrides` set its fields
@@ -293,7 +326,9 @@ def run_demo(model: str = "smollm2-135m", out: str | Path = "runs/demo", quick: 
     if min(size.n_values, size.n_eval, size.n_ablate) < 2:
         raise ValueError("n_values, n_eval and n_ablate must each be at least 2")
     if "zero" not in size.ablate_modes:
-        raise ValueError(f"ablate_modes={size.ablate_modes}: include 'zero' (the report draws it); add 'mean'/'resample'")
+        raise ValueError(
+            f"ablate_modes={size.ablate_modes}: include 'zero' (the report draws it); add 'mean'/'resample'"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     st = _Stages(7, verbose)
@@ -306,36 +341,70 @@ def run_demo(model: str = "smollm2-135m", out: str | Path = "runs/demo", quick: 
     layers = _layers(cm.n_layers, size.layer_stride)
     st.say(f"  {how}: {cm!r}; caching layers {layers[0]}..{layers[-1]} ({len(layers)} of {cm.n_layers + 1})")
 
-    st.start("accuracy", f"accuracy on {size.n_eval} held-out problems: CODI vs no reasoning vs written reasoning")
+    st.start(
+        "accuracy", f"accuracy on {size.n_eval} held-out problems: CODI vs no reasoning vs written reasoning"
+    )
     seen = {p.question for p in data.arithmetic(size.n_train, steps=(2, 3), seed=SEEDS["train"])}
     eval_probs = _eval_problems(max(size.n_eval, size.n_ablate), seen)
-    acc = evaluate(cm, eval_probs[:size.n_eval], batch_size=size.batch_size, cot_max_new_tokens=size.cot_tokens,
-                   max_new_tokens=12, progress=verbose)
+    acc = evaluate(
+        cm,
+        eval_probs[: size.n_eval],
+        batch_size=size.batch_size,
+        cot_max_new_tokens=size.cot_tokens,
+        max_new_tokens=12,
+        progress=verbose,
+    )
     summary["accuracy"] = {m: {k: r[k] for k in ("accuracy", "correct", "n")} for m, r in acc.items()}
     st.say("  " + ", ".join(f"{m} {100 * r['accuracy']:.1f}%" for m, r in acc.items()))
 
-    st.start("deception", f"deception-arith: cache {size.n_deception} samples x thoughts and responses, probe sweep")
+    st.start(
+        "deception",
+        f"deception-arith: cache {size.n_deception} samples x thoughts and responses, probe sweep",
+    )
     grids: dict[str, Any] = {}
     dec = tasks.load("deception-arith", n=size.n_deception, seed=SEEDS["deception"], placement="before")
-    c = cache_any(cm, dec, layers=layers, positions=CACHE_POSITIONS, batch_size=size.batch_size,
-                     out=out / "cache-deception", progress=verbose)
+    c = cache_any(
+        cm,
+        dec,
+        layers=layers,
+        positions=CACHE_POSITIONS,
+        batch_size=size.batch_size,
+        out=out / "cache-deception",
+        progress=verbose,
+    )
     grids["deception"] = _probe(c, "label", "logreg", size, "deception", out, st.say)
     summary["deception"] = best_cells(grids["deception"])
     if size.control:
         ctl = tasks.load("deception-arith", n=size.n_deception, seed=SEEDS["deception"], placement="response")
-        c = cache_any(cm, ctl, layers=layers, positions=CACHE_POSITIONS, batch_size=size.batch_size,
-                         out=out / "cache-deception-control", progress=verbose)
+        c = cache_any(
+            cm,
+            ctl,
+            layers=layers,
+            positions=CACHE_POSITIONS,
+            batch_size=size.batch_size,
+            out=out / "cache-deception-control",
+            progress=verbose,
+        )
         grids["deception_control"] = _probe(c, "label", "logreg", size, "deception_control", out, st.say)
         summary["deception_control"] = best_cells(grids["deception_control"])
     for k in ("deception", "deception_control"):
         if k in summary:
-            st.say(f"  {k}: best latent {_fmt_cell(summary[k]['best_latent'])}; best response "
-                   f"{_fmt_cell(summary[k]['best_response'])}")
+            st.say(
+                f"  {k}: best latent {_fmt_cell(summary[k]['best_latent'])}; best response "
+                f"{_fmt_cell(summary[k]['best_response'])}"
+            )
 
     st.start("values", f"intermediate-values: cache {size.n_values} 3-step problems, ridge/logistic sweeps")
     iv = tasks.load("intermediate-values", n=size.n_values, seed=SEEDS["values"], steps=3, step=0)
-    cv = cache_any(cm, iv, layers=layers, positions=CACHE_POSITIONS, batch_size=size.batch_size,
-                      out=out / "cache-values", progress=verbose)
+    cv = cache_any(
+        cm,
+        iv,
+        layers=layers,
+        positions=CACHE_POSITIONS,
+        batch_size=size.batch_size,
+        out=out / "cache-values",
+        progress=verbose,
+    )
     summary["values"] = {}
     for j in range(3):
         g = _probe(cv, f"value_{j}", "ridge", size, f"value_{j}", out, st.say)
@@ -345,37 +414,71 @@ def run_demo(model: str = "smollm2-135m", out: str | Path = "runs/demo", quick: 
     summary["values"]["value_1_large"] = best_cells(grids["value_1_large"])
     for k, v in summary["values"].items():
         if "best_latent" in v:
-            st.say(f"  {k}: best latent {_fmt_cell(v['best_latent'], 'r2' if 'r2' in v['best'] else 'auroc')}")
+            st.say(
+                f"  {k}: best latent {_fmt_cell(v['best_latent'], 'r2' if 'r2' in v['best'] else 'auroc')}"
+            )
 
-    st.start("ablation", f"ablation of each thought at the input on {size.n_ablate} problems "
-                         f"({', '.join(size.ablate_modes)})")
-    abl = {mode: patching.ablate(cm, eval_probs[:size.n_ablate], positions="latents", layers=["input"], mode=mode,
-                                 progress=verbose) for mode in size.ablate_modes}
+    st.start(
+        "ablation",
+        f"ablation of each thought at the input on {size.n_ablate} problems ({', '.join(size.ablate_modes)})",
+    )
+    abl = {
+        mode: patching.ablate(
+            cm,
+            eval_probs[: size.n_ablate],
+            positions="latents",
+            layers=["input"],
+            mode=mode,
+            progress=verbose,
+        )
+        for mode in size.ablate_modes
+    }
     for mode, g in abl.items():
         g.save(out / "grids" / f"ablate_{mode}")
-    summary["ablation"] = {mode: {"baseline": g.config.get("baseline"),
-                                  "delta_accuracy": dict(zip(g.positions, g.metrics["delta_accuracy"][0].tolist())),
-                                  "delta_logp": dict(zip(g.positions, g.metrics["delta_logp"][0].tolist()))}
-                           for mode, g in abl.items()}
+    summary["ablation"] = {
+        mode: {
+            "baseline": g.config.get("baseline"),
+            "delta_accuracy": dict(zip(g.positions, g.metrics["delta_accuracy"][0].tolist())),
+            "delta_logp": dict(zip(g.positions, g.metrics["delta_logp"][0].tolist())),
+        }
+        for mode, g in abl.items()
+    }
     worst = min(abl["zero"].positions, key=lambda p: abl["zero"].sel("delta_logp", -1, p))
-    st.say(f"  largest effect (zero): {worst}: answer logp {abl['zero'].sel('delta_logp', -1, worst):+.3f}, "
-           f"accuracy {100 * abl['zero'].sel('delta_accuracy', -1, worst):+.1f} points")
+    st.say(
+        f"  largest effect (zero): {worst}: answer logp {abl['zero'].sel('delta_logp', -1, worst):+.3f}, "
+        f"accuracy {100 * abl['zero'].sel('delta_accuracy', -1, worst):+.1f} points"
+    )
 
     st.start("lens", "logit lens of the continuous thoughts (first intermediate-values problem)")
-    lens = logit_lens(cv, layer=None, position=[p for p in cv.positions if p.startswith("latent_")], k=5,
-                      model=cm, samples=[0])
+    lens = logit_lens(
+        cv,
+        layer=None,
+        position=[p for p in cv.positions if p.startswith("latent_")],
+        k=5,
+        model=cm,
+        samples=[0],
+    )
     row = cv.samples.iloc[0]
     values = [int(row[f"value_{j}"]) for j in range(3)]
-    table = viz.LensTable.from_dict(lens.cells(sample=0), meta={"model": how, "question": row["question"],
-                                                                "step values": values, "lens": "logit lens"})
+    table = viz.LensTable.from_dict(
+        lens.cells(sample=0),
+        meta={"model": how, "question": row["question"], "step values": values, "lens": "logit lens"},
+    )
     table.save(out / "lens.json")
-    top = {p: lens.frame[(lens.frame["position"] == p) & (lens.frame["rank"] == 0)
-                         & (lens.frame["layer"] == layers[-1])]["token"].tolist() for p in sorted(set(lens.frame["position"]))}
-    summary["lens"] = {"question": row["question"], "values": values,
-                       "top1_last_layer": {p: (t[0] if t else "") for p, t in top.items()}}
+    top = {
+        p: lens.frame[
+            (lens.frame["position"] == p) & (lens.frame["rank"] == 0) & (lens.frame["layer"] == layers[-1])
+        ]["token"].tolist()
+        for p in sorted(set(lens.frame["position"]))
+    }
+    summary["lens"] = {
+        "question": row["question"],
+        "values": values,
+        "top1_last_layer": {p: (t[0] if t else "") for p, t in top.items()},
+    }
 
     st.start("report", "writing report.html")
-    report = _write_report(out, grids, abl, acc, how, table, values, cm, size)
+    report = write_report(out, grids, abl, acc, how, table, values, cm, size.to_dict(), SEEDS)
     st.done()
     summary["stage_seconds"] = st.times
     summary["seconds"] = round(time.perf_counter() - st.t0, 1)
@@ -383,52 +486,3 @@ def run_demo(model: str = "smollm2-135m", out: str | Path = "runs/demo", quick: 
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     st.say(final_summary(summary))
     return DemoResult(report=report, summary=summary, seconds=summary["seconds"], grids=grids)
-
-
-def _write_report(out: Path, grids: dict, abl: dict, acc: dict, how: str, table, values: list[int], cm,
-                  size: DemoSize) -> Path:
-    import viz
-
-    names = {"deception": "deception-arith (instruction before the question): honest vs lying",
-             "deception_control": "control: deception-arith with the instruction only in the response",
-             "value_0": "intermediate values: step-1 value (ridge, R^2)",
-             "value_1": "intermediate values: step-2 value (ridge, R^2)",
-             "value_2": "intermediate values: final answer (ridge, R^2)",
-             "value_1_large": "intermediate values: step-2 value above the median (logistic)"}
-    keys = [k for k in names if k in grids]
-    extra = [
-        ("Accuracy: CODI vs no reasoning vs written reasoning", accuracy_text(acc, how)),
-        ("Ablation of each continuous thought (answer log-probability change)",
-         viz.heatmap(abl["zero"], metric="delta_logp", chance=0.0,
-                     title="zero-ablating each thought at the input: change of the answer's log-probability")),
-        ("Ablation table", ablation_text(abl)),
-        ("Logit lens with the step values marked",
-         viz.lens(table, title=f"top-1 lens token per layer and thought; marked: step values {values}",
-                  mark=[str(v) for v in values])),
-        ("Run settings", json.dumps({"codi_model": how, "codi_config": cm.config.to_dict(),
-                                     "demo_size": size.to_dict(), "seeds": SEEDS}, indent=1, default=str)),
-    ]
-    return viz.report([grids[k] for k in keys], out=out / "report.html", names=[names[k] for k in keys],
-                      lens=table, extra_sections=extra, title=f"codi-lens demo: {cm.config.base_model} + CODI")
-
-
-def final_summary(s: dict) -> str:
-    """The closing lines of `codi-lens demo`: key numbers and where the report is."""
-    acc = s.get("accuracy", {})
-    lines = ["", f"codi-lens demo finished in {s['seconds'] / 60:.1f} min ({s['model']}; {s['codi_model']})",
-             "accuracy: " + ", ".join(f"{m} {100 * r['accuracy']:.1f}% ({r['correct']}/{r['n']})"
-                                      for m, r in acc.items())]
-    for k in ("deception", "deception_control"):
-        if k in s:
-            lines.append(f"{k}: best latent {_fmt_cell(s[k]['best_latent'])}")
-            lines.append(f"{' ' * len(k)}  best response {_fmt_cell(s[k]['best_response'])}")
-    for k, v in s.get("values", {}).items():
-        metric = "r2" if "r2" in v["best"] else "auroc"
-        if "best_latent" in v:
-            lines.append(f"{k}: best latent {_fmt_cell(v['best_latent'], metric)}; best overall "
-                         f"{_fmt_cell(v['best'], metric)}")
-    z = s.get("ablation", {}).get("zero")
-    if z:
-        lines.append("ablation (zero, d answer logp): " + ", ".join(f"{p} {v:+.2f}" for p, v in z["delta_logp"].items()))
-    lines.append(f"report: {s['report']}")
-    return "\n".join(lines)

@@ -31,7 +31,8 @@ SECTIONS = [
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    # one torch thread: on a shared CI runner, 2 OpenMP threads competing with other jobs spin for minutes
+    assert main(["demo", "--quick", "--out", str(out), "--threads", "1"]) == 0
     return out, json.loads((out / "summary.json").read_text())
 
 
@@ -56,8 +57,8 @@ def test_accuracy_table_has_three_modes(demo):
 
 
 def test_response_probe_on_deception_is_clearly_above_chance(demo):
-    """Response tokens hold the honest vs lying answer text after the instruction: any CODI model (even untrained)
-    must give a response-token probe whose CI lies well above 0.5."""
+    """Response tokens hold the honest vs lying answer text after the instruction: any CODI model (even
+    untrained) must give a response-token probe whose CI lies well above 0.5."""
     out, summary = demo
     grid = probes.ProbeGrid.load(out / "grids" / "deception")
     best = best_cells(grid)["best_response"]
@@ -91,8 +92,12 @@ def test_ablation_grid_per_latent(demo):
     assert g.layers == [-1] and g.positions == [f"latent_{j}" for j in range(6)]
     base = g.config["baseline"]
     # delta = ablated - unablated, per thought
-    np.testing.assert_allclose(g.metrics["delta_logp"], g.metrics["answer_logp"] - base["answer_logp"], atol=1e-9)
-    assert summary["ablation"]["zero"]["delta_logp"]["latent_0"] == pytest.approx(g.metrics["delta_logp"][0, 0])
+    np.testing.assert_allclose(
+        g.metrics["delta_logp"], g.metrics["answer_logp"] - base["answer_logp"], atol=1e-9
+    )
+    assert summary["ablation"]["zero"]["delta_logp"]["latent_0"] == pytest.approx(
+        g.metrics["delta_logp"][0, 0]
+    )
 
 
 def test_lens_table(demo):
@@ -106,13 +111,20 @@ def test_lens_table(demo):
 
 
 def test_compare_on_tiny_models(tmp_path):
-    cfg = CompareConfig.from_dict({
-        "title": "tiny <script>", "out": str(tmp_path / "cmp"),
-        "task": {"name": "deception-arith", "n": 24, "seed": 1},
-        "study": {"layer_stride": 2, "permutations": 0, "folds": 3,
-                  "positions": ["q[-1]", "bot", "latent_0", "latent_5", "eot", "resp_0", "resp_3"]},
-        "models": [{"model": "tiny-llama", "name": "llama"}, {"model": "tiny-gpt2", "name": "gpt2"}],
-    })
+    cfg = CompareConfig.from_dict(
+        {
+            "title": "tiny <script>",
+            "out": str(tmp_path / "cmp"),
+            "task": {"name": "deception-arith", "n": 24, "seed": 1},
+            "study": {
+                "layer_stride": 2,
+                "permutations": 0,
+                "folds": 3,
+                "positions": ["q[-1]", "bot", "latent_0", "latent_5", "eot", "resp_0", "resp_3"],
+            },
+            "models": [{"model": "tiny-llama", "name": "llama"}, {"model": "tiny-gpt2", "name": "gpt2"}],
+        }
+    )
     res = run_compare(cfg, verbose=False)
     assert [r["model"] for r in res.rows] == ["llama", "gpt2"]
     for r in res.rows:
@@ -128,8 +140,9 @@ def test_compare_on_tiny_models(tmp_path):
 
 def test_compare_config_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown config key"):
-        CompareConfig.from_dict({"models": [{"model": "tiny-llama"}], "task": {"name": "deception-arith"},
-                                 "layerstride": 2})
+        CompareConfig.from_dict(
+            {"models": [{"model": "tiny-llama"}], "task": {"name": "deception-arith"}, "layerstride": 2}
+        )
     with pytest.raises(ValueError, match="needs a list of models"):
         CompareConfig.from_dict({"task": {"name": "deception-arith"}})
     with pytest.raises(ValueError, match="codi = 'lora'"):
