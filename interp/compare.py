@@ -278,7 +278,8 @@ def run_compare(
     import probes
     import viz
     from interp.codi_cache import is_codi
-    from interp.demo import CACHE_POSITIONS, _layers, cache_any, usable_positions
+    import interp
+    from interp.demo import CACHE_POSITIONS, layer_subset
 
     t0 = time.perf_counter()
     out = Path(cfg.out)
@@ -294,11 +295,11 @@ def run_compare(
         model, how = _load(spec)
         codi = is_codi(model)
         n_layers = model.n_layers
-        layers = _layers(n_layers, cfg.layer_stride)
+        layers = layer_subset(n_layers, cfg.layer_stride)
         positions = cfg.positions or (CACHE_POSITIONS if codi else PLAIN_POSITIONS)
         folder = out / spec.name.replace("/", "-")
         t1 = time.perf_counter()
-        c = cache_any(
+        c = interp.cache(
             model,
             task if codi else _plain_records(task),
             layers=layers,
@@ -308,13 +309,11 @@ def run_compare(
             progress=verbose,
         )
         t2 = time.perf_counter()
-        keep = usable_positions(c, cfg.target, cfg.folds, regression=(cfg.method == "ridge"))
         grid = probes.sweep(
             c,
             target=cfg.target,
             method=cfg.method,
             folds=cfg.folds,
-            positions=keep,
             chunk=32,
             Cs=tuple(cfg.Cs) if cfg.Cs else None,
             n_permutations=cfg.permutations,

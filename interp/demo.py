@@ -44,8 +44,7 @@ __all__ = [
     "shipped_checkpoint",
     "CACHE_POSITIONS",
     "best_cells",
-    "usable_positions",
-    "cache_any",
+    "layer_subset",
 ]
 
 # question tail, <bot>, all thoughts, <eot>, all response tokens (labels of interp/positions.py)
@@ -236,45 +235,21 @@ def best_cells(grid, metric: str = "auroc") -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- the pipeline
-def _layers(n_layers: int, stride: int) -> list[int]:
+def layer_subset(n_layers: int, stride: int) -> list[int]:
+    """Every `stride`-th layer of 0..n_layers, always including the last."""
     return sorted(set(range(0, n_layers + 1, max(stride, 1))) | {n_layers})
 
 
-def cache_any(model, prompts, **kw):
-    """`interp.codi_cache.codi_cache` for CODI models (thoughts and responses), `interp.cache` otherwise."""
+def _cache(cm, task, layers: list[int], size: DemoSize, folder: Path, verbose: bool):
     import interp
-    from interp.codi_cache import codi_cache, is_codi
 
-    return codi_cache(model, prompts, **kw) if is_codi(model) else interp.cache(model, prompts, **kw)
-
-
-def usable_positions(cache, target: str, folds: int, regression: bool) -> list[str]:
-    """Positions with enough groups for nested group-CV: >= 3 * folds groups with a valid cell and, for
-    classification, each class in >= folds of them. (Late response tokens exist only for long answers; a sweep
-    over them would stop with 'only 2 groups for 3 folds'.)"""
-    samples = cache.samples
-    y, g = samples[target].to_numpy(), samples["group"].astype(str).to_numpy()
-    keep = []
-    for p, ok in zip(cache.positions, np.asarray(cache.valid).T):
-        ok = ok & (y != -1) if not regression else ok
-        if len(set(g[ok])) < 3 * folds:
-            continue
-        if not regression and min(len(set(g[ok & (y == c)])) for c in np.unique(y[ok])) < folds:
-            continue
-        keep.append(p)
-    return keep
+    return interp.cache(cm, task, layers=layers, positions=CACHE_POSITIONS, batch_size=size.batch_size, out=folder,
+                        progress=verbose)
 
 
 def _probe(cache, target: str, method: str, size: DemoSize, name: str, out: Path, say) -> Any:
     import probes
 
-    positions = usable_positions(cache, target, size.folds, regression=(method == "ridge"))
-    dropped = [p for p in cache.positions if p not in positions]
-    if dropped:
-        say(
-            f"  {name}: leaving out {dropped} (too few samples have these cells for "
-            f"{size.folds}-fold group CV)"
-        )
     grid = probes.sweep(
         cache,
         target=target,
@@ -283,7 +258,6 @@ def _probe(cache, target: str, method: str, size: DemoSize, name: str, out: Path
         n_permutations=size.permutations,
         n_bootstrap=500,
         seed=0,
-        positions=positions,
         chunk=32,
         Cs=size.Cs if method == "logreg" else None,
     )
@@ -338,7 +312,7 @@ def run_demo(
     cm, how = get_codi_model(model, out, checkpoint, size, say=st.say)
     summary["codi_model"] = how
     summary["base_model"] = cm.config.base_model
-    layers = _layers(cm.n_layers, size.layer_stride)
+    layers = layer_subset(cm.n_layers, size.layer_stride)
     st.say(f"  {how}: {cm!r}; caching layers {layers[0]}..{layers[-1]} ({len(layers)} of {cm.n_layers + 1})")
 
     st.start(
@@ -362,31 +336,14 @@ def run_demo(
         f"deception-arith: cache {size.n_deception} samples x thoughts and responses, probe sweep",
     )
     grids: dict[str, Any] = {}
-    dec = tasks.load("deception-arith", n=size.n_deception, seed=SEEDS["deception"], placement="before")
-    c = cache_any(
-        cm,
-        dec,
-        layers=layers,
-        positions=CACHE_POSITIONS,
-        batch_size=size.batch_size,
-        out=out / "cache-deception",
-        progress=verbose,
-    )
-    grids["deception"] = _probe(c, "label", "logreg", size, "deception", out, st.say)
-    summary["deception"] = best_cells(grids["deception"])
-    if size.control:
-        ctl = tasks.load("deception-arith", n=size.n_deception, seed=SEEDS["deception"], placement="response")
-        c = cache_any(
-            cm,
-            ctl,
-            layers=layers,
-            positions=CACHE_POSITIONS,
-            batch_size=size.batch_size,
-            out=out / "cache-deception-control",
-            progress=verbose,
-        )
-        grids["deception_control"] = _probe(c, "label", "logreg", size, "deception_control", out, st.say)
-        summary["deception_control"] = best_cells(grids["deception_control"])
+    runs = [("deception", "before", "cache-deception")]
+    if size.control:  # the seed study's design: the label lives only in the response
+        runs.append(("deception_control", "response", "cache-deception-control"))
+    for name, placement, folder in runs:
+        task = tasks.load("deception-arith", n=size.n_deception, seed=SEEDS["deception"], placement=placement)
+        c = _cache(cm, task, layers, size, out / folder, verbose)
+        grids[name] = _probe(c, "label", "logreg", size, name, out, st.say)
+        summary[name] = best_cells(grids[name])
     for k in ("deception", "deception_control"):
         if k in summary:
             st.say(
@@ -396,15 +353,7 @@ def run_demo(
 
     st.start("values", f"intermediate-values: cache {size.n_values} 3-step problems, ridge/logistic sweeps")
     iv = tasks.load("intermediate-values", n=size.n_values, seed=SEEDS["values"], steps=3, step=0)
-    cv = cache_any(
-        cm,
-        iv,
-        layers=layers,
-        positions=CACHE_POSITIONS,
-        batch_size=size.batch_size,
-        out=out / "cache-values",
-        progress=verbose,
-    )
+    cv = _cache(cm, iv, layers, size, out / "cache-values", verbose)
     summary["values"] = {}
     for j in range(3):
         g = _probe(cv, f"value_{j}", "ridge", size, f"value_{j}", out, st.say)

@@ -101,7 +101,7 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     for key, pis in patterns.items():
         idx = base[np.frombuffer(key, dtype=bool)[base]]
         splits = _make_splits(idx, test_idx if len(test_idx) else None, y, g, folds, seed, regression,
-                              np.frombuffer(key, dtype=bool))
+                              np.frombuffer(key, dtype=bool), inner_folds if len(Cs) > 1 else 0)
         if splits is None:
             skipped[:, pis] = True
             bar.update(L * len(pis))
@@ -147,8 +147,11 @@ def _calibration_mask(fpr_control, inp, g: np.ndarray, seed: int) -> np.ndarray:
     return np.array([str(x) in half for x in g])
 
 
-def _make_splits(idx, test_idx, y, g, folds, seed, regression, valid_mask):
-    """Outer splits as indices into the FULL sample axis; a final dev->test split when test_idx is given."""
+def _make_splits(idx, test_idx, y, g, folds, seed, regression, valid_mask, inner_folds):
+    """Outer splits as indices into the FULL sample axis; a final dev->test split when test_idx is given.
+
+    None (the cells are skipped and reported as `skipped_cells`) when the valid samples cannot fill the outer folds
+    or a training part has fewer groups than the nested C search (when there is more than one C) needs (sparse positions such as late `resp_*`)."""
     yi = y[idx]
     if len(idx) < 2 * folds or (not regression and len(np.unique(yi)) < 2):
         return None
@@ -157,6 +160,8 @@ def _make_splits(idx, test_idx, y, g, folds, seed, regression, valid_mask):
     except ValueError:
         return None
     splits = [(idx[tr], idx[te]) for tr, te in local]
+    if min(len(np.unique(g[tr])) for tr, _ in splits) < inner_folds:
+        return None
     check_splits(splits, g)
     if test_idx is not None:
         te = test_idx[valid_mask[test_idx]]

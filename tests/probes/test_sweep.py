@@ -167,3 +167,17 @@ def test_bad_inputs_have_clear_errors():
     Xd[2] = Xd[7]                                                  # the same sample under two groups
     with pytest.raises(AssertionError, match="identical activations at every cell"):
         probes.sweep(Xd, labels=y, groups=g, progress=False)
+
+
+def test_sparse_position_is_skipped_and_reported_not_raised():
+    """A position valid for only 4 groups (like a late resp_* token) fills 2 outer folds but leaves 2 groups per
+    training part, too few for the 3-fold nested C search over two Cs: its cells are skipped and reported (this used
+    to stop the whole sweep), the rest fitted."""
+    X, y, g, rng = _pairs(40, 2, 2, 16, 3)
+    X[:, :, 1] += (y - 0.5)[:, None, None] * 2.0
+    valid = np.ones((len(y), 2), bool)
+    valid[:, 0] = np.isin(g, np.unique(g)[:4])
+    grid = probes.sweep(X, labels=y, groups=g, valid=valid, folds=2, Cs=(1e-2, 1.0), n_permutations=0, progress=False)
+    skipped = [w for w in grid.warnings if w.kind == "skipped_cells"]
+    assert len(skipped) == 1 and skipped[0].cells == [(0, "0"), (1, "0")]
+    assert np.isnan(grid.sel("auroc", 0, "0")) and grid.sel("auroc", 1, "1") > 0.9
