@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import threading
 import time
@@ -28,19 +27,9 @@ import torch
 
 import interp
 
+from machine import describe  # noqa: E402  (benchmarks/ is the script's folder)
+
 HERE = Path(__file__).parent
-
-
-def _machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    cpu = "unknown CPU"
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()} ({platform.machine()})"
 
 
 def _prompts(tokenizer, n: int, tokens: int) -> list[str]:
@@ -244,7 +233,7 @@ def main() -> None:
     lines = [
         f"# interp.cache benchmark: {m.name}",
         "",
-        f"- machine: {_machine(device)}; load average at the end {os.getloadavg()[0]:.1f} (other jobs share it)",
+        f"- machine: {describe(device)}; load average at the end {os.getloadavg()[0]:.1f} (other jobs share it)",
         f"- model: {m.name} ({m.n_layers} layers, d_model {m.d_model}, {str(m.dtype).split('.')[-1]}), "
         f"{args.n_prompts} prompts x ~{args.tokens} tokens ({n_tokens} real tokens), batch {args.batch_size}",
         f"- torch {torch.__version__}; median of {args.repeats} interleaved runs after one warm-up; "

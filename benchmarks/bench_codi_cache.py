@@ -22,8 +22,6 @@ benchmarks/results/codi_cache.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -34,19 +32,9 @@ import codi
 from codi.loop import latent_loop, position_ids
 from interp.codi_cache import codi_cache
 
+from machine import describe  # noqa: E402  (benchmarks/ is the script's folder)
+
 HERE = Path(__file__).parent
-
-
-def _machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    cpu = "unknown CPU"
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()} ({platform.machine()})"
 
 
 def _sync(device: torch.device) -> None:
@@ -225,7 +213,7 @@ def main() -> None:
     lines = [
         "# CODI latent generation and caching",
         "",
-        f"Machine: {_machine(device)}; torch {torch.__version__}. {args.latents} latents + {args.answer_tokens} "
+        f"Machine: {describe(device)}; torch {torch.__version__}. {args.latents} latents + {args.answer_tokens} "
         f"generated answer tokens (greedy, no early stop), fresh CODI model; {args.repeats} timed runs per method "
         "after a warm-up, methods interleaved.",
         "`median s` / `best s`: median and fastest run; `tok/s` = batch x (latents + answer tokens) / median;",

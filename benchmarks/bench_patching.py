@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -33,18 +32,11 @@ import torch
 HERE = Path(__file__).parent
 
 
+from machine import describe  # noqa: E402  (benchmarks/ is the script's folder)
+
 def _machine() -> str:
-    cpu = "unknown CPU"
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, load average {load:.1f} "
-        f"({platform.machine()}, torch {torch.__version__})"
-    )
+    return f"{describe()}, load average {load:.1f}, torch {torch.__version__}"
 
 
 def _model(name: str, latents: int):

@@ -99,7 +99,7 @@ def main() -> None:
         (f"probes.sweep, + {a.permutations}-permutation null", f"{t_ours:.1f} s",
          f"measured, whole grid; nested CV (3 inner folds) x 6 C, refitted null, bootstrap CIs, checks ({dev})"),
         ("speed-up with null", f"{t_sk_null / t_ours:.0f}x", ""),
-        (f"probes.sweep, + null, extrapolated to 29 x 8 cells", f"{t_ours_full:.0f} s",
+        ("probes.sweep, + null, extrapolated to 29 x 8 cells", f"{t_ours_full:.0f} s",
          "measured time x 232 / cells run" if L * P != full else "measured (full grid)"),
     ]
     md = [f"# Probe sweep benchmark ({L} layers x {P} positions, {a.samples} samples, d={a.d}, 5 folds x "

@@ -104,15 +104,9 @@ def command(
 
 
 def machine() -> list[str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(
-            x.split(":", 1)[1].strip()
-            for x in Path("/proc/cpuinfo").read_text().splitlines()
-            if x.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
+    from machine import cpu_name
+
+    cpu = cpu_name()
     ram = "?"
     try:
         kb = int(
