@@ -150,6 +150,23 @@ def demote(md: str) -> str:
     return re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", md, flags=re.MULTILINE)
 
 
+def written(f: Path) -> str:
+    """When a result file was written: its last commit's date if the file is unchanged since (a fresh clone gives
+    every file the checkout time), else its modification time."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(f)], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.strip()
+        if not dirty:
+            out = subprocess.run(["git", "log", "-1", "--format=%cd", "--date=format:%Y-%m-%d %H:%M", "--", str(f)],
+                                 cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+            if out:
+                return out
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return dt.datetime.fromtimestamp(f.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+
+
 def results_md(results_dir: Path, status: list[str], header: list[str]) -> str:
     files = sorted(results_dir.glob("*.md"))
     lines = ["# Benchmark results", "", *header, ""]
@@ -163,7 +180,7 @@ def results_md(results_dir: Path, status: list[str], header: list[str]) -> str:
             "",
         ]
     for f in files:
-        when = dt.datetime.fromtimestamp(f.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        when = written(f)
         lines += [
             f"<!-- {f.name}, written {when} -->",
             demote(f.read_text().strip()),

@@ -28,15 +28,21 @@ def auroc(scores: Float[np.ndarray, "... n"], y: Int[np.ndarray, "... n"],
 
 
 def _auroc_t(s: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """AUROC along the last axis of same-shaped score, label and weight tensors (ties count 1/2)."""
     ss, order = torch.sort(s, dim=-1)
-    ys, ws = torch.gather(y, -1, order), torch.gather(w, -1, order)
+    return _auroc_sorted(ss, torch.gather(y, -1, order), torch.gather(w, -1, order))
+
+
+def _auroc_sorted(ss: torch.Tensor, ys: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
+    """AUROC for scores already sorted ascending along the last axis; ys and ws are in the same order and may
+    carry extra leading axes that ss broadcasts over (ss [c, 1, n] with bootstrap weights ws [c, B, n])."""
     wneg = ws * (1 - ys)
-    cneg = torch.cumsum(wneg, -1)
-    zero = torch.zeros_like(cneg[..., :1])
-    cneg0 = torch.cat([zero, cneg], -1)                         # cneg0[k] = neg weight among first k sorted
-    lt = torch.searchsorted(ss.contiguous(), ss.contiguous(), right=False)
-    le = torch.searchsorted(ss.contiguous(), ss.contiguous(), right=True)
-    below = torch.gather(cneg0, -1, lt) + 0.5 * (torch.gather(cneg0, -1, le) - torch.gather(cneg0, -1, lt))
+    cneg0 = torch.cat([torch.zeros_like(wneg[..., :1]), torch.cumsum(wneg, -1)], -1)  # neg weight among first k
+    ss = ss.contiguous()
+    lt = torch.searchsorted(ss, ss, right=False).expand_as(wneg)     # wneg has the full (broadcast) shape
+    le = torch.searchsorted(ss, ss, right=True).expand_as(wneg)
+    c_lt = torch.gather(cneg0, -1, lt)
+    below = c_lt + 0.5 * (torch.gather(cneg0, -1, le) - c_lt)
     wpos = ws * ys
     num = (wpos * below).sum(-1)
     den = wpos.sum(-1) * wneg.sum(-1)
@@ -45,10 +51,15 @@ def _auroc_t(s: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 def group_bootstrap_auroc(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarray, " n"],
                           groups: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-                          chunk: int = 8) -> tuple[np.ndarray, np.ndarray]:
+                          chunk: int = 8, pairwise: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Percentile CI of AUROC per cell, resampling whole groups with replacement (same draws for every cell).
 
-    Samples with NaN score are left out. Returns (lo, hi), each [cells].
+    Samples with NaN score are left out. Returns (lo, hi), each [cells]. Each cell's scores are sorted once; a
+    resample only reweights them (a group drawn k times weighs k), so no replicate is re-sorted; for small n the
+    weighted pair counts are one matmul per cell (sum_ij w_i [s_i > s_j] w_j over positives i, negatives j;
+    `pairwise=None` picks by size).
+
+    >>> lo, hi = group_bootstrap_auroc(grid.scores.reshape(-1, len(grid.y)), grid.y, grid.groups)
     """
     scores = np.atleast_2d(np.asarray(scores, np.float64))
     _, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
@@ -59,13 +70,27 @@ def group_bootstrap_auroc(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarra
     lo, hi = np.full(len(scores), np.nan), np.full(len(scores), np.nan)
     yt = torch.as_tensor(np.asarray(y), dtype=torch.float64)
     a = (1 - level) / 2
+    pos, neg = np.asarray(y) == 1, np.asarray(y) == 0
+    if pairwise is None:                                    # small n: one matmul per cell beats the cumsums
+        pairwise = bool(pos.sum() * neg.sum() <= 2000 * len(yt))
+    if pairwise:
+        chunk = max(1, int(2**24 // max(pos.sum() * neg.sum(), 1)))
+        wp, wn = w[:, pos].float(), w[:, neg].float()                                   # [B, n_pos], [B, n_neg]
     for i in range(0, len(scores), chunk):
         s = torch.as_tensor(scores[i:i + chunk])                                         # [c, n]
         ok = torch.isfinite(s)
-        s = torch.where(ok, s, torch.zeros_like(s))
-        ww = w[None] * ok[:, None, :].to(w.dtype)                                         # [c, B, n]
-        ss = s[:, None, :].expand_as(ww)
-        boots = _auroc_t(ss, yt.expand_as(ww), ww).numpy()                                # [c, B]
+        if pairwise:
+            sp, sn = s[:, pos], s[:, neg]
+            okp, okn = ok[:, pos].float(), ok[:, neg].float()
+            T = ((sp[:, :, None] > sn[:, None, :]).float() + 0.5 * (sp[:, :, None] == sn[:, None, :]).float())
+            T = T * okp[:, :, None] * okn[:, None, :]                                    # [c, n_pos, n_neg]
+            num = ((wp @ T) * wn).sum(-1).double()                                        # [c, B]
+            den = ((okp @ wp.T) * (okn @ wn.T)).double()
+            boots = torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, float("nan"))).numpy()
+        else:
+            ss, order = torch.sort(torch.where(ok, s, torch.zeros_like(s)), dim=-1)
+            ws = w[:, order].permute(1, 0, 2) * torch.gather(ok, -1, order)[:, None, :]  # [c, B, n]
+            boots = _auroc_sorted(ss[:, None, :], yt[order][:, None, :], ws).numpy()      # [c, B]
         lo[i:i + chunk] = np.nanquantile(boots, a, axis=1)
         hi[i:i + chunk] = np.nanquantile(boots, 1 - a, axis=1)
     return lo, hi

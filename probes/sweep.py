@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from probes import checks, metrics
-from probes.fitting import fit_chunk_logreg, fit_chunk_ridge
+from probes.fitting import fit_chunk_logreg, fit_chunk_ridge, inner_masks_for
 from probes.grid import ProbeGrid
 from probes.inputs import check_finite, resolve
 from probes.methods import DEFAULT_CS
@@ -107,11 +107,12 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
             bar.update(L * len(pis))
             continue
         cfg_splits[",".join(inp.positions[p] for p in pis[:3])] = [len(te) for _, te in splits]
+        inner = inner_masks_for(splits, y, g, inner_folds, seed) if method == "logreg" and len(Cs) > 1 else None
         for li in range(L):
             X = inp.read_layer(li)
             for j in range(0, len(pis), chunk):
                 cp = pis[j:j + chunk]
-                out = _fit(method, X, cp, splits, y, g, perms_all, Cs, inner_folds, seed, folds, tol, max_iter, dev)
+                out = _fit(method, X, cp, splits, y, g, perms_all, Cs, inner_folds, seed, folds, tol, max_iter, dev, inner)
                 for k, pi in enumerate(cp):
                     scores[li, pi] = out["scores"][k]
                     null[li * P + pi] = out["null"][k]
@@ -170,10 +171,11 @@ def _make_splits(idx, test_idx, y, g, folds, seed, regression, valid_mask, inner
     return splits
 
 
-def _fit(method, X, cp, splits, y, g, perms, Cs, inner_folds, seed, folds, tol, max_iter, dev):
+def _fit(method, X, cp, splits, y, g, perms, Cs, inner_folds, seed, folds, tol, max_iter, dev, inner):
     Xc = torch.as_tensor(np.ascontiguousarray(X[:, cp].transpose(1, 0, 2)), device=dev)     # [c, n, d]
     if method == "logreg":
-        return fit_chunk_logreg(Xc, y, g, splits, perms, Cs, inner_folds, seed, folds, tol, max_iter)
+        return fit_chunk_logreg(Xc, y, g, splits, perms, Cs, inner_folds, seed, folds, tol, max_iter,
+                                inner_masks=inner)
     if method == "ridge":
         return fit_chunk_ridge(Xc.double(), y, g, splits, perms, Cs, inner_folds, seed, folds)
     from probes.methods import fit_chunk_estimator

@@ -49,3 +49,16 @@ def test_shape_errors():
                   y=np.array([0, 1]), groups=np.array([0, 1]))
     with pytest.raises(ValueError, match="severity"):
         Finding("x", "y", "fatal")
+
+
+def test_ci_below_chance_warns_only_beyond_chance():
+    """A few below-chance CIs in a big grid are what noise gives (info); many are a leakage signature (warning)."""
+    from probes.checks import grid_findings
+
+    hi = np.full((29, 8), 0.6)
+    hi.flat[:5] = 0.45                                   # 5 of 232: chance expects ~5.8
+    f = grid_findings({"auroc_hi": hi}, list(range(29)), [str(i) for i in range(8)], None, None)
+    assert [(x.kind, x.severity) for x in f] == [("ci_below_chance", "info")]
+    hi.flat[:30] = 0.45
+    f = grid_findings({"auroc_hi": hi}, list(range(29)), [str(i) for i in range(8)], None, None)
+    assert [(x.kind, x.severity) for x in f] == [("ci_below_chance", "warning")] and len(f[0].cells) == 30

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from sklearn.metrics import roc_auc_score
 
 from probes.metrics import auroc, delong, f1_accuracy_confusion, group_bootstrap_auroc, recall_at_fpr
@@ -33,3 +34,25 @@ def test_bootstrap_delong_recall_confusion():
     assert r == np.mean(good[~calib & (y == 1)] > thr)
     m = f1_accuracy_confusion(np.array([[-1.0, 2.0, 3.0, -4.0]]), np.array([0, 1, 0, 1]))
     assert (m["tn"][0], m["fp"][0], m["fn"][0], m["tp"][0]) == (1, 1, 1, 1) and m["accuracy"][0] == 0.5
+
+
+def test_bootstrap_paths_agree_with_direct_resampling():
+    """Both bootstrap paths (pairwise matmul, shared sort + cumsums) equal resampling groups and calling
+    roc_auc_score on each replicate, with ties and NaN scores."""
+    rng = np.random.default_rng(3)
+    y, g = np.tile([0, 1], 30), np.repeat(np.arange(30), 2)
+    s = np.stack([y + rng.normal(size=60), np.round(rng.normal(size=60), 1)])
+    s[1, :4] = np.nan
+    lo_a, hi_a = group_bootstrap_auroc(s, y, g, n_boot=200, seed=4, pairwise=True)
+    lo_b, hi_b = group_bootstrap_auroc(s, y, g, n_boot=200, seed=4, pairwise=False)
+    np.testing.assert_allclose([lo_a, hi_a], [lo_b, hi_b], atol=1e-12)
+    counts = np.random.default_rng(4).multinomial(30, np.full(30, 1 / 30), size=200)
+    codes = np.unique(g.astype(str), return_inverse=True)[1]                  # groups are drawn in string order
+    for c, row in enumerate(s):
+        ok = np.isfinite(row)
+        boots = []
+        for k in counts:
+            idx = np.repeat(np.arange(60), k[codes])
+            idx = idx[ok[idx]]
+            boots.append(roc_auc_score(y[idx], row[idx]))
+        assert lo_a[c] == pytest.approx(np.quantile(boots, 0.025)) and hi_a[c] == pytest.approx(np.quantile(boots, 0.975))
