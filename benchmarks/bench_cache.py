@@ -24,10 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from machine import describe  # noqa: E402  (benchmarks/ is the script's folder)
 
 import interp
-
-from machine import describe  # noqa: E402  (benchmarks/ is the script's folder)
 
 HERE = Path(__file__).parent
 

@@ -27,12 +27,11 @@ import time
 from pathlib import Path
 
 import torch
+from machine import describe  # noqa: E402  (benchmarks/ is the script's folder)
 
 import codi
 from codi.loop import latent_loop, position_ids
 from interp.codi_cache import codi_cache
-
-from machine import describe  # noqa: E402  (benchmarks/ is the script's folder)
 
 HERE = Path(__file__).parent
 

@@ -34,6 +34,7 @@ HERE = Path(__file__).parent
 
 from machine import describe  # noqa: E402  (benchmarks/ is the script's folder)
 
+
 def _machine() -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{describe()}, load average {load:.1f}, torch {torch.__version__}"

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import sklearn
 import torch
+from machine import describe  # noqa: E402  (benchmarks/ is the script's folder)
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import probes
-from machine import describe  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def make_data(n: int, L: int, P: int, d: int, seed: int = 0):
@@ -147,15 +147,18 @@ def main() -> None:
                      "measured time x 232 / cells run"))
     md = [f"# Probe sweep benchmark ({L} layers x {P} positions, {a.samples} samples, d={a.d}, 5 folds x "
           f"{len(Cs)} C, {a.permutations} permutations)", "",
-          f"Machine: {describe(dev)}, torch {torch.__version__}, scikit-learn {sklearn.__version__}. Load average {load0:.1f} before, {load1:.1f} after "
-          f"(2 cores). Both sides ran in this one process, one after the other, on the same arrays.", "",
+          f"Machine: {describe(dev)}, torch {torch.__version__}, scikit-learn {sklearn.__version__}. Load average "
+          f"{load0:.1f} before, {load1:.1f} after (2 cores). Both sides ran in this one process, one after the other, "
+          f"on the same arrays.", "",
           "| what | time | how |", "|---|---|---|"] + [f"| {r[0]} | {r[1]} | {r[2]} |" for r in rows] + [
           "", f"scikit-learn's time per cell depends on the data and its version: the issue measured ~1.0 s/cell "
-          f"elsewhere; at that rate this grid without null takes {n_cells} s, {n_cells / t_ours_nonull:.1f}x ours.", "", f"Best cell found: layer {best[0]}, position {best[1]}, AUROC {grid.sel('auroc', *best):.3f}; "
+          f"elsewhere; at that rate this grid without null takes {n_cells} s, {n_cells / t_ours_nonull:.1f}x ours.", "",
+          f"Best cell found: layer {best[0]}, position {best[1]}, AUROC {grid.sel('auroc', *best):.3f}; "
           f"findings: {[(w.kind, w.severity) for w in grid.warnings]}.", "",
           f"## Solver settings (same run): {a.permutations} relabelings of one cell-fold (layer {L - 1}, 8 cells "
           f"batched)", "",
-          "| C | curvature bound | tol | steps | time | max abs AUROC deviation vs tol 1e-6 |", "|---|---|---|---|---|---|"]
+          "| C | curvature bound | tol | steps | time | max abs AUROC deviation vs tol 1e-6 |",
+          "|---|---|---|---|---|---|"]
     md += [f"| {C:g} | {cu} | {tol:g} | {its} | {dt:.2f} s | {dev_:.4f} |" for C, cu, tol, its, dt, dev_ in solver]
     md += ["", "The sweep uses the local bound, `tol=1e-4` for the real labels and `1e-3` for the inner C search and "
            "the null; the previous engine used Boehning's bound and 1e-4 throughout."]

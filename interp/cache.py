@@ -327,7 +327,8 @@ def _store_dtype(dtype: str | torch.dtype | None, model: torch.nn.Module) -> tor
 
 
 def cache(model: Any, prompts: Any, layers: str | int | Sequence[int] = "all",
-          positions: str | int | Sequence[str | int] = "all", batch_size: int = 16, out: str | os.PathLike | None = None,
+          positions: str | int | Sequence[str | int] = "all", batch_size: int = 16,
+          out: str | os.PathLike | None = None,
           *, tokenizer: Any = None, dtype: str | torch.dtype | None = None, padding_side: str | None = None,
           shard_size: int | None = None, progress: bool = True, responses: Sequence[str] | None = None,
           generate: bool = False, max_new_tokens: int = 16, template: Any = None) -> ActivationCache:

@@ -137,7 +137,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     shown = sorted({c.layers[0], c.layers[len(c.layers) // 2], c.layers[-1]})
     last = "last" if "last" in c.positions or any(p.startswith("tok_") for p in c.positions) else c.positions[0]
     norms = {layer: np.linalg.norm(c.sel(layer=layer, position=last, allow_missing=True), axis=-1) for layer in shown}
-    print(f"residual norm at position {last!r}: " + "  ".join(f"layer {k}: mean {v.mean():.2f}" for k, v in norms.items()))
+    print(f"residual norm at position {last!r}: "
+          + "  ".join(f"layer {k}: mean {v.mean():.2f}" for k, v in norms.items()))
     print(f"read it back: interp.load_cache({out!r}).sel(layer={shown[-1]}, position={last!r})")
     return 0
 
@@ -192,7 +193,8 @@ def _cmd_cache_task(args: argparse.Namespace) -> int:
           f"{time.perf_counter() - t0:.2f} s -> {out}")
     extras = getattr(c, "extras", None) or {}
     if extras:
-        print("latent views: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in extras.items() if k.startswith("latent")))
+        print("latent views: "
+              + ", ".join(f"{k} {tuple(v.shape)}" for k, v in extras.items() if k.startswith("latent")))
     if "generated_text" in c.samples:
         print(f"generated (first sample): {c.samples['generated_text'].iloc[0]!r}")
     print(summary_text(c))

@@ -275,10 +275,10 @@ def run_compare(
     >>> cfg = CompareConfig(models=[ModelSpec("tiny-llama")], task={"name": "deception-arith", "n": 16})
     >>> run_compare(cfg)
     """
+    import interp
     import probes
     import viz
     from interp.codi_cache import is_codi
-    import interp
     from interp.demo import CACHE_POSITIONS, layer_subset
 
     t0 = time.perf_counter()

@@ -108,7 +108,8 @@ def plain_plan(labels: Sequence[str], lengths: Sequence[int], seq_len: int, padd
 
 
 def resolve_alias(label: str, stored: Sequence[str],
-                  valid: Bool[np.ndarray, "sample pos"]) -> tuple[Int[np.ndarray, " sample"], Bool[np.ndarray, " sample"]]:
+                  valid: Bool[np.ndarray, "sample pos"],
+                  ) -> tuple[Int[np.ndarray, " sample"], Bool[np.ndarray, " sample"]]:
     """Per-sample column of `label` in a stored cache: the label itself, or an alias resolved from the stored
     `tok_*` / `q_*` cells and the valid mask (`last`, `prompt[-k]` on `tok_*`; `q[-k]` on `q_*`).
 

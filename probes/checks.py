@@ -9,8 +9,8 @@ duplicate_samples (raised, not reported: it makes every test score meaningless),
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 from jaxtyping import Float
+from scipy import stats
 
 from probes.grid import Finding
 
@@ -68,12 +68,19 @@ def cell_findings(identical: np.ndarray, zero_var: np.ndarray, const_pred: np.nd
         return [(layers[i], positions[j]) for i, j in zip(*np.nonzero(mask))]
     full = np.nan_to_num(identical, nan=0) >= 1.0
     part = (np.nan_to_num(identical, nan=0) >= 0.5) & ~full
-    if full.any():
+    at_embedding = full & (np.asarray(layers) == 0)[:, None]
+    if (full & ~at_embedding).any():
         out.append(Finding("identical_features",
                            f"{int(full.sum())} cell(s) where, in every group, the samples with different labels have "
                            f"identical activations: nothing there can separate the labels, so their ~50% is a "
                            f"property of the setup (e.g. the instruction is not visible at that position), not "
                            f"evidence that the model does not encode the label", "error", cells(full)))
+    elif at_embedding.any():
+        out.append(Finding("identical_features",
+                           f"{int(at_embedding.sum())} cell(s) at layer 0 only where the differently labelled samples "
+                           f"of every group have identical activations: expected where both variants have the same "
+                           f"token there (layer 0 is the token embedding, before any attention); every deeper layer "
+                           f"differs", "info", cells(at_embedding)))
     if part.any():
         out.append(Finding("identical_features",
                            f"{int(part.sum())} cell(s) where in at least half of the groups the differently labelled "

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -28,7 +27,7 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
           positions=None, folds: int = 5, Cs: tuple[float, ...] | None = None, inner_folds: int = 3,
           n_permutations: int = 100, n_bootstrap: int = 1000, control=None, fpr_control=None,
           test_size: float | None = None, valid=None, seed: int = 0, device: str | None = None, chunk: int = 8,
-          tol: float = 1e-4, max_iter: int = 500, progress: bool = True) -> ProbeGrid:
+          tol: float = 1e-4, search_tol: float = 1e-3, max_iter: int = 500, progress: bool = True) -> ProbeGrid:
     """Fit and evaluate a probe at every (layer, position) cell; returns a ProbeGrid.
 
     data: an ActivationCache (labels from column `target`, groups from column "group", cells from
@@ -41,8 +40,10 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     control_auroc; `fpr_control` (bool mask or column; default half of the groups) sets the threshold for recall at
     1% FPR. CIs: group-bootstrap percentile interval of the pooled held-out AUROC, widened to +-1.96 x the SD
     of the refitted permutation null when there are >= 10 permutations (CV scores are not independent draws, so
-    the bootstrap alone is too narrow). `test_size` holds out groups: metrics come from CV on the rest, `test_auroc` from the held-out part
-    (use `probes.pick_best(grid)` to pick on CV and report test).
+    the bootstrap alone is too narrow). `test_size` holds out groups: metrics come from CV on the rest,
+    `test_auroc` from the held-out part (use `probes.pick_best(grid)` to pick on CV and report test).
+    Solver tolerances (logreg): `tol` for the fit on the real labels, `search_tol` for the inner C search and the
+    permutation refits (looser: moves their held-out AUROC by < 0.001, benchmarks/results/probes.md).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -57,25 +58,7 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     rng = np.random.default_rng(seed)
     findings = checks.data_findings(y, g, folds, regression)
 
-    # ---- pre-pass: finiteness, duplicates, identical features, zero variance (no fitting yet)
-    fp_all = np.zeros(n)
-    ident = np.full((L, P), np.nan)
-    zero_var = np.zeros((L, P), bool)
-    for li in range(L):
-        X = inp.read_layer(li)
-        check_finite(X, inp.valid, inp.layers[li], inp.positions)
-        fp = checks.fingerprint(X, seed=li)                                      # [n, P]
-        fp_all += np.where(inp.valid, fp, 0).sum(1)
-        for pi in range(P):
-            v = inp.valid[:, pi]
-            zero_var[li, pi] = bool(np.all(X[v, pi] == X[v, pi][:1]))
-            if not regression:
-                ident[li, pi] = checks.identical_fraction(X[v, pi], y[v], g[v], fp[v, pi])
-    dups = checks.duplicate_samples(fp_all, g)
-    if dups:
-        raise AssertionError(f"{len(dups)} pair(s) of samples in different groups have identical activations at every "
-                             f"cell (e.g. samples {dups[:3]}): they would sit on both sides of a split. Drop the "
-                             f"duplicates or give them the same group")
+    ident, zero_var = _prepass(inp, regression)
 
     # ---- splits (per valid-sample pattern), permutations, control, calibration set
     test_idx = np.array([], dtype=int)
@@ -112,7 +95,8 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
             X = inp.read_layer(li)
             for j in range(0, len(pis), chunk):
                 cp = pis[j:j + chunk]
-                out = _fit(method, X, cp, splits, y, g, perms_all, Cs, inner_folds, seed, folds, tol, max_iter, dev, inner)
+                out = _fit(method, X, cp, splits, y, g, perms_all, Cs, inner_folds, seed, folds, (tol, search_tol),
+                           max_iter, dev, inner)
                 for k, pi in enumerate(cp):
                     scores[li, pi] = out["scores"][k]
                     null[li * P + pi] = out["null"][k]
@@ -130,6 +114,7 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     config = {"method": method, "target": target if labels is None else "labels", "folds": folds,
               "inner_folds": inner_folds, "Cs" if not regression else "alphas": list(Cs),
               "n_permutations": n_permutations, "n_bootstrap": n_bootstrap, "seed": seed, "tol": tol,
+              "search_tol": search_tol,
               "max_iter": max_iter, "test_size": test_size, "test_idx": test_idx.tolist(),
               "regression": regression, "control": "given" if inp.control is not None else "group-level shuffle",
               "fold_test_sizes": cfg_splits, "scaling": "standardised inside each training fold", **inp.meta}
@@ -148,11 +133,37 @@ def _calibration_mask(fpr_control, inp, g: np.ndarray, seed: int) -> np.ndarray:
     return np.array([str(x) in half for x in g])
 
 
+def _prepass(inp, regression: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Checks before any fitting: finite activations (raises), duplicate samples across groups (raises), and per
+    cell [L, P] the identical-features fraction (NaN for regression) and whether all features are constant."""
+    y, g, L, P, n = inp.y, inp.groups, len(inp.layers), len(inp.positions), len(inp.y)
+    fp_all = np.zeros(n)
+    ident = np.full((L, P), np.nan)
+    zero_var = np.zeros((L, P), bool)
+    for li in range(L):
+        X = inp.read_layer(li)
+        check_finite(X, inp.valid, inp.layers[li], inp.positions)
+        fp = checks.fingerprint(X, seed=li)                                      # [n, P]
+        fp_all += np.where(inp.valid, fp, 0).sum(1)
+        for pi in range(P):
+            v = inp.valid[:, pi]
+            zero_var[li, pi] = bool(np.all(X[v, pi] == X[v, pi][:1]))
+            if not regression:
+                ident[li, pi] = checks.identical_fraction(X[v, pi], y[v], g[v], fp[v, pi])
+    dups = checks.duplicate_samples(fp_all, g)
+    if dups:
+        raise AssertionError(f"{len(dups)} pair(s) of samples in different groups have identical activations at every "
+                             f"cell (e.g. samples {dups[:3]}): they would sit on both sides of a split. Drop the "
+                             f"duplicates or give them the same group")
+    return ident, zero_var
+
+
 def _make_splits(idx, test_idx, y, g, folds, seed, regression, valid_mask, inner_folds):
     """Outer splits as indices into the FULL sample axis; a final dev->test split when test_idx is given.
 
     None (the cells are skipped and reported as `skipped_cells`) when the valid samples cannot fill the outer folds
-    or a training part has fewer groups than the nested C search (when there is more than one C) needs (sparse positions such as late `resp_*`)."""
+    or a training part has fewer groups than the nested C search (when there is more than one C) needs (sparse
+    positions such as late `resp_*`)."""
     yi = y[idx]
     if len(idx) < 2 * folds or (not regression and len(np.unique(yi)) < 2):
         return None
@@ -171,11 +182,11 @@ def _make_splits(idx, test_idx, y, g, folds, seed, regression, valid_mask, inner
     return splits
 
 
-def _fit(method, X, cp, splits, y, g, perms, Cs, inner_folds, seed, folds, tol, max_iter, dev, inner):
+def _fit(method, X, cp, splits, y, g, perms, Cs, inner_folds, seed, folds, tols, max_iter, dev, inner):
     Xc = torch.as_tensor(np.ascontiguousarray(X[:, cp].transpose(1, 0, 2)), device=dev)     # [c, n, d]
     if method == "logreg":
-        return fit_chunk_logreg(Xc, y, g, splits, perms, Cs, inner_folds, seed, folds, tol, max_iter,
-                                inner_masks=inner)
+        return fit_chunk_logreg(Xc, y, g, splits, perms, Cs, inner_folds, seed, folds, tols[0], max_iter,
+                                inner_tol=tols[1], null_tol=tols[1], inner_masks=inner)
     if method == "ridge":
         return fit_chunk_ridge(Xc.double(), y, g, splits, perms, Cs, inner_folds, seed, folds)
     from probes.methods import fit_chunk_estimator

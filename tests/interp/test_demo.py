@@ -70,8 +70,10 @@ def test_response_probe_on_deception_is_clearly_above_chance(demo):
         assert p in grid.positions
     # layer 0 of the question tail is the token embedding: it cannot depend on the instruction before it, and
     # the checks must say so (identical features across labels within a question)
+    # (an info finding when no deeper layer is identical)
     ident = [f for f in grid.warnings if f.kind == "identical_features"]
     assert ident and (0, "q[-1]") in [tuple(c) for c in ident[0].cells]
+    assert ident[0].severity == ("error" if any(c[0] != 0 for c in ident[0].cells) else "info")
 
 
 def test_intermediate_values_grids(demo):

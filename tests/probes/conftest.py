@@ -11,9 +11,8 @@ def smol_facts():
     576] at the last token and the 6th token, with labels (persona) and groups (fact).
 
     Layers 0..29 are HF hidden_states[0..29] (embedding output and block outputs before the final norm)."""
-    from interp.models import load_model
-
     import probes
+    from interp.models import load_model
 
     task = probes.tasks.load("instructed-facts", n=120, seed=0)
     m = load_model("smollm2-135m")

@@ -55,4 +55,5 @@ def test_bootstrap_paths_agree_with_direct_resampling():
             idx = np.repeat(np.arange(60), k[codes])
             idx = idx[ok[idx]]
             boots.append(roc_auc_score(y[idx], row[idx]))
-        assert lo_a[c] == pytest.approx(np.quantile(boots, 0.025)) and hi_a[c] == pytest.approx(np.quantile(boots, 0.975))
+        assert lo_a[c] == pytest.approx(np.quantile(boots, 0.025))
+        assert hi_a[c] == pytest.approx(np.quantile(boots, 0.975))

@@ -104,16 +104,23 @@ def test_planted_signal_wins_and_noise_is_calibrated():
 
 
 def test_identical_features_reported_not_silent():
-    """The seed-style failure: paired samples with identical features -> an 'identical_features' error finding."""
+    """The seed-style failure: paired samples with identical features at every layer -> an 'identical_features'
+    error finding; identical only at layer 0 (the token embedding) -> an info finding, not an error."""
     X, y, g, rng = _pairs(40, 2, 3, 16, 2)
-    X[1::2, 0] = X[0::2, 0]                      # layer 0: both variants of every pair identical (all positions)
+    X[1::2, :, 0] = X[0::2, :, 0]                # position 0: both variants of every pair identical at every layer
     X[:, 1, 2] += np.outer(y - 0.5, np.ones(16)) * 0.8
     grid = probes.sweep(X, labels=y, groups=g, Cs=(1e-2,), n_permutations=10, progress=False)
     found = [w for w in grid.warnings if w.kind == "identical_features"]
     assert len(found) == 1 and found[0].severity == "error"
-    assert found[0].cells == [(0, "0"), (0, "1"), (0, "2")]
+    assert found[0].cells == [(0, "0"), (1, "0")]
     assert "identical_features" in grid.summary()
     assert grid.sel("auroc", 1, "2") > 0.9
+
+    X, y, g, rng = _pairs(40, 2, 3, 16, 2)
+    X[1::2, 0, 1] = X[0::2, 0, 1]                # position 1 identical at layer 0 only
+    grid = probes.sweep(X, labels=y, groups=g, Cs=(1e-2,), n_permutations=0, progress=False)
+    found = [w for w in grid.warnings if w.kind == "identical_features"]
+    assert [(w.severity, w.cells) for w in found] == [("info", [(0, "1")])]
 
 
 def test_heldout_pick_best_and_delong():
