@@ -2,7 +2,7 @@
 checked arrays, with errors that say what is wrong and what to do.
 
     >>> inp = resolve(acts, target="label", labels=y, groups=g)     # acts [sample, layer, position, d]
-    >>> inp.cells(layer_idx=0)                                      # float32 [sample, position, d]
+    >>> inp.read_layer(0)                                           # float32 [sample, position, d]
 """
 
 from __future__ import annotations
@@ -39,89 +39,104 @@ def _column(samples, name: str, what: str) -> np.ndarray:
 
 def resolve(data: Any, target: str = "label", labels=None, groups=None, layers=None, positions=None,
             valid=None, control=None, regression: bool = False) -> Inputs:
-    """Validate and normalise sweep inputs (see module docstring). Raises ValueError/KeyError before any work."""
-    meta: dict = {}
+    """Validate and normalise sweep inputs (see module docstring). Raises ValueError/KeyError before any work.
+
+    >>> inp = resolve(np.zeros((4, 2, 3, 8)), labels=[0, 1, 0, 1], groups=[0, 0, 1, 1])
+    """
     if _is_cache(data):
-        samples = data.samples
-        all_layers, all_pos = [int(x) for x in data.layers], [str(x) for x in data.positions]
-        sel_l = all_layers if layers is None else [int(x) for x in layers]
-        sel_p = all_pos if positions is None else [str(x) for x in positions]
-        for l_ in sel_l:
-            if l_ not in all_layers:
-                raise KeyError(f"layer {l_} is not in the cache; it has layers {all_layers}")
-        aliases = [p for p in sel_p if p not in all_pos]
-        for p in aliases:
-            if not (p == "last" or p.startswith("prompt[") or p.startswith("q[")):
-                raise KeyError(f"position {p!r} is not in the cache; it has {all_pos[:12]}... (aliases: last, "
-                               f"prompt[-k], q[-k])")
-        y = np.asarray(labels) if labels is not None else _column(samples, target, "target")
-        if groups is None:
-            if "group" not in samples.columns or samples["group"].isna().any():
-                raise ValueError("the cache's samples have no complete 'group' column: pass groups=<array> "
-                                 "(use groups=np.arange(n) only if every sample is independent)")
-            groups = samples["group"].to_numpy()
-        stored = [p for p in sel_p if p in all_pos]
-        v = np.ones((len(samples), len(sel_p)), dtype=bool)
-        if getattr(data, "valid", None) is not None:
-            for j, p in enumerate(sel_p):
-                if p in all_pos:
-                    v[:, j] = np.asarray(data.valid, dtype=bool)[:, all_pos.index(p)]
-        n = len(samples)
-        d = int(data.meta.get("d_model", 0)) if hasattr(data, "meta") else 0
-
-        def read_layer(li: int) -> np.ndarray:
-            a = np.asarray(data.array(layers=[sel_l[li]], positions=stored), dtype=np.float32)[:, 0] if stored \
-                else None
-            cols = [a[:, stored.index(p)] if p in stored else data.sel(layer=sel_l[li], position=p)
-                    for p in sel_p]
-            return np.stack(cols, 1)
-        if control is not None and isinstance(control, str):
-            control = _column(samples, control, "control")
-        meta = {k: data.meta[k] for k in ("model", "n_layers", "d_model", "config_hash", "dtype")
-                if hasattr(data, "meta") and k in data.meta}
-        layers_out, pos_out = sel_l, sel_p
+        inp, n = _from_cache(data, target, labels, groups, layers, positions, control)
     else:
-        arr = data.detach().cpu().numpy() if hasattr(data, "detach") else np.asarray(data)
-        if arr.ndim == 2:
-            arr = arr[:, None, None, :]
-        elif arr.ndim == 3:
-            arr = arr[:, :, None, :]
-        if arr.ndim != 4:
-            raise ValueError(f"activations have shape {arr.shape}; pass [sample, layer, position, d], "
-                             f"[sample, layer, d] or [sample, d]")
-        n, L, P, d = arr.shape
-        if labels is None:
-            raise ValueError("an array was passed without labels=: pass labels=<array of length n_samples> "
-                             "(target= names a column only for an ActivationCache)")
-        if groups is None:
-            raise ValueError("groups= is required with an array: samples of one group (e.g. the honest and the "
-                             "lying variant of a question) must stay on one side of every split; pass "
-                             "groups=np.arange(n) only if every sample is independent")
-        y = np.asarray(labels)
-        layers_out = list(range(L)) if layers is None else [int(x) for x in layers]
-        pos_out = [str(i) for i in range(P)] if positions is None else [str(x) for x in positions]
-        if len(layers_out) != L or len(pos_out) != P:
-            raise ValueError(f"layers={layers_out} / positions={pos_out} name the array's axes and must have "
-                             f"lengths {L} and {P}")
-        v = None if valid is None else np.asarray(valid, dtype=bool)
-
-        def read_layer(li: int) -> np.ndarray:
-            return np.asarray(arr[:, li], dtype=np.float32)
-    groups = np.asarray(groups)
+        inp, n = _from_array(data, labels, groups, layers, positions, valid)
+        inp.control = control
+    y, groups, control = np.asarray(inp.y), np.asarray(inp.groups), inp.control
     if len(y) != n or len(groups) != n:
         raise ValueError(f"mismatched sample counts: activations have {n} samples, labels {len(y)}, groups "
                          f"{len(groups)}: they must describe the same samples in the same order")
     if control is not None and len(control) != n:
         raise ValueError(f"control has {len(control)} entries for {n} samples")
-    if v is None:
-        v = np.ones((n, len(pos_out)), dtype=bool)
-    if v.shape != (n, len(pos_out)):
-        raise ValueError(f"valid mask has shape {v.shape}, expected {(n, len(pos_out))}")
-    y = _check_labels(y, regression)
+    if inp.valid.shape != (n, len(inp.positions)):
+        raise ValueError(f"valid mask has shape {inp.valid.shape}, expected {(n, len(inp.positions))}")
+    inp.y = _check_labels(y, regression)
     if np.any([g is None or (isinstance(g, float) and np.isnan(g)) for g in groups]):
         raise ValueError("groups contain missing values (None/NaN): give every sample a group")
+    inp.groups = groups
+    inp.control = None if control is None else np.asarray(control)
+    return inp
+
+
+def _from_cache(data, target, labels, groups, layers, positions, control) -> tuple[Inputs, int]:
+    """Inputs from an ActivationCache: labels/groups/control from its sample table unless given, cells selected
+    by `layers`/`positions` (stored labels or the aliases last, prompt[-k], q[-k])."""
+    samples = data.samples
+    all_layers, all_pos = [int(x) for x in data.layers], [str(x) for x in data.positions]
+    sel_l = all_layers if layers is None else [int(x) for x in layers]
+    sel_p = all_pos if positions is None else [str(x) for x in positions]
+    for l_ in sel_l:
+        if l_ not in all_layers:
+            raise KeyError(f"layer {l_} is not in the cache; it has layers {all_layers}")
+    for p in sel_p:
+        if p not in all_pos and not (p == "last" or p.startswith("prompt[") or p.startswith("q[")):
+            raise KeyError(f"position {p!r} is not in the cache; it has {all_pos[:12]}... (aliases: last, "
+                           f"prompt[-k], q[-k])")
+    y = np.asarray(labels) if labels is not None else _column(samples, target, "target")
+    if groups is None:
+        if "group" not in samples.columns or samples["group"].isna().any():
+            raise ValueError("the cache's samples have no complete 'group' column: pass groups=<array> "
+                             "(use groups=np.arange(n) only if every sample is independent)")
+        groups = samples["group"].to_numpy()
+    stored = [p for p in sel_p if p in all_pos]
+    v = np.ones((len(samples), len(sel_p)), dtype=bool)
+    if getattr(data, "valid", None) is not None:
+        for j, p in enumerate(sel_p):
+            if p in all_pos:
+                v[:, j] = np.asarray(data.valid, dtype=bool)[:, all_pos.index(p)]
+    d = int(data.meta.get("d_model", 0)) if hasattr(data, "meta") else 0
+
+    def read_layer(li: int) -> np.ndarray:
+        a = np.asarray(data.array(layers=[sel_l[li]], positions=stored), dtype=np.float32)[:, 0] if stored \
+            else None
+        cols = [a[:, stored.index(p)] if p in stored else data.sel(layer=sel_l[li], position=p)
+                for p in sel_p]
+        return np.stack(cols, 1)
+    if control is not None and isinstance(control, str):
+        control = _column(samples, control, "control")
+    meta = {k: data.meta[k] for k in ("model", "n_layers", "d_model", "config_hash", "dtype")
+            if hasattr(data, "meta") and k in data.meta}
+    return Inputs(layers=sel_l, positions=sel_p, y=y, groups=groups, valid=v, d=d, read_layer=read_layer,
+                  meta=meta, control=control), len(samples)
+
+
+def _from_array(data, labels, groups, layers, positions, valid) -> tuple[Inputs, int]:
+    """Inputs from an array [sample, layer, position, d] / [sample, layer, d] / [sample, d] (numpy or torch) with
+    explicit labels and groups; `layers`/`positions` name the axes."""
+    arr = data.detach().cpu().numpy() if hasattr(data, "detach") else np.asarray(data)
+    if arr.ndim == 2:
+        arr = arr[:, None, None, :]
+    elif arr.ndim == 3:
+        arr = arr[:, :, None, :]
+    if arr.ndim != 4:
+        raise ValueError(f"activations have shape {arr.shape}; pass [sample, layer, position, d], "
+                         f"[sample, layer, d] or [sample, d]")
+    n, L, P, d = arr.shape
+    if labels is None:
+        raise ValueError("an array was passed without labels=: pass labels=<array of length n_samples> "
+                         "(target= names a column only for an ActivationCache)")
+    if groups is None:
+        raise ValueError("groups= is required with an array: samples of one group (e.g. the honest and the "
+                         "lying variant of a question) must stay on one side of every split; pass "
+                         "groups=np.arange(n) only if every sample is independent")
+    y = np.asarray(labels)
+    layers_out = list(range(L)) if layers is None else [int(x) for x in layers]
+    pos_out = [str(i) for i in range(P)] if positions is None else [str(x) for x in positions]
+    if len(layers_out) != L or len(pos_out) != P:
+        raise ValueError(f"layers={layers_out} / positions={pos_out} name the array's axes and must have "
+                         f"lengths {L} and {P}")
+    v = np.ones((n, P), dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+
+    def read_layer(li: int) -> np.ndarray:
+        return np.asarray(arr[:, li], dtype=np.float32)
     return Inputs(layers=layers_out, positions=pos_out, y=y, groups=groups, valid=v, d=d,
-                  read_layer=read_layer, meta=meta, control=None if control is None else np.asarray(control))
+                  read_layer=read_layer), n
 
 
 def _check_labels(y: np.ndarray, regression: bool) -> np.ndarray:

@@ -158,7 +158,7 @@ def heatmap(
         },
         yaxis={
             "title": {"text": "relative depth (layer / n_layers)" if depth_normalised else "layer"},
-            **({} if depth_normalised or len(grid.layers) > 40 else {"dtick": 1}),
+            **({} if depth_normalised or len(grid.layers) > 40 else _layer_ticks(list(trace.y))),
         },
         shapes=shapes,
         annotations=notes,
@@ -168,3 +168,10 @@ def heatmap(
         margin={"t": 80},
     )
     return fig
+
+
+def _layer_ticks(ys: list[float]) -> dict:
+    """One tick per probed layer (a layer stride leaves gaps) and no padding rows beyond the first and last."""
+    lo = (ys[1] - ys[0]) / 2 if len(ys) > 1 else 0.5
+    hi = (ys[-1] - ys[-2]) / 2 if len(ys) > 1 else 0.5
+    return {"tickmode": "array", "tickvals": ys, "range": [ys[0] - lo, ys[-1] + hi]}

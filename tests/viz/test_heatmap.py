@@ -25,6 +25,7 @@ def test_values_sit_under_their_layer_and_position_labels(grid):
     i, j = np.unravel_index(np.argmax(z), z.shape)
     assert (hm.y[i], hm.x[j]) == (4, "latent_1")
     assert fig.layout.xaxis.title.text == "position (run order)" and fig.layout.yaxis.title.text == "layer"
+    assert list(fig.layout.yaxis.tickvals) == list(fig.data[0].y)          # a tick per probed layer, no others
 
 
 def test_hover_has_metric_ci_p_and_n(grid):
