@@ -149,6 +149,23 @@ def _as_list(x: Any, default: Sequence) -> list:
     return list(x)
 
 
+def _unembedding_model(c: Any, model: Any) -> Any:
+    """The model whose final norm and unembedding read the cache: `model=`, else the CODI model this session cached
+    it from, else the registry model named in its meta (a CODI cache without its model is an error)."""
+    model = model if model is not None else getattr(c, "source_model", None)
+    if model is not None:
+        return model
+    name = c.meta.get("model", "")
+    if c.meta.get("codi"):
+        raise ValueError(
+            f"this CODI cache ({name}) needs its model for the unembedding: pass model=<the "
+            f"codi.CODIModel or MergedCODI it was cached from>."
+        )
+    import interp
+
+    return interp.load_model(name)
+
+
 def logit_lens(
     source: Any,
     layer: int | Sequence[int] | None = None,
@@ -185,18 +202,7 @@ def logit_lens(
         model = source
         source = _cache(model, prompts, layer, position, views, **cache_kwargs)
     c = source
-    model = model if model is not None else getattr(c, "source_model", None)
-    if model is None:
-        name = c.meta.get("model", "")
-        if c.meta.get("codi"):
-            raise ValueError(
-                f"this CODI cache ({name}) needs its model for the unembedding: pass model=<the "
-                f"codi.CODIModel or MergedCODI it was cached from>."
-            )
-        import interp
-
-        model = interp.load_model(name)
-    hf, tok, vocab = _parts(model, tokenizer)
+    hf, tok, vocab = _parts(_unembedding_model(c, model), tokenizer)
     layers = _as_list(layer, c.layers)
     positions = _as_list(position, c.positions)
     rows = _as_list(samples, range(len(c)))

@@ -140,28 +140,31 @@ def as_records(prompts: Any) -> list[dict[str, Any]]:
     prompts = list(prompts)
     if not prompts:
         raise ValueError("prompts is empty; give at least one prompt.")
-    out = []
-    for i, p in enumerate(prompts):
-        if isinstance(p, str):
-            rec = {"text": p}
-        elif isinstance(p, dict):
-            rec = dict(p)
-        elif hasattr(p, "to_dict"):
-            rec = dict(p.to_dict())
-        elif hasattr(p, "__dataclass_fields__"):
-            rec = asdict(p)
-        else:
-            raise TypeError(
-                f"prompt {i} is a {type(p).__name__}; each prompt must be a string or a dict "
-                f"(e.g. {{'text': ..., 'label': ..., 'group': ...}})."
-            )
-        rec["id"] = str(rec.get("id", i))
-        out.append(rec)
+    out = [_record(i, p) for i, p in enumerate(prompts)]
     ids = [r["id"] for r in out]
     if len(set(ids)) != len(ids):
         dup = sorted({x for x in ids if ids.count(x) > 1})[:5]
         raise ValueError(f"sample ids repeat ({dup}); give each prompt a unique 'id' or leave 'id' out.")
     return out
+
+
+def _record(i: int, p: Any) -> dict[str, Any]:
+    """One prompt (string, dict, pandas row, dataclass) as a dict with a string `id` (its index by default)."""
+    if isinstance(p, str):
+        rec = {"text": p}
+    elif isinstance(p, dict):
+        rec = dict(p)
+    elif hasattr(p, "to_dict"):
+        rec = dict(p.to_dict())
+    elif hasattr(p, "__dataclass_fields__"):
+        rec = asdict(p)
+    else:
+        raise TypeError(
+            f"prompt {i} is a {type(p).__name__}; each prompt must be a string or a dict "
+            f"(e.g. {{'text': ..., 'label': ..., 'group': ...}})."
+        )
+    rec["id"] = str(rec.get("id", i))
+    return rec
 
 
 def _is_frame(obj: Any) -> bool:
