@@ -12,8 +12,10 @@ The logistic objective  C * sum_i s_i log(1 + exp(-y_i m_i)) + 1/2 ||w||^2  (skl
 is then solved for all problems together by preconditioned gradient steps with Nesterov momentum and adaptive
 restart. The preconditioner diag(C kappa lam + 1) bounds the Hessian C F^T diag(p(1-p)) F + I at the current
 point with kappa = max_i p_i(1-p_i): Boehning's global bound uses kappa = 1/4, which at large C (confident fits,
-p(1-p) << 1/4) makes steps ~25x too short (97 vs 26 steps at C=10, benchmarks/results/probes.md). Nested-CV
-inner folds are the same problem with 0/1 sample weights s.
+p(1-p) << 1/4) makes steps ~25x too short (97 vs 32 steps at C=10, benchmarks/results/probes.md). The local
+bound holds only near the current point; where a step overshoots (momentum restart), kappa gets a floor of twice
+its value there, which stops the cycling seen at tight tolerances and C=1e4. Nested-CV inner folds are the same
+problem with 0/1 sample weights s.
 
     >>> F_tr, F_te, lam = fold_features(X, train_idx, test_idx)          # X: [cell, sample, d] float32 tensor
     >>> W, b, info = fit_logreg(F_tr, lam, Y, S, C)                        # Y, S: [problem, n_train]
@@ -157,12 +159,13 @@ def fit_logreg(F: Float[Tensor, "cell n r"], lam: Float[Tensor, "cell r"],
     t = torch.ones(c, P, dtype=dt, device=dev)
     Fa, Ft, lam_a = F, F.transpose(1, 2), lam
     one = torch.ones((), dtype=dt, device=dev)
+    floor = torch.zeros_like(t)                                      # kappa's floor, raised where steps overshoot
     it = 0
     for it in range(1, max_iter + 1):
         p = torch.sigmoid(M)
         if curvature == "local":                                      # local curvature bound, <= Boehning's 1/4
             q = torch.addcmul(p, p, p, value=-1)                      # p (1 - p)
-            kappa = (q * S if masked else q).amax(-1).clamp(1e-4, 0.25)
+            kappa = torch.maximum((q * S if masked else q).amax(-1), floor).clamp(1e-4, 0.25)
         else:
             kappa = torch.full_like(t, 0.25)
         R = (p - Y) * SC                                              # [c, P, n]
@@ -184,6 +187,7 @@ def fit_logreg(F: Float[Tensor, "cell n r"], lam: Float[Tensor, "cell r"],
         # adaptive restart (O'Donoghue & Candes): momentum off where the step points uphill
         Dw, Db = Nw - Xw, Nb - Xb
         uphill = (torch.linalg.vecdot(gw, Dw) + gb * Db) > 0
+        floor = torch.where(uphill, (2 * kappa).clamp(max=0.25), floor)  # the bound was too optimistic there
         t_new = (1 + torch.sqrt(1 + 4 * t * t)) / 2
         beta = torch.where(uphill, torch.zeros_like(t), (t - 1) / t_new)
         t = torch.where(uphill, torch.ones_like(t), t_new)
@@ -197,8 +201,8 @@ def fit_logreg(F: Float[Tensor, "cell n r"], lam: Float[Tensor, "cell r"],
                 ci, pj = ci[kc], pj[kp]
                 Fa, lam_a = Fa[kc], lam_a[kc]
                 Ft = Fa.transpose(1, 2)
-                Y, S, C, SC, n_used, tol_t, t, Vw, Vb, M, Xw, Xb, XM = (
-                    a[kc][:, kp] for a in (Y, S, C, SC, n_used, tol_t, t, Vw, Vb, M, Xw, Xb, XM))
+                Y, S, C, SC, n_used, tol_t, t, floor, Vw, Vb, M, Xw, Xb, XM = (
+                    a[kc][:, kp] for a in (Y, S, C, SC, n_used, tol_t, t, floor, Vw, Vb, M, Xw, Xb, XM))
     return out_w, out_b, {"iterations": it, "converged": converged}
 
 

@@ -192,9 +192,10 @@ def test_sparse_position_is_skipped_and_reported_not_raised():
 
 @pytest.mark.slow
 def test_local_curvature_solver_converges_and_agrees_on_real_activations(smol_facts):
-    """The local curvature bound (kappa = max p(1-p)) holds only near the current point: at the sweep's tolerance
-    (1e-4), from C=1e-4 to 1e4 on real smollm2 residuals (real and shuffled labels), it converges to an objective
-    no worse than a tight reference (Boehning's global 1/4, tol 1e-6) and the same held-out AUROC."""
+    """The local curvature bound (kappa = max p(1-p)) holds only near the current point (a floor is raised where a
+    step overshoots): at tol 1e-5, from C=1e-4 to 1e4 on real smollm2 residuals (real and shuffled labels), it
+    converges to an objective no worse than a tight reference (Boehning's global 1/4, tol 1e-6) and the same
+    held-out AUROC. Without the floor it cycled for 20000 steps at C=1e4."""
     import torch
     import torch.nn.functional as F
 
@@ -211,7 +212,7 @@ def test_local_curvature_solver_converges_and_agrees_on_real_activations(smol_fa
                                                   [(tr, te)]))
         for C in (1e-4, 1.0, 1e4):
             res = {}
-            for curvature, tol in (("local", 1e-4), ("boehning", 1e-6)):
+            for curvature, tol in (("local", 1e-5), ("boehning", 1e-6)):
                 W, b, info = fit_logreg(F_tr, lam, Yt.float(), None, torch.full((len(Y),), C), max_iter=20000,
                                         tol=tol, curvature=curvature)
                 assert bool(info["converged"].all()), (layer, C, curvature, info["iterations"])
