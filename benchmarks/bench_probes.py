@@ -155,7 +155,7 @@ def main() -> None:
           f"elsewhere; at that rate this grid without null takes {n_cells} s, {n_cells / t_ours_nonull:.1f}x ours.", "",
           f"Best cell found: layer {best[0]}, position {best[1]}, AUROC {grid.sel('auroc', *best):.3f}; "
           f"findings: {[(w.kind, w.severity) for w in grid.warnings]}.", "",
-          f"## Solver settings (same run): {a.permutations} relabelings of one cell-fold (layer {L - 1}, 8 cells "
+          f"## Solver settings (same run): {a.permutations} relabelings of one cell-fold (layer {L - 1}, {P} cells "
           f"batched)", "",
           "| C | curvature bound | tol | steps | time | max abs AUROC deviation vs tol 1e-6 |",
           "|---|---|---|---|---|---|"]

@@ -32,18 +32,6 @@ from jaxtyping import Float
 from torch import Tensor
 
 
-def standardize_stats(X_train: Float[Tensor, "cell n d"]) -> tuple[Tensor, Tensor]:
-    """Mean and std (ddof=0) over training rows, like sklearn's StandardScaler, without a float64 copy: the rows
-    are shifted by the first row before `var_mean`, which removes large offsets (residual streams have features
-    at +-1000) so float32 keeps its precision. Constant features get std 1 (`safe_scale`).
-
-    >>> mu, scale = standardize_stats(torch.randn(2, 80, 300))          # each [cell, 1, d]
-    """
-    x0 = X_train[:, :1]
-    var, m = torch.var_mean(X_train - x0, dim=1, keepdim=True, correction=0)
-    return x0 + m, safe_scale(var, x0 + m, X_train.shape[1])
-
-
 def safe_scale(var: Tensor, mu: Tensor, n: int) -> Tensor:
     """std = sqrt(var), or 1 where the feature is constant up to rounding (sklearn's `_is_constant_feature`
     bound)."""
@@ -129,7 +117,8 @@ def fit_logreg(F: Float[Tensor, "cell n r"], lam: Float[Tensor, "cell r"],
     relative to the largest margin, if above 1) in one unaccelerated step. Every `check_every` steps the batch
     shrinks: cells whose problems have all converged, and problems converged in every cell, stop being computed
     (strongly regularised problems converge in a few steps, weakly regularised ones need many more).
-    `curvature`: "local" (kappa = max_i p_i(1-p_i) at the current point) or "boehning" (kappa = 1/4 throughout).
+    `curvature`: "local" (kappa = max_i p_i(1-p_i) at the current point, floored at twice its value where a step
+    overshot) or "boehning" (kappa = 1/4 throughout).
 
     >>> W, b, info = fit_logreg(F_tr, lam, Y, None, torch.full((P,), 0.01))
     """

@@ -34,13 +34,13 @@ def inner_masks_for(splits: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, 
 def fit_chunk_logreg(X: Float[torch.Tensor, "cell n d"], y: np.ndarray, groups: np.ndarray,
                      splits: list[tuple[np.ndarray, np.ndarray]], perms: np.ndarray, Cs: tuple[float, ...],
                      inner_folds: int, seed: int, null_splits: int, tol: float, max_iter: int,
-                     inner_tol: float = 1e-3, null_tol: float = 1e-3,
-                     inner_masks: list[np.ndarray] | None = None) -> dict:
-    """Logistic probes for a chunk of cells. Per split: the inner group CV over `Cs` (fits at `inner_tol`) picks C,
-    then one batch refits the real labels (at `tol`) and every relabeling in `perms` [n_perm, n] (at `null_tol`)
-    at that C; only the first `null_splits` splits get relabelings (a final dev->test split does not). The looser
-    tolerances move held-out AUROCs by < 0.001 and save ~30% of the steps (benchmarks/results/probes.md). `inner_masks`
-(one `inner_masks_for` result per split) saves recomputing the inner folds for every chunk of cells.
+                     search_tol: float = 1e-3, inner_masks: list[np.ndarray] | None = None) -> dict:
+    """Logistic probes for a chunk of cells. Per split: the inner group CV over `Cs` (fits at `search_tol`) picks
+    C, then one batch refits the real labels (at `tol`) and every relabeling in `perms` [n_perm, n] (at
+    `search_tol`) at that C; only the first `null_splits` splits get relabelings (a final dev->test split does
+    not). The looser tolerance moves held-out AUROCs by < 0.001 and saves ~30% of the steps
+    (benchmarks/results/probes.md). `inner_masks` (one `inner_masks_for` result per split) saves recomputing the
+    inner folds for every chunk of cells.
 
     Returns dict: scores [c, n], null [c, n_perm, n], train_auroc [c], log10_C [c] (mean over splits of the
     chosen log10 C), fold_log10_C [c, n_splits], not_converged [c] bool, fold_auroc [c, n_splits].
@@ -64,7 +64,7 @@ def fit_chunk_logreg(X: Float[torch.Tensor, "cell n d"], y: np.ndarray, groups: 
             k = masks.shape[0]
             S = masks.repeat(nC, 1)                                          # [nC*k, n_tr], C-major
             W, b, _ = fit_logreg(F_tr, lam, y_tr.expand(len(S), -1), S, Cs_t.repeat_interleave(k),
-                                 max_iter=max_iter, tol=inner_tol)
+                                 max_iter=max_iter, tol=search_tol)
             Mi = (torch.bmm(W, F_tr.transpose(1, 2)) + b[..., None]).view(c, nC, k, -1).double()
             val_w = (1 - S).view(nC, k, -1).double()
             val = _auroc_t(Mi, y_tr.double().expand_as(Mi), val_w.expand_as(Mi))       # [c, nC, k]
@@ -77,7 +77,7 @@ def fit_chunk_logreg(X: Float[torch.Tensor, "cell n d"], y: np.ndarray, groups: 
         Y = y_tr[None]
         if n_null:
             Y = torch.cat([Y, torch.as_tensor(perms[:, tr], dtype=X.dtype, device=dev)])
-        tols = torch.tensor([tol] + [null_tol] * n_null, dtype=X.dtype, device=dev)
+        tols = torch.tensor([tol] + [search_tol] * n_null, dtype=X.dtype, device=dev)
         W, b, info = fit_logreg(F_tr, lam, Y, None, Cc[:, None].expand(c, len(Y)), max_iter=max_iter, tol=tols)
         bad |= ~info["converged"][:, 0].cpu()
         S_te = (torch.bmm(W, F_te.transpose(1, 2)) + b[..., None]).double().cpu()          # [c, 1 + n_null, n_te]

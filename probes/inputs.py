@@ -46,8 +46,7 @@ def resolve(data: Any, target: str = "label", labels=None, groups=None, layers=N
     if _is_cache(data):
         inp, n = _from_cache(data, target, labels, groups, layers, positions, control)
     else:
-        inp, n = _from_array(data, labels, groups, layers, positions, valid)
-        inp.control = control
+        inp, n = _from_array(data, labels, groups, layers, positions, valid, control)
     y, groups, control = np.asarray(inp.y), np.asarray(inp.groups), inp.control
     if len(y) != n or len(groups) != n:
         raise ValueError(f"mismatched sample counts: activations have {n} samples, labels {len(y)}, groups "
@@ -106,7 +105,7 @@ def _from_cache(data, target, labels, groups, layers, positions, control) -> tup
                   meta=meta, control=control), len(samples)
 
 
-def _from_array(data, labels, groups, layers, positions, valid) -> tuple[Inputs, int]:
+def _from_array(data, labels, groups, layers, positions, valid, control) -> tuple[Inputs, int]:
     """Inputs from an array [sample, layer, position, d] / [sample, layer, d] / [sample, d] (numpy or torch) with
     explicit labels and groups; `layers`/`positions` name the axes."""
     arr = data.detach().cpu().numpy() if hasattr(data, "detach") else np.asarray(data)
@@ -136,7 +135,7 @@ def _from_array(data, labels, groups, layers, positions, valid) -> tuple[Inputs,
     def read_layer(li: int) -> np.ndarray:
         return np.asarray(arr[:, li], dtype=np.float32)
     return Inputs(layers=layers_out, positions=pos_out, y=y, groups=groups, valid=v, d=d,
-                  read_layer=read_layer), n
+                  read_layer=read_layer, control=control), n
 
 
 def _check_labels(y: np.ndarray, regression: bool) -> np.ndarray:

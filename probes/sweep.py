@@ -95,8 +95,8 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
             X = inp.read_layer(li)
             for j in range(0, len(pis), chunk):
                 cp = pis[j:j + chunk]
-                out = _fit(method, X, cp, splits, y, g, perms_all, Cs, inner_folds, seed, folds, (tol, search_tol),
-                           max_iter, dev, inner)
+                out = _fit(method, X, cp, splits, y, g, perms_all, Cs, inner_folds, seed, folds, tol,
+                           search_tol, max_iter, dev, inner)
                 for k, pi in enumerate(cp):
                     scores[li, pi] = out["scores"][k]
                     null[li * P + pi] = out["null"][k]
@@ -182,11 +182,11 @@ def _make_splits(idx, test_idx, y, g, folds, seed, regression, valid_mask, inner
     return splits
 
 
-def _fit(method, X, cp, splits, y, g, perms, Cs, inner_folds, seed, folds, tols, max_iter, dev, inner):
+def _fit(method, X, cp, splits, y, g, perms, Cs, inner_folds, seed, folds, tol, search_tol, max_iter, dev, inner):
     Xc = torch.as_tensor(np.ascontiguousarray(X[:, cp].transpose(1, 0, 2)), device=dev)     # [c, n, d]
     if method == "logreg":
-        return fit_chunk_logreg(Xc, y, g, splits, perms, Cs, inner_folds, seed, folds, tols[0], max_iter,
-                                inner_tol=tols[1], null_tol=tols[1], inner_masks=inner)
+        return fit_chunk_logreg(Xc, y, g, splits, perms, Cs, inner_folds, seed, folds, tol, max_iter,
+                                search_tol=search_tol, inner_masks=inner)
     if method == "ridge":
         return fit_chunk_ridge(Xc.double(), y, g, splits, perms, Cs, inner_folds, seed, folds)
     from probes.methods import fit_chunk_estimator
