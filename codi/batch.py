@@ -47,6 +47,7 @@ class CODIBatch:
     response_mask: Int[Tensor, "batch m"]
     student_pos: Int[Tensor, " batch"]  # distillation position inside the <eot> call (0 = <eot>)
     ids: list[str] = field(default_factory=list)
+    teacher_cot: Int[Tensor, "batch 2"] | None = None  # (start, length) of the CoT tokens in the teacher sequence
 
     def to(self, device) -> CODIBatch:
         kw = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()}
@@ -145,7 +146,7 @@ def make_batch(tokenizer, cfg: CODIConfig, problems: list[Any]) -> CODIBatch:
         raise ValueError("make_batch got no problems.")
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    teacher, labels, t_pos, prompts, responses, s_pos, names = [], [], [], [], [], [], []
+    teacher, labels, t_pos, prompts, responses, s_pos, names, cots = [], [], [], [], [], [], [], []
     for i, p in enumerate(problems):
         q, cot, ans = _field(p, "question"), _field(p, "cot"), _field(p, "answer").strip()
         name = str(p.get("id", i) if isinstance(p, dict) else getattr(p, "id", i))
@@ -165,6 +166,7 @@ def make_batch(tokenizer, cfg: CODIConfig, problems: list[Any]) -> CODIBatch:
         teacher.append(seq)
         labels.append([IGNORE] * len(prompt) + seq[len(prompt):])
         t_pos.append(len(prompt) + len(cot_ids) + ans_pos)
+        cots.append([len(prompt), len(cot_ids)])
         prompts.append(prompt)
         lead = [eos] if cfg.eos_separators else []
         responses.append(lead + ans_ids)
@@ -175,7 +177,7 @@ def make_batch(tokenizer, cfg: CODIConfig, problems: list[Any]) -> CODIBatch:
     p_ids, p_mask = left_pad(prompts, pad)
     r_ids, r_mask = right_pad(responses, pad)
     return CODIBatch(t_ids, t_mask, t_labels, torch.tensor(t_pos), p_ids, p_mask, r_ids, r_mask,
-                     torch.tensor(s_pos), names)
+                     torch.tensor(s_pos), names, torch.tensor(cots, dtype=torch.long))
 
 
 def extract_answer(text: str, marker: str) -> str:

@@ -4,6 +4,8 @@ Layout (`CODIModel.save_pretrained(folder)`):
     codi_config.json              CODIConfig (base model name, shapes of the base, every setting)
     adapter/                      peft adapter folder (adapter_config.json + adapter_model.safetensors);
                                   `peft.PeftModel.from_pretrained(base, folder / "adapter")` loads it
+    model/                        instead of adapter/ when `finetune="full"`: the whole trained base as a plain
+                                  Hugging Face folder (config.json + model.safetensors + tokenizer)
     projection.safetensors        prj weights (keys fc_in.*, fc_out.*, ln.*)
     special_tokens.safetensors    "bot" [d], "eot" [d]
     tokenizer/                    the tokenizer
@@ -34,6 +36,9 @@ __all__ = ["save_checkpoint", "load_checkpoint", "key_diff", "FORMAT"]
 FORMAT = "codi-lens-checkpoint/1"
 CONFIG, ADAPTER, PROJ, SPECIAL, TOKENIZER = ("codi_config.json", "adapter", "projection.safetensors",
                                              "special_tokens.safetensors", "tokenizer")
+MODEL = "model"  # the whole base, for finetune="full"
+_MODEL_FILES = {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
+                "tokenizer_config.json", "special_tokens_map.json"}
 _ADAPTER_FILES = {"adapter_config.json", "adapter_model.safetensors", "README.md"}
 _WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".safetensors", ".gguf")
 
@@ -87,14 +92,18 @@ def save_checkpoint(cm, folder: str | os.PathLike, extra_files: dict[str, str | 
         raise FileExistsError(f"{folder} exists and is not a CODI checkpoint; refusing to overwrite it. "
                               f"Choose a new folder or delete it.")
     for name in extra_files or {}:
-        if "/" in name or name in {CONFIG, ADAPTER, PROJ, SPECIAL, TOKENIZER} or name.endswith(_WEIGHT_SUFFIXES):
+        if "/" in name or name in {CONFIG, ADAPTER, MODEL, PROJ, SPECIAL, TOKENIZER} or name.endswith(_WEIGHT_SUFFIXES):
             raise ValueError(f"extra file name {name!r} is reserved or looks like weights; use e.g. "
                              f"'training_record.json'.")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         text = json.dumps(dict(cm.config.to_dict(), format=FORMAT), indent=2)
-        _write_adapter(cm, tmp / ADAPTER)
+        if cm.config.finetune == "full":
+            cm.model.save_pretrained(str(tmp / MODEL), safe_serialization=True)
+            cm.tokenizer.save_pretrained(str(tmp / MODEL))
+        else:
+            _write_adapter(cm, tmp / ADAPTER)
         prj = {k: v.detach().cpu().contiguous() for k, v in cm.prj.state_dict().items()}
         save_file(prj, str(tmp / PROJ), metadata={"format": FORMAT})
         sp = cm.special.detach().cpu()
@@ -128,7 +137,10 @@ def _check_folder(folder: Path) -> None:
         if "config.json" in names:
             raise ValueError(f"{folder} is a plain Hugging Face model folder; load it with interp.load_model.")
         raise FileNotFoundError(f"{folder} has no {CONFIG}: it is not a CODI checkpoint (files: {sorted(names)}).")
-    missing = [n for n in (ADAPTER, PROJ, SPECIAL, TOKENIZER) if n not in names]
+    weights = MODEL if MODEL in names and ADAPTER not in names else ADAPTER
+    missing = [n for n in (weights, PROJ, SPECIAL, TOKENIZER) if n not in names]
+    if weights == MODEL:
+        missing += [f"{MODEL}/{n}" for n in ("config.json", "model.safetensors") if not (folder / MODEL / n).exists()]
     if ADAPTER in names:
         missing += [f"{ADAPTER}/{n}" for n in ("adapter_config.json", "adapter_model.safetensors")
                     if not (folder / ADAPTER / n).exists()]
@@ -136,7 +148,8 @@ def _check_folder(folder: Path) -> None:
         raise FileNotFoundError(f"checkpoint {folder} is incomplete: missing {missing}. Re-save it with "
                                 f"CODIModel.save_pretrained.")
     foreign = [n for n in names if n.endswith(_WEIGHT_SUFFIXES) and n not in (PROJ, SPECIAL)]
-    foreign += [f"{ADAPTER}/{p.name}" for p in (folder / ADAPTER).iterdir() if p.name not in _ADAPTER_FILES]
+    sub, allowed = (MODEL, _MODEL_FILES) if weights == MODEL else (ADAPTER, _ADAPTER_FILES)
+    foreign += [f"{sub}/{p.name}" for p in (folder / sub).iterdir() if p.name not in allowed]
     if foreign:
         raise ValueError(f"checkpoint {folder} contains foreign files {sorted(foreign)} that would be ignored; "
                          f"remove them or move them out of the folder.")
@@ -153,7 +166,6 @@ def _load_strict(module: torch.nn.Module, tensors: dict, what: str) -> None:
 def load_checkpoint(cls, folder: str | os.PathLike, device=None, dtype=None):
     """Build the base from the saved config, then load adapter, prj, <bot>/<eot> rows and tokenizer strictly."""
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
-    from transformers import AutoTokenizer
 
     folder = Path(folder)
     _check_folder(folder)
@@ -162,6 +174,8 @@ def load_checkpoint(cls, folder: str | os.PathLike, device=None, dtype=None):
     if fmt != FORMAT:
         raise ValueError(f"{folder / CONFIG} has format {fmt!r}; this codi-lens reads {FORMAT!r}.")
     cfg = CODIConfig.from_dict(raw)
+    if cfg.finetune == "full":
+        return _load_full(cls, folder, cfg, device, dtype)
     adapter_cfg = json.loads((folder / ADAPTER / "adapter_config.json").read_text())
     if adapter_cfg.get("r") != cfg.lora_r or sorted(adapter_cfg.get("target_modules") or []) != sorted(
             cfg.lora_target_modules or []):
@@ -179,6 +193,23 @@ def load_checkpoint(cls, folder: str | os.PathLike, device=None, dtype=None):
     if diff:
         raise ValueError(diff)
     set_peft_model_state_dict(cm.model, adapter)
+    return _load_rest(cm, folder)
+
+
+def _load_full(cls, folder: Path, cfg: CODIConfig, device, dtype):
+    """A finetune="full" checkpoint: the base comes from `folder/model`, then prj, <bot>/<eot> and tokenizer."""
+    if not (folder / MODEL).is_dir():
+        raise FileNotFoundError(f"{folder / CONFIG} says finetune='full' but {folder / MODEL} is missing.")
+    try:
+        cm = cls.from_config(cfg, device=device, dtype=dtype, weights=folder / MODEL)
+    except ValueError as err:
+        raise ValueError(f"{folder}: {err}") from None
+    return _load_rest(cm, folder)
+
+
+def _load_rest(cm, folder: Path):
+    from transformers import AutoTokenizer
+
     _load_strict(cm.prj, load_file(str(folder / PROJ)), f"{folder / PROJ}")
     special = load_file(str(folder / SPECIAL))
     diff = key_diff({"bot": (cm.d_model,), "eot": (cm.d_model,)}, {k: tuple(v.shape) for k, v in special.items()},

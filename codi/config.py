@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CODIConfig", "LOSS_TYPES", "lora_targets_for"]
+__all__ = ["CODIConfig", "LOSS_TYPES", "FINETUNE", "lora_targets_for"]
 
 LOSS_TYPES = ("smooth_l1", "l1", "mse")
+FINETUNE = ("lora", "full")
 
 # Linear (or GPT-2 Conv1D) leaf names inside the decoder blocks, by architecture family.
 _KNOWN_TARGETS = {
@@ -51,6 +52,9 @@ class CODIConfig:
     prj_dim: int | None = None  # None: d_model of the base
     prj_layer_norm: bool = True
     prj_dropout: float = 0.0
+    # what trains in the base: "lora" (peft adapters; the base stays frozen) or "full" (every base weight,
+    # embeddings and norms included; the checkpoint then carries the whole base, e.g. for from-scratch organisms)
+    finetune: str = "lora"
     # LoRA
     lora_r: int = 128
     lora_alpha: float = 32.0
@@ -63,6 +67,10 @@ class CODIConfig:
     teacher_ce_weight: float = 1.0
     student_ce_weight: float = 1.0
     distill_weight: float = 1.0
+    # thought-by-thought distillation: student hidden states (every distilled layer) at thought j onto the
+    # teacher's at written CoT token j. Needs a teacher CoT of exactly num_latents tokens between its first and last
+    # token (e.g. cot_template "<bot> {cot} <eot>" with one token per step, as the organisms use); 0 = off (CODI).
+    latent_distill_weight: float = 0.0
     # <bot>/<eot>: two extra embedding rows kept outside the vocabulary (the LM head never predicts them)
     train_special_rows: bool = True
     seed: int = 0
@@ -91,6 +99,11 @@ class CODIConfig:
         if not isinstance(self.num_latents, int) or self.num_latents < 1:
             raise ValueError(f"num_latents={self.num_latents!r}: a CODI model needs at least 1 continuous "
                              f"thought (the paper uses 6). For a model without latents, use the base model directly.")
+        if self.finetune not in FINETUNE:
+            raise ValueError(f"finetune={self.finetune!r}; choose one of {FINETUNE} ('full' also trains embeddings "
+                             f"and norms, for small from-scratch bases).")
+        if self.latent_distill_weight < 0:
+            raise ValueError(f"latent_distill_weight={self.latent_distill_weight}: use 0 (off) or a positive weight.")
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"loss_type={self.loss_type!r}; choose one of {LOSS_TYPES}.")
         if self.prj_dim is not None and self.prj_dim < 1:

@@ -60,8 +60,9 @@ def merge(cm) -> MergedCODI:
 
     Outputs equal the unmerged model's up to float rounding (tests: 1e-4 absolute on float32 hidden states).
     """
-    peft_copy = copy.deepcopy(cm.model)
-    plain = peft_copy.merge_and_unload()
+    plain = copy.deepcopy(cm.model)
+    if cm.config.finetune == "lora":
+        plain = plain.merge_and_unload()
     plain.eval()
     prj = copy.deepcopy(cm.prj).eval()
     return MergedCODI(plain, prj, cm.special.detach().clone(), cm.tokenizer, cm.config, cm.base_path)

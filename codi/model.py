@@ -65,10 +65,13 @@ class CODIModel(CODIRunner):
     # ---------------------------------------------------------------- building
     @classmethod
     def from_config(cls, cfg: CODIConfig, device: str | torch.device | None = None,
-                    dtype: str | torch.dtype | None = None) -> CODIModel:
+                    dtype: str | torch.dtype | None = None, weights: str | os.PathLike | None = None) -> CODIModel:
         """Load the base with `interp.load_model(cfg.base_model)`, add fresh LoRA, prj and <bot>/<eot> rows.
 
-        The random parts are drawn from `cfg.seed`, so the same config gives the same model.
+        The random parts are drawn from `cfg.seed`, so the same config gives the same model. `weights`: load the
+        base from this folder instead of `cfg.base_model` (the name stays in the config; used for checkpoints that
+        carry their whole base, `finetune="full"`). With `finetune="full"` no LoRA is added and every base weight
+        trains.
 
         >>> cm = CODIModel.from_config(CODIConfig("tiny-llama", lora_r=4))
         >>> cm.config.lora_target_modules
@@ -80,7 +83,7 @@ class CODIModel(CODIRunner):
         import interp
 
         cfg.validate()
-        base = interp.load_model(cfg.base_model, dtype=dtype, device=device)
+        base = interp.load_model(weights or cfg.base_model, dtype=dtype, device=device)
         hf = base.model
         vocab = _vocab_rows(hf)
         model_type = str(getattr(hf.config, "model_type", "?"))
@@ -96,9 +99,11 @@ class CODIModel(CODIRunner):
         lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=targets, task_type="CAUSAL_LM", fan_in_fan_out=conv1d,
                           init_lora_weights=True)
+        if cfg.finetune == "full":
+            cfg = dataclasses.replace(cfg, lora_target_modules=None)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            peft_model = get_peft_model(hf, lora)
+            peft_model = get_peft_model(hf, lora) if cfg.finetune == "lora" else hf.requires_grad_(True)
             prj = Projection(base.d_model, cfg.prj_dim, cfg.prj_layer_norm, cfg.prj_dropout)
             embed = hf.get_input_embeddings()  # statistics of embedded tokens (includes any scaling, e.g. Gemma)
             with torch.no_grad():
@@ -106,7 +111,7 @@ class CODIModel(CODIRunner):
             special = emb.mean(0).cpu() + emb.std(0).cpu() * torch.randn(2, base.d_model)  # CPU RNG: same everywhere
         dev, dt = emb.device, embed.weight.dtype
         prj.to(dev, dt)
-        cm = cls(peft_model, prj, special.to(dev, dt), base.tokenizer, cfg, base.path)
+        cm = cls(peft_model, prj, special.to(dev, dt), base.tokenizer, cfg, Path(weights) if weights else base.path)
         if not cfg.use_prj:
             cm.prj.requires_grad_(False)
         cm.eval()
@@ -128,11 +133,13 @@ class CODIModel(CODIRunner):
                           output_hidden_states=True, use_cache=False)
 
     def loss(self, batch: CODIBatch) -> dict[str, Tensor]:
-        """CODI loss parts: total (with grad), teacher_ce, student_ce, distill (detached, unweighted).
+        """CODI loss parts: total (with grad), teacher_ce, student_ce, distill, latent_distill (detached, unweighted).
 
         total = teacher_ce_weight * teacher_ce + student_ce_weight * student_ce + distill_weight * distill, where
         distill = mean over distilled layers of loss(student h, teacher h.detach()) at the token before the answer,
-        each divided by the teacher's std there (squared for mse) when `distill_div_std`.
+        each divided by the teacher's std there (squared for mse) when `distill_div_std`; with
+        `latent_distill_weight > 0`, total also adds latent_distill_weight * latent_distill, the same loss at every
+        thought against the teacher's written CoT token in that place (see `CODIConfig`).
         """
         cfg = self.config
         batch = batch.to(self.device)
@@ -158,8 +165,34 @@ class CODIModel(CODIRunner):
             parts.append(part)
         distill = torch.stack(parts).mean()
         total = cfg.teacher_ce_weight * teacher_ce + cfg.student_ce_weight * student_ce + cfg.distill_weight * distill
+        latent = self._latent_distill(batch, teacher, run) if cfg.latent_distill_weight > 0 else distill.new_zeros(())
+        total = total + cfg.latent_distill_weight * latent
         return dict(total=total, teacher_ce=teacher_ce.detach(), student_ce=student_ce.detach(),
-                    distill=distill.detach())
+                    distill=distill.detach(), latent_distill=latent.detach())
+
+    def _latent_distill(self, batch: CODIBatch, teacher, run) -> Tensor:
+        """Mean distillation loss of the student's hidden states at thought j onto the teacher's at CoT token j
+        (the token after the CoT's first one), over thoughts and distilled layers."""
+        k = self.config.num_latents
+        start, length = batch.teacher_cot[:, 0], batch.teacher_cot[:, 1]
+        if bool((length != k + 2).any()):
+            bad = batch.ids[int((length != k + 2).nonzero()[0])]
+            raise ValueError(f"latent_distill_weight > 0 needs every teacher CoT to be num_latents + 2 = {k + 2} "
+                             f"tokens (first, one per thought, last); problem {bad!r} has "
+                             f"{int(length[(length != k + 2).nonzero()[0]])}. Use a one-token-per-step CoT and "
+                             f"num_latents = number of written steps, or latent_distill_weight=0.")
+        rows = torch.arange(len(batch), device=self.device)
+        parts = []
+        for j in range(k):
+            student = run.hidden_states[1 + j]  # call 0 is the prompt, calls 1..k the thoughts
+            for layer in self.config.layers_to_distill(self.n_layers):
+                t = teacher.hidden_states[layer][rows, start + 1 + j].detach().float()
+                part = self._distill_fn(student[layer][:, 0].float(), t)
+                if self.config.distill_div_std:
+                    std = t.std()
+                    part = part / (std * std if self.config.loss_type == "mse" else std)
+                parts.append(part)
+        return torch.stack(parts).mean()
 
     def _distill_fn(self, s: Tensor, t: Tensor) -> Tensor:
         if self.config.loss_type == "smooth_l1":
@@ -169,7 +202,8 @@ class CODIModel(CODIRunner):
         return F.mse_loss(s, t)
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
-        """Parameters that train: LoRA A/B, prj (if used), <bot>/<eot> rows (if `train_special_rows`)."""
+        """Parameters that train: LoRA A/B (or every base weight with finetune="full"), prj (if used), <bot>/<eot>
+        rows (if `train_special_rows`)."""
         return {n: p for n, p in self.named_parameters() if p.requires_grad}
 
     # ---------------------------------------------------------------- checkpoints and merge

@@ -155,7 +155,8 @@ class CODIRunner(nn.Module):
     @torch.no_grad()
     def generate(self, questions: list[str], max_new_tokens: int = 32, return_latents: bool = False,
                  top_k_tokens: int = 0, temperature: float = 0.0, seed: int | None = None,
-                 latent_input_fn: Callable[[int, Tensor], Tensor] | None = None) -> GenerateOutput:
+                 latent_input_fn: Callable[[int, Tensor], Tensor] | None = None,
+                 num_latents: int | None = None) -> GenerateOutput:
         """Answer `questions` (greedy unless `temperature > 0`); optionally return latents and their top tokens.
 
         >>> import codi
@@ -163,6 +164,8 @@ class CODIRunner(nn.Module):
         >>> out = cm.generate(["2 + 2 = ?"], max_new_tokens=4, top_k_tokens=3)
         >>> len(out.top_tokens[0]), len(out.top_tokens[0][0])
         (2, 3)
+
+        `num_latents` runs that many thoughts instead of the config's (0 = answer right after <bot><eot>).
         """
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens={max_new_tokens}: generate needs at least 1 new token.")
@@ -170,7 +173,7 @@ class CODIRunner(nn.Module):
         if seed is not None:
             gen = torch.Generator(device=self.device).manual_seed(seed)
         run = self.run(questions, None, max_new_tokens, latent_input_fn, temperature=temperature, generator=gen,
-                       keep_logits=False)
+                       keep_logits=False, num_latents=num_latents)
         new = run.response_ids[:, run.n_forced:]
         keep = run.response_mask[:, run.n_forced:].bool() & (new != self.tokenizer.eos_token_id)
         texts = [self.tokenizer.decode(row[k].tolist(), skip_special_tokens=True) for row, k in zip(new, keep)]

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from codi import train_state as ts
 
-LOSS_KEYS = ("total", "teacher_ce", "student_ce", "distill")
+LOSS_KEYS = ("total", "teacher_ce", "student_ce", "distill", "latent_distill")
 
 
 @dataclass

@@ -38,7 +38,7 @@ def _column(samples, name: str, what: str) -> np.ndarray:
 
 
 def resolve(data: Any, target: str = "label", labels=None, groups=None, layers=None, positions=None,
-            valid=None, control=None, regression: bool = False) -> Inputs:
+            valid=None, control=None, regression: bool = False, multiclass: bool = False) -> Inputs:
     """Validate and normalise sweep inputs (see module docstring). Raises ValueError/KeyError before any work.
 
     >>> inp = resolve(np.zeros((4, 2, 3, 8)), labels=[0, 1, 0, 1], groups=[0, 0, 1, 1])
@@ -55,7 +55,7 @@ def resolve(data: Any, target: str = "label", labels=None, groups=None, layers=N
         raise ValueError(f"control has {len(control)} entries for {n} samples")
     if inp.valid.shape != (n, len(inp.positions)):
         raise ValueError(f"valid mask has shape {inp.valid.shape}, expected {(n, len(inp.positions))}")
-    inp.y = _check_labels(y, regression)
+    inp.y = _check_labels(y, regression, multiclass)
     if np.any([g is None or (isinstance(g, float) and np.isnan(g)) for g in groups]):
         raise ValueError("groups contain missing values (None/NaN): give every sample a group")
     inp.groups = groups
@@ -138,7 +138,7 @@ def _from_array(data, labels, groups, layers, positions, valid, control) -> tupl
                   read_layer=read_layer, control=control), n
 
 
-def _check_labels(y: np.ndarray, regression: bool) -> np.ndarray:
+def _check_labels(y: np.ndarray, regression: bool, multiclass: bool = False) -> np.ndarray:
     if y.dtype.kind in "OUS" or (y.dtype.kind == "f" and not np.all(np.isfinite(y))):
         if y.dtype.kind == "f":
             raise ValueError("labels contain NaN/inf: drop those samples or fill the labels")
@@ -149,9 +149,15 @@ def _check_labels(y: np.ndarray, regression: bool) -> np.ndarray:
     if len(vals) < 2:
         raise ValueError(f"labels have one class only ({vals.tolist()}): a probe needs both classes; check the "
                          f"task/target column (for continuous targets use method='ridge')")
+    if multiclass:
+        if y.dtype.kind not in "iub" or vals.min() < 0:
+            raise ValueError(f"labels have values {vals[:10].tolist()}; method='multiclass' needs class codes "
+                             f"0..K-1 (map the values with np.unique(labels, return_inverse=True)[1])")
+        return y.astype(np.int64)
     if len(vals) > 2 or not set(vals.tolist()) <= {0, 1}:
         raise ValueError(f"labels have values {vals[:10].tolist()}; classification probes need binary 0/1 labels "
-                         f"(for a continuous or many-valued target use method='ridge')")
+                         f"(for a many-valued target use method='multiclass', for a continuous one "
+                         f"method='ridge')")
     return y.astype(np.int64)
 
 

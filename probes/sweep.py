@@ -14,13 +14,14 @@ from tqdm.auto import tqdm
 
 from probes import checks, metrics
 from probes.fitting import fit_chunk_logreg, fit_chunk_ridge, inner_masks_for
-from probes.grid import ProbeGrid
+from probes.grid import Finding, ProbeGrid
 from probes.inputs import check_finite, resolve
 from probes.methods import DEFAULT_CS
+from probes.multiclass import DEFAULT_C, fit_chunk_multiclass, multiclass_metrics
 from probes.splits import check_splits, group_kfold, heldout_split, permute_labels
 
 DEFAULT_ALPHAS = (1e0, 1e1, 1e2, 1e3, 1e4, 1e5)
-METHODS = ("logreg", "ridge", "diffmean", "lda", "lat")
+METHODS = ("logreg", "ridge", "diffmean", "lda", "lat", "multiclass")
 
 
 def sweep(data, target: str = "label", method: str = "logreg", labels=None, groups=None, layers=None,
@@ -34,7 +35,9 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     `layers`/`positions`, which select) or an array [sample, layer, position, d] / [sample, d] with `labels=` and
     `groups=` (then `layers`/`positions` name the axes). method: "logreg" (nested-CV C from `Cs`, per-fold
     standardisation, batched in torch), "ridge" (continuous target; `Cs` are ridge alphas), "diffmean", "lda",
-    "lat" (scikit-learn-style estimators from probes.methods, fitted cell by cell).
+    "lat" (scikit-learn-style estimators from probes.methods, fitted cell by cell), "multiclass" (a many-valued
+    target coded 0..K-1: softmax regression at C=`Cs[0]` (default 1), accuracy with group-bootstrap CIs, a
+    permutation null and chance = 1/K; see probes.multiclass).
     Splits are `folds` group-aware stratified folds; `n_permutations` group-level label shuffles are refitted
     for the p-value; `control` (array or column; default one extra shuffle) gives selectivity = auroc -
     control_auroc; `fpr_control` (bool mask or column; default half of the groups) sets the threshold for recall at
@@ -48,11 +51,17 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     regression = method == "ridge"
-    Cs = tuple(Cs) if Cs is not None else (DEFAULT_ALPHAS if regression else DEFAULT_CS)
+    if method == "multiclass":
+        Cs = tuple(Cs) if Cs is not None else (DEFAULT_C,)
+    else:
+        Cs = tuple(Cs) if Cs is not None else (DEFAULT_ALPHAS if regression else DEFAULT_CS)
     if not Cs or min(Cs) <= 0:
         raise ValueError(f"Cs={Cs}: pass positive regularisation values")
     inp = resolve(data, target=target, labels=labels, groups=groups, layers=layers, positions=positions,
-                  valid=valid, control=control, regression=regression)
+                  valid=valid, control=control, regression=regression, multiclass=method == "multiclass")
+    if method == "multiclass":
+        return _sweep_multiclass(inp, target if labels is None else "labels", folds, Cs[0], n_permutations,
+                                 n_bootstrap, seed, chunk, max_iter, progress)
     y, g, L, P, n = inp.y, inp.groups, len(inp.layers), len(inp.positions), len(inp.y)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rng = np.random.default_rng(seed)
@@ -120,6 +129,54 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
               "fold_test_sizes": cfg_splits, "scaling": "standardised inside each training fold", **inp.meta}
     return ProbeGrid(layers=inp.layers, positions=inp.positions, metrics=m, scores=scores, y=y, groups=g,
                      warnings=findings, config=config)
+
+
+def _sweep_multiclass(inp, target: str, folds: int, C: float, n_permutations: int, n_bootstrap: int, seed: int,
+                      chunk: int, max_iter: int, progress: bool) -> ProbeGrid:
+    """The multiclass branch of `sweep` (see probes.multiclass): same inputs, splits, permutations and checks."""
+    y, g, L, P, n = inp.y, inp.groups, len(inp.layers), len(inp.positions), len(inp.y)
+    k = int(y.max()) + 1
+    rng = np.random.default_rng(seed)
+    perms = [permute_labels(y, g, rng) for _ in range(n_permutations)]
+    ctrl = inp.control if inp.control is not None else permute_labels(y, g, np.random.default_rng(seed + 7919))
+    perms_all = np.stack(perms + [np.asarray(ctrl, np.int64)])
+    ident, zero_var = _prepass(inp, False)
+    pred = np.full((L, P, n), np.nan)
+    null = np.full((L, P, len(perms_all), n), np.nan)
+    train = np.full((L, P), np.nan)
+    skipped = np.zeros((L, P), bool)
+    bar = tqdm(total=L * P, desc="probe sweep (multiclass)", disable=not progress)
+    patterns: dict[bytes, list[int]] = {}
+    for pi in range(P):
+        patterns.setdefault(inp.valid[:, pi].tobytes(), []).append(pi)
+    for key, pis in patterns.items():
+        mask = np.frombuffer(key, dtype=bool)
+        idx = np.flatnonzero(mask)
+        splits = _make_splits(idx, None, y, g, folds, seed, False, mask, 0)
+        if splits is None:
+            skipped[:, pis] = True
+            bar.update(L * len(pis))
+            continue
+        for li in range(L):
+            X = inp.read_layer(li)
+            for j in range(0, len(pis), chunk):
+                cp = pis[j:j + chunk]
+                Xc = torch.as_tensor(np.ascontiguousarray(X[:, cp].transpose(1, 0, 2)))
+                out = fit_chunk_multiclass(Xc, y, splits, perms_all, k, C=C, max_iter=max_iter)
+                pred[li, cp], null[li, cp], train[li, cp] = out["pred"], out["null"], out["train_accuracy"]
+                bar.update(len(cp))
+    bar.close()
+    m = multiclass_metrics(pred.reshape(L * P, n), null.reshape(L * P, len(perms_all), n), train.reshape(-1), y,
+                           perms_all, g, k, n_bootstrap, seed)
+    m = {name: v.reshape(L, P) for name, v in m.items()}
+    findings: list[Finding] = []  # the binary balance checks of data_findings do not apply
+    findings += checks.cell_findings(ident, zero_var, np.zeros((L, P), bool), inp.layers, inp.positions)
+    config = {"method": "multiclass", "target": target, "folds": folds, "C": C, "n_classes": k,
+              "n_permutations": n_permutations, "n_bootstrap": n_bootstrap, "seed": seed, "max_iter": max_iter,
+              "regression": False, "control": "given" if inp.control is not None else "group-level shuffle",
+              "skipped_cells": int(skipped.sum()), "scaling": "standardised inside each training fold", **inp.meta}
+    return ProbeGrid(layers=inp.layers, positions=inp.positions, metrics=m, scores=pred.astype(np.float32), y=y,
+                     groups=g, warnings=findings, config=config)
 
 
 def _calibration_mask(fpr_control, inp, g: np.ndarray, seed: int) -> np.ndarray:

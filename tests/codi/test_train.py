@@ -23,7 +23,7 @@ from codi import data
 from codi.train import TrainConfig, TrainRecord, default_lr, lr_factor, train, train_dir
 from codi.train_state import list_checkpoints
 
-KEYS = ("total", "teacher_ce", "student_ce", "distill")
+KEYS = ("total", "teacher_ce", "student_ce", "distill", "latent_distill")
 CODI_KW = dict(num_latents=3, lora_r=8, lora_dropout=0.0)  # no dropout: runs in different processes must agree
 CLI_SET = ["--set", "num_latents=3", "--set", "lora_r=8", "--set", "lora_dropout=0.0"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}

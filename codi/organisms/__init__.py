@@ -1,0 +1,74 @@
+"""Model organisms: tiny CODI models trained from scratch whose continuous thoughts do the work (positive controls).
+
+    >>> import codi
+    >>> "pointer3" in codi.organisms.available()
+    True
+    >>> cm, make = codi.organisms.load("pointer3")
+    >>> p = make(1, seed=0)[0]
+    >>> cm.generate([p.question], max_new_tokens=3).answers == [p.answer]
+    True
+    >>> clean, corrupt = codi.organisms.pairs("pointer3", 4, seed=0, step=1)
+    >>> [c.values[0] != k.values[0] for c, k in zip(clean, corrupt)]
+    [True, True, True, True]
+
+Each shipped organism is a normal CODI folder (`finetune="full"`: it carries its whole base) under
+`codi/organisms/pretrained/<name>/`, with `organism.json` (task, depth, recipe), `train_record.json` and
+`ACCURACY.md`. `make(n, seed)` gives held-out problems of its task with `values` per step; `pairs(name, n, seed,
+step)` gives (clean, corrupt) problems with the same mapping whose value after `step` differs (and with it the
+answer), the input of a patching study.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+from codi.organisms.tasks import TASK_FAMILIES, Task, modular_chain, pointer_chase
+
+__all__ = ["available", "load", "pairs", "task_of", "folder", "pointer_chase", "modular_chain", "Task", "ROOT"]
+
+ROOT = Path(__file__).parent / "pretrained"
+META = "organism.json"
+
+
+def available() -> list[str]:
+    """Names of the shipped organisms (folders under codi/organisms/pretrained with an organism.json)."""
+    return sorted(p.parent.name for p in ROOT.glob(f"*/{META}"))
+
+
+def folder(name: str) -> Path:
+    """The shipped folder of organism `name`."""
+    if name not in available():
+        raise ValueError(f"unknown organism {name!r}; shipped: {available()}. Train one with "
+                         f"codi.organisms.train.train_organism.")
+    return ROOT / name
+
+
+def task_of(name: str) -> Task:
+    """The task (family and depth) organism `name` was trained on."""
+    meta = json.loads((folder(name) / META).read_text())
+    t = meta["task"]
+    return Task(t["family"], t["depth"], t["nodes"], t["names"])
+
+
+def _make(task: Task, n: int, seed: int = 0):
+    return task.make(n, seed=seed, split="test")
+
+
+def load(name: str, device=None):
+    """(CODIModel, make_problems): the organism and `make_problems(n, seed)` -> held-out problems with values."""
+    from codi.model import CODIModel
+
+    cm = CODIModel.from_pretrained(folder(name), device=device)
+    return cm, partial(_make, task_of(name))
+
+
+def pairs(name: str, n: int, seed: int = 0, step: int = 1):
+    """`n` (clean, corrupt) held-out problem pairs of organism `name`: the same question except the start, chosen so
+    that the value after `step` (1-based) differs and so does the answer. Pointer tasks only need a new start node;
+    modular tasks a new start value."""
+    task = task_of(name)
+    if not 1 <= step <= task.depth:
+        raise ValueError(f"step={step}: organism {name!r} has steps 1..{task.depth}.")
+    return task.pairs(n, seed=seed, step=step)

@@ -1,0 +1,89 @@
+"""Turn a from-scratch base into a CODI organism with the ordinary `codi.train`, and measure its thoughts.
+
+Recipe (what made the thoughts necessary here, see `docs/organisms.md`): the base is trained in the exact teacher
+format `question <bot> v1 .. v(k-1) <eot> = answer`, so the student `question [bot] t1 .. t(k-1) [eot] = answer`
+puts its k-1 thoughts where the teacher writes its k-1 intermediate values, at the same positions. The CODI rows
+<bot>/<eot> start as the base's own `<bot>`/`<eot>` embeddings, every base weight trains (`finetune="full"`), and
+the usual CODI loss (teacher CE + student CE + distillation at the token before the answer) gets one more term:
+`latent_distill_weight=1`, the same distillation at every thought against the teacher's hidden states at the
+written value in that place. Without it (plain CODI, same base, 600 steps) the thoughts stayed unused: CODI 7%,
+zeroed 8%, chance 12.5% on pointer3; with it, 1500 steps at lr 1e-3 gave CODI 94.5%, zeroed 7.5% (200 held-out).
+
+    >>> from codi.organisms.tasks import pointer_chase
+    >>> task = pointer_chase(3)
+    >>> cfg = organism_config(task, "my-base")
+    >>> cfg.num_latents, cfg.finetune, cfg.answer_marker
+    (2, 'full', '=')
+"""
+
+from __future__ import annotations
+
+import torch
+
+from codi.config import CODIConfig
+from codi.model import CODIModel
+from codi.organisms.base import text_format
+from codi.organisms.tasks import Task
+
+__all__ = ["organism_config", "codi_from_base", "ablation_accuracy", "ABLATIONS"]
+
+ABLATIONS = ("none", "zero", "mean", "random", "swap")
+
+
+def organism_config(task: Task, base_model: str, **over) -> CODIConfig:
+    """The organism's CODIConfig: one thought per written intermediate value, full fine-tuning, the task format."""
+    kw = dict(base_model=base_model, num_latents=max(1, task.depth - 1), finetune="full", prj_layer_norm=False,
+              prj_dropout=0.0, distill_weight=1.0, latent_distill_weight=1.0, **text_format())
+    kw.update(over)
+    return CODIConfig(**kw)
+
+
+def codi_from_base(task: Task, base_folder, **over) -> CODIModel:
+    """A fresh CODIModel on the base in `base_folder`, <bot>/<eot> rows copied from the base's own tokens."""
+    cfg = organism_config(task, f"organism-base:{task.name}", **over)
+    cm = CODIModel.from_config(cfg, weights=base_folder)
+    tok = cm.tokenizer
+    emb = cm.model.get_input_embeddings().weight
+    with torch.no_grad():
+        for row, word in enumerate(("<bot>", "<eot>")):
+            cm.special[row].copy_(emb[tok.convert_tokens_to_ids(word)])
+    return cm
+
+
+def _same(pred: str, gold: str) -> bool:
+    return pred.strip() == gold.strip()
+
+
+@torch.no_grad()
+def ablation_accuracy(cm: CODIModel, problems: list, kind: str = "none", num_latents: int | None = None,
+                      seed: int = 0, batch_size: int = 256) -> float:
+    """CODI accuracy with every thought replaced: "zero", "mean" (over these problems), "random" (a Gaussian of
+    each thought's own norm), "swap" (the thoughts of another problem, rolled by one); `num_latents=j` runs only
+    the first j thoughts.
+
+        >>> ablation_accuracy(cm, problems, "zero")      # doctest: +SKIP
+    """
+    if kind not in ABLATIONS:
+        raise ValueError(f"kind={kind!r}; choose one of {ABLATIONS}.")
+    qs = [p.question for p in problems]
+    gen = torch.Generator().manual_seed(seed)
+    correct = 0
+    for i in range(0, len(qs), batch_size):
+        chunk, gold = qs[i:i + batch_size], problems[i:i + batch_size]
+        fn = None
+        if kind != "none":
+            clean = cm.generate(chunk, max_new_tokens=3, return_latents=True, num_latents=num_latents).latent_inputs
+            mean = clean.mean(0)
+
+            def fn(j, thought, clean=clean, mean=mean):
+                if kind == "zero":
+                    return torch.zeros_like(thought)
+                if kind == "mean":
+                    return mean[j].expand_as(thought).clone()
+                if kind == "swap":
+                    return clean[:, j].roll(1, 0)
+                noise = torch.randn(thought.shape, generator=gen).to(thought)
+                return noise * thought.norm(dim=-1, keepdim=True) / noise.norm(dim=-1, keepdim=True)
+        out = cm.generate(chunk, max_new_tokens=3, latent_input_fn=fn, num_latents=num_latents)
+        correct += sum(_same(a, p.answer) for a, p in zip(out.answers, gold))
+    return correct / len(qs)
