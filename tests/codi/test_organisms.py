@@ -70,16 +70,17 @@ def test_bad_arguments_name_the_fix():
 
 # ------------------------------------------------------------------------------------------------ training
 def test_tiny_base_learns_written_steps_but_not_the_direct_answer(tmp_path):
-    """CI-sized organism base (about 90 s on one thread): the shipped pointer3 recipe for 2500 steps instead of
-    6000. It is past the plateau (the shipped run was at 0.82 written / 0.08 direct at step 2500), not finished."""
-    task = tasks.pointer_chase(3)
-    model, tok, rec = train_base(task, BaseSpec(steps=2500), progress=lambda s: None, eval_every=2500)
+    """CI-sized organism base (about 70 s on one thread): 3 hops over 5 nodes, 2000 steps (measured here: written
+    1.00, direct 0.31, chance 0.20). Over 8 nodes the base needs about 2000 steps just to leave its plateau (too
+    long for CI); shorter schedules over 5 nodes stayed in it (1000 steps: written 0.59; 1500: 0.70)."""
+    task = tasks.pointer_chase(3, nodes=5, names=6)
+    model, tok, rec = train_base(task, BaseSpec(steps=2000), progress=lambda s: None, eval_every=2000)
     cfg = codi.CODIConfig(base_model="x", **text_format())
     held = task.make(300, seed=77, split="test")
     written, direct = teacher_accuracy(model, tok, cfg, held), teacher_accuracy(model, tok, cfg, held, direct=True)
-    assert written >= 0.6, rec["curve"]
-    assert direct <= 2 / task.n_values, rec["curve"]          # chance 1/8
-    assert written - direct >= 0.45, rec["curve"]
+    assert written >= 0.9, rec["curve"]
+    assert direct <= 2 / task.n_values, rec["curve"]          # chance 1/5
+    assert written - direct >= 0.5, rec["curve"]
 
 
 def test_full_finetune_checkpoint_round_trip_and_latent_distill(tmp_path):

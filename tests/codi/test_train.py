@@ -66,7 +66,8 @@ def test_losses_finite_and_decreasing_then_saved_model_loads(tmp_path):
     rec = train(cm, probs, tmp_path / "run", max_steps=16, batch_size=4, lr=1e-2, checkpoint_every=8,
                 progress=False)
     assert rec.finished and rec.step == 16 and len(rec.losses) == 16 and rec.world_size == 1
-    for k in KEYS:
+    assert (curve(rec, "latent_distill") == 0).all()  # off by default (latent_distill_weight=0)
+    for k in KEYS[:-1]:
         c = curve(rec, k)
         assert np.isfinite(c).all(), k
         assert c[-5:].mean() < 0.97 * c[:3].mean(), (k, c[:3], c[-5:])  # every part goes down
