@@ -20,7 +20,7 @@ import torch
 import codi
 import interp
 from codi.batch import prompt_token_ids
-from interp.codi_cache import codi_cache, load_codi_cache, load_for_cache
+from interp.codi_cache import codi_cache, load_codi_cache
 from interp.hooks import decoder_layers
 from interp.lens import final_norm
 from interp.templates import Template
@@ -314,35 +314,3 @@ def test_prompts_missing_template_fields(llama, tmp_path):
             progress=False,
         )
     assert not (tmp_path / "never").exists()  # nothing written
-
-
-def test_codi_folder_whose_base_model_is_missing(tmp_path):
-    cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=2))
-    folder = cm.save_pretrained(tmp_path / "ckpt")
-    cfg = json.loads((folder / "codi_config.json").read_text())
-    cfg["base_model"] = str(tmp_path / "moved-away-base")
-    (folder / "codi_config.json").write_text(json.dumps(cfg))
-    with pytest.raises(
-        FileNotFoundError, match="trained on the base model .*moved-away-base.* not available"
-    ):
-        load_for_cache(folder)
-    assert isinstance(load_for_cache("tiny-gpt2"), interp.Model)
-
-
-def test_cli_caches_a_codi_folder_on_a_task(tmp_path, capsys):
-    from interp.cli import main
-
-    cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=2, lora_r=2))
-    folder = cm.save_pretrained(tmp_path / "ckpt")
-    args = ["cache", "--model", str(folder), "--task", "deception-arith", "--n", "4", "--out", str(tmp_path / "c")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert main([*args, "--positions", "latents,eot,resp_0", "--layers", "1,2"]) == 0
-    out = capsys.readouterr().out
-    assert "latent views: latent_pre_prj (4, 2, 64), latent_post_prj (4, 2, 64)" in out and "identity check" in out
-    c = load_codi_cache(tmp_path / "c")
-    assert c.positions == ["latent_0", "latent_1", "eot", "resp_0"] and c.layers == [1, 2]
-    assert c.samples["label"].tolist() == [0, 1, 0, 1] and c.extras["latent_pre_prj"].shape == (4, 2, 64)
-    bad = ["cache", "--model", str(folder), "--task", "deception-arith", "--n", "4", "--positions", "latent_2"]
-    assert main([*bad, "--out", str(tmp_path / "never")]) == 2
-    assert "'latent_2' does not exist" in capsys.readouterr().err and not (tmp_path / "never").exists()

@@ -1,6 +1,6 @@
-"""What each `codi-lens` subcommand does: one `_cmd_<name>(args)` function per command.
+"""What each `codi-lens` subcommand does: one `cmd_<name>(args)` function per command.
 
-The parser that routes to them is in `interp/cli.py`. Heavy imports happen inside each function so
+The parser that routes to them is in `app/cli.py`. Heavy imports happen inside each function so
 `codi-lens --help` stays fast.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 
-def _cmd_models(args: argparse.Namespace) -> int:
+def cmd_models(args: argparse.Namespace) -> int:
     from interp.models import cache_home, model_info
 
     print(f"cache: {cache_home() / 'models'}")
@@ -32,7 +32,7 @@ def _codi_problems(args: argparse.Namespace) -> list:
     return data.arithmetic(args.arith or 2000, steps=(int(lo), int(hi or lo)), seed=args.data_seed)
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
@@ -109,7 +109,7 @@ def _parse_layers(text: str) -> str | list[int]:
     return layers
 
 
-def _cmd_cache(args: argparse.Namespace) -> int:
+def cmd_cache(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
@@ -163,7 +163,8 @@ def _cmd_cache_task(args: argparse.Namespace) -> int:
     import time
 
     import interp
-    from interp.codi_cache import codi_cache, is_codi, load_for_cache
+    from app.model_spec import load_for_cache
+    from interp.codi_cache import codi_cache, is_codi
     from interp.identity import summary_text
     from interp.templates import Template
 
@@ -201,7 +202,7 @@ def _cmd_cache_task(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import probes
@@ -225,7 +226,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_probe(args: argparse.Namespace) -> int:
+def cmd_probe(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import probes
@@ -249,7 +250,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_patch(args: argparse.Namespace) -> int:
+def cmd_patch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from codi.model import CODIModel
@@ -295,7 +296,7 @@ def _cmd_patch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
@@ -323,8 +324,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from interp.demo import run_demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo import run_demo
 
     over = {k: v for k, v in [("train_steps", args.train_steps), ("n_deception", args.n),
                               ("n_values", args.n and max(2, 3 * args.n // 4)), ("layer_stride", args.layer_stride),
@@ -342,8 +343,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from interp.compare import CompareConfig, run_compare
+def cmd_compare(args: argparse.Namespace) -> int:
+    from app.compare import CompareConfig, run_compare
 
     cfg = CompareConfig.load(args.config)
     if args.threads:
