@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+import poslabels
+
 
 def cmd_models(args: argparse.Namespace) -> int:
     from interp.models import cache_home, model_info
@@ -135,7 +137,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     print(f"valid cells: {int(c.valid.sum())} of {c.valid.size} (samples have {c.valid.sum(1).min()}.."
           f"{c.valid.sum(1).max()} of the positions)")
     shown = sorted({c.layers[0], c.layers[len(c.layers) // 2], c.layers[-1]})
-    last = "last" if "last" in c.positions or any(p.startswith("tok_") for p in c.positions) else c.positions[0]
+    tokens = [lab for lab in map(poslabels.parse, c.positions) if lab.kind == "token" and not lab.relative]
+    last = "last" if "last" in c.positions or tokens else c.positions[0]  # `last` resolves from stored tok_*
     norms = {layer: np.linalg.norm(c.sel(layer=layer, position=last, allow_missing=True), axis=-1) for layer in shown}
     print(f"residual norm at position {last!r}: "
           + "  ".join(f"layer {k}: mean {v.mean():.2f}" for k, v in norms.items()))

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+import poslabels
 from app.demo_report import fmt_cell, final_summary, write_report
 from app.demo_setup import SEEDS, DemoSize, get_codi_model, shipped_checkpoint
 
@@ -110,14 +111,9 @@ def _cell(grid, layer: int, pos: str, metric: str = "auroc") -> dict:
 
 def best_cells(grid, metric: str = "auroc") -> dict:
     """{"best_latent", "best_response", "best_question", "best": {...}} cells of a grid."""
-    kinds = {
-        "latent": lambda p: p.startswith("latent_"),
-        "response": lambda p: p.startswith("resp_"),
-        "question": lambda p: p.startswith("q"),
-    }
     out = {}
-    for kind, test in kinds.items():
-        pos = [p for p in grid.positions if test(p)]
+    for kind in ("latent", "response", "question"):
+        pos = [p for p in grid.positions if poslabels.kind(p) == kind]
         if pos and np.isfinite(grid.sel(metric)[:, [grid.positions.index(p) for p in pos]]).any():
             out[f"best_{kind}"] = _cell(grid, *grid.best(metric, positions=pos), metric)
     out["best"] = _cell(grid, *grid.best(metric), metric)
@@ -292,7 +288,7 @@ def run_demo(
     lens = logit_lens(
         cv,
         layer=None,
-        position=[p for p in cv.positions if p.startswith("latent_")],
+        position=[p for p in cv.positions if poslabels.is_latent(p)],
         k=5,
         model=cm,
         samples=[0],

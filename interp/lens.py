@@ -31,6 +31,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+import poslabels
 from interp.hooks import decoder_layers
 
 __all__ = ["LensResult", "logit_lens", "final_norm", "unembed"]
@@ -226,11 +227,11 @@ def logit_lens(
                         f"view={v!r} needs a CODI cache with latent views (cache.extras[{key!r}]); this "
                         f"cache has none. Cache a codi.CODIModel with interp.cache."
                     )
-                if not str(p).startswith("latent_"):
+                j = poslabels.latent_index(p)
+                if j is None:
                     if position is None:
                         continue
                     raise ValueError(f"view={v!r} exists only for latent positions (latent_0..), not {p!r}.")
-                j = int(str(p).split("_")[1])
                 x = extras[key][rows, j]
                 frames.append(
                     _top(
