@@ -13,7 +13,7 @@
 
 How: the one latent loop (`codi.loop.latent_loop`, through the model's own `run`) runs under
 `interp.hooks.record_residuals`, which keeps every layer of every forward call; `codi_plan` maps each position label
-to (call, column) from the run's `Segment` list; `interp.cache.gather_plan` picks the cells on the device. Nothing of
+to (call, column) from the run's `Segment` list; `interp.activations.gather_plan` picks the cells on the device. Nothing of
 the loop is re-implemented here.
 
 Both views of each thought are stored next to the residuals, in `cache.extras` (float32 numpy, `[sample, k, d]`):
@@ -42,12 +42,13 @@ import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Float
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp import store
-from interp.cache import ActivationCache, _ToHost, config_hash, gather_plan
+from interp.store import EXTRA_KEYS, load_extras  # noqa: F401 (re-exported)
+from interp.activations import ActivationCache, ToHost, config_hash, gather_plan, load_cache, store_dtype
 from interp.hooks import _check_layers, record_residuals
 from interp.identity import check_cache, warn_if_blind
 from interp.positions import CODI_FORMS, codi_labels, codi_plan  # noqa: F401 (re-exported)
@@ -64,7 +65,6 @@ __all__ = [
     "EXTRA_KEYS",
 ]
 
-EXTRA_KEYS = ("latent_pre_prj", "latent_post_prj", "response_ids", "response_mask")
 
 
 def is_codi(model: Any) -> bool:
@@ -111,23 +111,6 @@ class _ExtrasWriter:
         os.replace(tmp, path)
         self.shard, self.fill = self.shard + 1, 0
         self.buf = {k: [] for k in EXTRA_KEYS}
-
-
-def load_extras(folder: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read the latent views and response ids of a CODI cache folder (empty dict for a plain-model cache).
-
-    >>> load_extras("runs/cache-smol")["latent_post_prj"].shape     # [sample, k, d] float32
-    """
-    folder = Path(folder)
-    files = sorted(folder.glob("extras_*.safetensors"))
-    if not files:
-        return {}
-    parts = [load_file(str(f)) for f in files]
-    out = {}
-    for k in EXTRA_KEYS:
-        t = torch.cat([p[k] for p in parts])
-        out[k] = t.float().numpy() if t.is_floating_point() else t.numpy()
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ the cache
@@ -264,13 +247,12 @@ def codi_cache(model, prompts: Any, layers: str | int | Sequence[int] = "all", p
 
     >>> c = codi_cache(cm, task, positions=["q[-1]", "bot", "latents", "eot"], out="runs/c")
     """
-    from interp.cache import _store_dtype
 
     if not is_codi(model):
         raise TypeError(f"codi_cache needs a codi.CODIModel or codi.MergedCODI, got {type(model).__name__}.")
     cm = model
     setup = _prepare(cm, prompts, layers, positions, responses, generate, max_new_tokens, template)
-    sdt = _store_dtype(dtype, cm.model)
+    sdt = store_dtype(dtype, cm.model)
     meta = _meta(cm, setup, sdt, batch_size)
     start, sink, xsink = 0, None, None
     if out is not None:
@@ -282,7 +264,7 @@ def codi_cache(model, prompts: Any, layers: str | int | Sequence[int] = "all", p
         xsink = _ExtrasWriter(Path(out), meta["shard_size"], start)
     else:
         sink = _MemorySink(len(setup.samples), setup, cm.d_model, sdt)
-    host = _ToHost(cm.device)
+    host = ToHost(cm.device)
     batches = _codi_batches(cm, setup, batch_size, start)
     total = -(-(len(setup.samples) - start) // batch_size)
     for resid, valid, extras in tqdm(batches, total=total, disable=not progress, desc=f"cache {meta['model']}",
@@ -356,8 +338,6 @@ def load_codi_cache(folder: str | os.PathLike) -> ActivationCache:
 
     >>> c = load_codi_cache("runs/cache-smol")
     """
-    from interp.cache import load_cache
-
     c = load_cache(folder)
     c.extras = load_extras(folder)
     return c

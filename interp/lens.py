@@ -162,9 +162,9 @@ def _unembedding_model(c: Any, model: Any) -> Any:
             f"this CODI cache ({name}) needs its model for the unembedding: pass model=<the "
             f"codi.CODIModel or MergedCODI it was cached from>."
         )
-    import interp
+    from interp.models import load_model
 
-    return interp.load_model(name)
+    return load_model(name)
 
 
 def logit_lens(
@@ -322,11 +322,11 @@ def _top(
 
 
 def _cache(model, prompts, layer, position, views, **kw):
-    import interp
+    from interp.cache import cache
     from interp.codi_cache import codi_cache, is_codi
 
     layers = "all" if layer is None else _as_list(layer, [])
     positions = "all" if position is None else _as_list(position, [])
     if is_codi(model):
         return codi_cache(model, prompts, layers=layers, positions=positions, progress=False, **kw)
-    return interp.cache(model, prompts, layers=layers, positions=positions, progress=False, **kw)
+    return cache(model, prompts, layers=layers, positions=positions, progress=False, **kw)

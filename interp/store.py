@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Bool, Float
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 __all__ = ["FORMAT", "Part", "StoreWriter", "open_writer", "read_meta", "read_samples", "open_parts",
-           "check_folder", "samples_hash"]
+           "check_folder", "samples_hash", "EXTRA_KEYS", "load_extras"]
 
 FORMAT = "codi-lens-activation-cache"
 VERSION = 1
@@ -238,3 +238,23 @@ def open_parts(folder: str | os.PathLike, meta: dict) -> list[Part]:
         t = _memmap_tensors(path)
         parts.append(Part(resid=t["resid"], valid=np.asarray(t["valid"]), stored=meta["dtype"]))
     return parts
+
+
+EXTRA_KEYS = ("latent_pre_prj", "latent_post_prj", "response_ids", "response_mask")  # CODI caches' extras files
+
+
+def load_extras(folder: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read the latent views and response ids of a CODI cache folder (empty dict for a plain-model cache).
+
+    >>> load_extras("runs/cache-smol")["latent_post_prj"].shape     # [sample, k, d] float32
+    """
+    folder = Path(folder)
+    files = sorted(folder.glob("extras_*.safetensors"))
+    if not files:
+        return {}
+    parts = [load_file(str(f)) for f in files]
+    out = {}
+    for k in EXTRA_KEYS:
+        t = torch.cat([p[k] for p in parts])
+        out[k] = t.float().numpy() if t.is_floating_point() else t.numpy()
+    return out
