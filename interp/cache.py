@@ -39,7 +39,6 @@ from interp.models import Model, load_model
 
 __all__ = ["cache", "load_cache", "ActivationCache", "gather_plan"]
 
-SHARD_BYTES = 256 << 20
 
 
 @dataclass
@@ -167,7 +166,8 @@ def cache(model: Any, prompts: Any, layers: str | int | Sequence[int] = "all",
 
     if is_codi(model):  # CODI runs: q_*, bot, latent_*, eot, resp_* (interp.codi_cache)
         return codi_cache(model, prompts, layers, positions, batch_size, out, responses=responses, generate=generate,
-                          max_new_tokens=max_new_tokens, template=template, dtype=dtype, progress=progress)
+                          max_new_tokens=max_new_tokens, template=template, dtype=dtype, progress=progress,
+                          tokenizer=tokenizer, padding_side=padding_side, shard_size=shard_size)
     if responses is not None or generate:
         raise ValueError("responses= and generate= apply to CODI models (codi.CODIModel / MergedCODI). For a plain "
                          "model put the response into the prompt text, or use template=Template(response=...).")
@@ -191,7 +191,7 @@ def cache(model: Any, prompts: Any, layers: str | int | Sequence[int] = "all",
                 dtype=str(sdt).split(".")[-1], layers=layer_list, positions=labels, n_samples=len(samples),
                 samples_hash=store.samples_hash(samples), padding_side=side, codi=None, shard_size=None)
     per_row = len(layer_list) * len(labels) * t.d_model * sdt.itemsize
-    meta["shard_size"] = int(shard_size or max(batch_size, SHARD_BYTES // max(per_row, 1) // batch_size * batch_size))
+    meta["shard_size"] = store.shard_rows(shard_size, per_row, batch_size)
 
     start, writer, dest = 0, None, None
     if out is not None:

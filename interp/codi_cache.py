@@ -184,7 +184,7 @@ def _prepare(cm, prompts, layers, positions, responses, generate, max_new_tokens
                   template)
 
 
-def _meta(cm, setup: _Setup, sdt: torch.dtype, batch_size: int) -> dict:
+def _meta(cm, setup: _Setup, sdt: torch.dtype, batch_size: int, shard_size: int | None) -> dict:
     codi_meta = dict(num_latents=cm.config.num_latents, base_model=cm.config.base_model,
                      merged=type(cm).__name__ == "MergedCODI", template=setup.template.to_dict(),
                      responses="generated" if setup.gen_tokens else ("forced" if setup.forced else "none"),
@@ -195,7 +195,7 @@ def _meta(cm, setup: _Setup, sdt: torch.dtype, batch_size: int) -> dict:
                 model_dtype=str(cm.dtype).split(".")[-1], dtype=str(sdt).split(".")[-1], layers=setup.layers,
                 positions=setup.labels, n_samples=len(setup.samples), samples_hash=store.samples_hash(setup.samples),
                 padding_side="left", codi=codi_meta,
-                shard_size=int(max(batch_size, (256 << 20) // max(per_row, 1) // batch_size * batch_size)))
+                shard_size=store.shard_rows(shard_size, per_row, batch_size))
 
 
 def _codi_batches(cm, setup: _Setup, batch_size: int, start: int):
@@ -235,7 +235,8 @@ class _MemorySink:
 def codi_cache(model, prompts: Any, layers: str | int | Sequence[int] = "all", positions: str | Sequence[str] = "all",
                batch_size: int = 16, out: str | os.PathLike | None = None, *, responses: Sequence[str] | None = None,
                generate: bool = False, max_new_tokens: int = 16, template: Template | None = None,
-               dtype: str | torch.dtype | None = None, identity: bool = True, progress: bool = True
+               dtype: str | torch.dtype | None = None, identity: bool = True, progress: bool = True,
+               tokenizer: Any = None, padding_side: str | None = None, shard_size: int | None = None
                ) -> ActivationCache:
     """Record a CODI model's run (see the module docstring); `interp.cache(codi_model, ...)` calls this.
 
@@ -244,6 +245,8 @@ def codi_cache(model, prompts: Any, layers: str | int | Sequence[int] = "all", p
     generate: feed the model's own greedy tokens instead (stored as `generated_text` in the sample table).
     template: an `interp.templates.Template` (system/instruction, user, response parts).
     identity: run the identity check and warn when positions cannot depend on the label.
+    tokenizer, padding_side, shard_size: as on the plain path; a CODI run tokenises with the model's own tokenizer
+      (it holds <bot>/<eot>) and left-pads its prompts, so only those values are accepted.
 
     >>> c = codi_cache(cm, task, positions=["q[-1]", "bot", "latents", "eot"], out="runs/c")
     """
@@ -251,9 +254,16 @@ def codi_cache(model, prompts: Any, layers: str | int | Sequence[int] = "all", p
     if not is_codi(model):
         raise TypeError(f"codi_cache needs a codi.CODIModel or codi.MergedCODI, got {type(model).__name__}.")
     cm = model
+    if tokenizer is not None and tokenizer is not cm.tokenizer:
+        raise ValueError("tokenizer=: a CODI model tokenises with its own tokenizer (it holds <bot>/<eot>); leave "
+                         "tokenizer= out or pass model.tokenizer.")
+    if padding_side not in (None, "left"):
+        raise ValueError(f"padding_side={padding_side!r}: the latent loop left-pads every CODI prompt (the prompt "
+                         f"call ends with <bot>); leave padding_side= out or pass 'left'.")
+    prompts = [prompts] if isinstance(prompts, str) else prompts  # one prompt, as on the plain path
     setup = _prepare(cm, prompts, layers, positions, responses, generate, max_new_tokens, template)
     sdt = store_dtype(dtype, cm.model)
-    meta = _meta(cm, setup, sdt, batch_size)
+    meta = _meta(cm, setup, sdt, batch_size, shard_size)
     start, sink, xsink = 0, None, None
     if out is not None:
         old = store.check_folder(out, meta)  # raises before anything is written

@@ -314,3 +314,27 @@ def test_prompts_missing_template_fields(llama, tmp_path):
             progress=False,
         )
     assert not (tmp_path / "never").exists()  # nothing written
+
+
+def test_codi_path_honours_the_plain_paths_arguments(llama, tmp_path):
+    """interp.cache(codi_model, ...) takes shard_size, tokenizer, padding_side and one string as the plain path does
+    (they were silently dropped, and one string raised) and writes the same store layout (plus its extras files)."""
+    plain_model = interp.load_model("tiny-llama")
+    plain = interp.cache(plain_model, PROMPTS, layers=[1], out=tmp_path / "plain", shard_size=2, progress=False,
+                         tokenizer=plain_model.tokenizer, padding_side="left")
+    c = interp.cache(llama, PROMPTS, layers=[1], out=tmp_path / "codi", shard_size=2, progress=False,
+                     tokenizer=llama.tokenizer, padding_side="left")
+    assert plain.meta["shard_size"] == c.meta["shard_size"] == 2 and c.meta["n_shards"] == 2
+    files = {p.name for p in (tmp_path / "codi").iterdir()}
+    assert files - {"extras_00000.safetensors", "extras_00001.safetensors"} == {p.name for p in
+                                                                               (tmp_path / "plain").iterdir()}
+    whole = interp.cache(llama, PROMPTS, layers=[1], progress=False)
+    assert np.array_equal(c.array(), whole.array()) and np.array_equal(c.extras["latent_post_prj"],
+                                                                       whole.extras["latent_post_prj"])
+    one = interp.cache(llama, PROMPTS[0], layers=[1], progress=False)
+    assert len(one) == 1 and _max(one.sel(layer=1, position="latent_2"), whole.sel(layer=1, position="latent_2")[:1]) \
+        < 1e-5
+    with pytest.raises(ValueError, match="left-pads every CODI prompt"):
+        interp.cache(llama, PROMPTS, padding_side="right", progress=False)
+    with pytest.raises(ValueError, match="its own tokenizer"):
+        interp.cache(llama, PROMPTS, tokenizer=plain_model.tokenizer, progress=False)
