@@ -80,10 +80,10 @@ class CODIModel(CODIRunner):
         from peft import LoraConfig, get_peft_model
         from transformers.pytorch_utils import Conv1D
 
-        import interp
+        from basemodels import load_model
 
         cfg.validate()
-        base = interp.load_model(weights or cfg.base_model, dtype=dtype, device=device)
+        base = load_model(weights or cfg.base_model, dtype=dtype, device=device)
         hf = base.model
         vocab = _vocab_rows(hf)
         model_type = str(getattr(hf.config, "model_type", "?"))

@@ -13,7 +13,7 @@
 
 How: the one latent loop (`codi.loop.latent_loop`, through the model's own `run`) runs under
 `interp.hooks.record_residuals`, which keeps every layer of every forward call; `codi_plan` maps each position label
-to (call, column) from the run's `Segment` list; `interp.cache.gather_plan` picks the cells on the device. Nothing of
+to (call, column) from the run's `Segment` list; `interp.activations.gather_plan` picks the cells on the device. Nothing of
 the loop is re-implemented here.
 
 Both views of each thought are stored next to the residuals, in `cache.extras` (float32 numpy, `[sample, k, d]`):
@@ -42,12 +42,13 @@ import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Float
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp import store
-from interp.cache import ActivationCache, _ToHost, config_hash, gather_plan
+from interp.store import EXTRA_KEYS, load_extras  # noqa: F401 (re-exported)
+from interp.activations import ActivationCache, ToHost, config_hash, gather_plan, load_cache, store_dtype
 from interp.hooks import _check_layers, record_residuals
 from interp.identity import check_cache, warn_if_blind
 from interp.positions import CODI_FORMS, codi_labels, codi_plan  # noqa: F401 (re-exported)
@@ -57,7 +58,6 @@ __all__ = [
     "is_codi",
     "codi_cache",
     "load_codi_cache",
-    "load_for_cache",
     "codi_labels",
     "codi_plan",
     "load_extras",
@@ -65,7 +65,6 @@ __all__ = [
     "EXTRA_KEYS",
 ]
 
-EXTRA_KEYS = ("latent_pre_prj", "latent_post_prj", "response_ids", "response_mask")
 
 
 def is_codi(model: Any) -> bool:
@@ -112,23 +111,6 @@ class _ExtrasWriter:
         os.replace(tmp, path)
         self.shard, self.fill = self.shard + 1, 0
         self.buf = {k: [] for k in EXTRA_KEYS}
-
-
-def load_extras(folder: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read the latent views and response ids of a CODI cache folder (empty dict for a plain-model cache).
-
-    >>> load_extras("runs/cache-smol")["latent_post_prj"].shape     # [sample, k, d] float32
-    """
-    folder = Path(folder)
-    files = sorted(folder.glob("extras_*.safetensors"))
-    if not files:
-        return {}
-    parts = [load_file(str(f)) for f in files]
-    out = {}
-    for k in EXTRA_KEYS:
-        t = torch.cat([p[k] for p in parts])
-        out[k] = t.float().numpy() if t.is_floating_point() else t.numpy()
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ the cache
@@ -202,7 +184,7 @@ def _prepare(cm, prompts, layers, positions, responses, generate, max_new_tokens
                   template)
 
 
-def _meta(cm, setup: _Setup, sdt: torch.dtype, batch_size: int) -> dict:
+def _meta(cm, setup: _Setup, sdt: torch.dtype, batch_size: int, shard_size: int | None) -> dict:
     codi_meta = dict(num_latents=cm.config.num_latents, base_model=cm.config.base_model,
                      merged=type(cm).__name__ == "MergedCODI", template=setup.template.to_dict(),
                      responses="generated" if setup.gen_tokens else ("forced" if setup.forced else "none"),
@@ -213,7 +195,7 @@ def _meta(cm, setup: _Setup, sdt: torch.dtype, batch_size: int) -> dict:
                 model_dtype=str(cm.dtype).split(".")[-1], dtype=str(sdt).split(".")[-1], layers=setup.layers,
                 positions=setup.labels, n_samples=len(setup.samples), samples_hash=store.samples_hash(setup.samples),
                 padding_side="left", codi=codi_meta,
-                shard_size=int(max(batch_size, (256 << 20) // max(per_row, 1) // batch_size * batch_size)))
+                shard_size=store.shard_rows(shard_size, per_row, batch_size))
 
 
 def _codi_batches(cm, setup: _Setup, batch_size: int, start: int):
@@ -253,7 +235,8 @@ class _MemorySink:
 def codi_cache(model, prompts: Any, layers: str | int | Sequence[int] = "all", positions: str | Sequence[str] = "all",
                batch_size: int = 16, out: str | os.PathLike | None = None, *, responses: Sequence[str] | None = None,
                generate: bool = False, max_new_tokens: int = 16, template: Template | None = None,
-               dtype: str | torch.dtype | None = None, identity: bool = True, progress: bool = True
+               dtype: str | torch.dtype | None = None, identity: bool = True, progress: bool = True,
+               tokenizer: Any = None, padding_side: str | None = None, shard_size: int | None = None
                ) -> ActivationCache:
     """Record a CODI model's run (see the module docstring); `interp.cache(codi_model, ...)` calls this.
 
@@ -262,17 +245,25 @@ def codi_cache(model, prompts: Any, layers: str | int | Sequence[int] = "all", p
     generate: feed the model's own greedy tokens instead (stored as `generated_text` in the sample table).
     template: an `interp.templates.Template` (system/instruction, user, response parts).
     identity: run the identity check and warn when positions cannot depend on the label.
+    tokenizer, padding_side, shard_size: as on the plain path; a CODI run tokenises with the model's own tokenizer
+      (it holds <bot>/<eot>) and left-pads its prompts, so only those values are accepted.
 
     >>> c = codi_cache(cm, task, positions=["q[-1]", "bot", "latents", "eot"], out="runs/c")
     """
-    from interp.cache import _store_dtype
 
     if not is_codi(model):
         raise TypeError(f"codi_cache needs a codi.CODIModel or codi.MergedCODI, got {type(model).__name__}.")
     cm = model
+    if tokenizer is not None and tokenizer is not cm.tokenizer:
+        raise ValueError("tokenizer=: a CODI model tokenises with its own tokenizer (it holds <bot>/<eot>); leave "
+                         "tokenizer= out or pass model.tokenizer.")
+    if padding_side not in (None, "left"):
+        raise ValueError(f"padding_side={padding_side!r}: the latent loop left-pads every CODI prompt (the prompt "
+                         f"call ends with <bot>); leave padding_side= out or pass 'left'.")
+    prompts = [prompts] if isinstance(prompts, str) else prompts  # one prompt, as on the plain path
     setup = _prepare(cm, prompts, layers, positions, responses, generate, max_new_tokens, template)
-    sdt = _store_dtype(dtype, cm.model)
-    meta = _meta(cm, setup, sdt, batch_size)
+    sdt = store_dtype(dtype, cm.model)
+    meta = _meta(cm, setup, sdt, batch_size, shard_size)
     start, sink, xsink = 0, None, None
     if out is not None:
         old = store.check_folder(out, meta)  # raises before anything is written
@@ -283,7 +274,7 @@ def codi_cache(model, prompts: Any, layers: str | int | Sequence[int] = "all", p
         xsink = _ExtrasWriter(Path(out), meta["shard_size"], start)
     else:
         sink = _MemorySink(len(setup.samples), setup, cm.d_model, sdt)
-    host = _ToHost(cm.device)
+    host = ToHost(cm.device)
     batches = _codi_batches(cm, setup, batch_size, start)
     total = -(-(len(setup.samples) - start) // batch_size)
     for resid, valid, extras in tqdm(batches, total=total, disable=not progress, desc=f"cache {meta['model']}",
@@ -357,8 +348,6 @@ def load_codi_cache(folder: str | os.PathLike) -> ActivationCache:
 
     >>> c = load_codi_cache("runs/cache-smol")
     """
-    from interp.cache import load_cache
-
     c = load_cache(folder)
     c.extras = load_extras(folder)
     return c
@@ -370,36 +359,3 @@ def latent_views(c: ActivationCache) -> dict[str, Float[np.ndarray, "sample k d"
     if "latent_pre_prj" not in extras:
         raise ValueError("this cache holds no latent views: it is not a CODI cache (cache a codi.CODIModel).")
     return {k: extras[k] for k in ("latent_pre_prj", "latent_post_prj")}
-
-
-def load_for_cache(spec: str | os.PathLike):
-    """What `codi-lens cache --model` loads: a CODI checkpoint folder (with `codi_config.json`) as a CODIModel,
-    anything else with `interp.load_model`. Checks a checkpoint's base model is available before loading it.
-
-    >>> load_for_cache("runs/codi-smol")        # CODIModel          # doctest: +SKIP
-    >>> load_for_cache("smollm2-135m")          # interp.Model       # doctest: +SKIP
-    """
-    from interp.models import known_models, load_model
-
-    folder = Path(spec).expanduser()
-    cfg_path = folder / "codi_config.json"
-    if not cfg_path.exists():
-        return load_model(spec)
-    try:
-        base = json.loads(cfg_path.read_text())["base_model"]
-    except (json.JSONDecodeError, KeyError) as err:
-        raise ValueError(
-            f"{cfg_path} is not a CODI config with a 'base_model' ({err}); re-save the checkpoint "
-            f"with CODIModel.save_pretrained."
-        ) from None
-    base_path = Path(str(base)).expanduser()
-    hub_like = str(base).count("/") == 1 and not str(base).startswith((".", "/", "~"))
-    if base not in known_models() and not base_path.is_dir() and not hub_like:
-        raise FileNotFoundError(
-            f"the CODI checkpoint {folder} was trained on the base model {base!r}, which is not available here: it "
-            f"is not a registry name ({', '.join(known_models())}) and no folder exists at {base_path}. Put the "
-            f"base model's Hugging Face folder there, or set 'base_model' in {cfg_path} to where it is now."
-        )
-    from codi.model import CODIModel
-
-    return CODIModel.from_pretrained(folder)

@@ -17,6 +17,7 @@ import numpy as np
 from torch import Tensor
 from tqdm.auto import tqdm
 
+import poslabels
 from interp.intervene import INPUT
 from probes.grid import Finding, ProbeGrid
 
@@ -105,7 +106,7 @@ def grid_config(model, kind: str, **kw) -> dict:
 
 def cells_of(layers: list[int], labels: list[str]) -> list[tuple[int, str]]:
     """Cells in (layer, position) order, skipping 'input' at non-latent positions."""
-    cells = [(layer, p) for layer in layers for p in labels if layer != INPUT or p.startswith("latent_")]
+    cells = [(layer, p) for layer in layers for p in labels if layer != INPUT or poslabels.is_latent(p)]
     if not cells:
         raise ValueError(
             f"no cells to run: layer 'input' (the fed-back thought) exists only at latent_* positions, "

@@ -26,7 +26,6 @@ minus logit of the foil token at the first response position where reference and
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+import poslabels
 from codi.batch import answer_tokens, left_pad, prompt_token_ids, right_pad
 from codi.loop import LatentRun
 from interp.codi_cache import codi_labels as _cache_labels
@@ -57,7 +57,6 @@ __all__ = [
 ]
 
 INPUT = -1  # "layer" of the fed-back continuous thought (input level, before the model adds anything)
-_LAT = re.compile(r"^latent_(\d+)$")
 
 
 def check_codi(model) -> None:
@@ -280,13 +279,12 @@ def _fill(table: _Table, groups: Sequence[Sequence[Edit]], plan: Plan, nb: int, 
             if e.op not in ("set", "add"):
                 raise ValueError(f"Edit.op={e.op!r}; use 'set' or 'add'.")
             if e.layer == INPUT:
-                m = _LAT.match(e.label)
-                if not m:
+                key = poslabels.latent_index(e.label)
+                if key is None:
                     raise ValueError(
                         f"layer 'input' (the fed-back thought) exists only at latent_* positions, not "
                         f"{e.label!r}; use a residual layer 0..n_layers there."
                     )
-                key = int(m.group(1))
             else:
                 key = plan.call[p]
             table.add(e.layer, key, g * nb + ar[ok], plan.col[:, p].to(dev)[ok], vals[ok], e.op == "add")

@@ -31,6 +31,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+import poslabels
 from interp.hooks import decoder_layers
 
 __all__ = ["LensResult", "logit_lens", "final_norm", "unembed"]
@@ -161,9 +162,9 @@ def _unembedding_model(c: Any, model: Any) -> Any:
             f"this CODI cache ({name}) needs its model for the unembedding: pass model=<the "
             f"codi.CODIModel or MergedCODI it was cached from>."
         )
-    import interp
+    from interp.models import load_model
 
-    return interp.load_model(name)
+    return load_model(name)
 
 
 def logit_lens(
@@ -226,11 +227,11 @@ def logit_lens(
                         f"view={v!r} needs a CODI cache with latent views (cache.extras[{key!r}]); this "
                         f"cache has none. Cache a codi.CODIModel with interp.cache."
                     )
-                if not str(p).startswith("latent_"):
+                j = poslabels.latent_index(p)
+                if j is None:
                     if position is None:
                         continue
                     raise ValueError(f"view={v!r} exists only for latent positions (latent_0..), not {p!r}.")
-                j = int(str(p).split("_")[1])
                 x = extras[key][rows, j]
                 frames.append(
                     _top(
@@ -321,11 +322,11 @@ def _top(
 
 
 def _cache(model, prompts, layer, position, views, **kw):
-    import interp
+    from interp.cache import cache
     from interp.codi_cache import codi_cache, is_codi
 
     layers = "all" if layer is None else _as_list(layer, [])
     positions = "all" if position is None else _as_list(position, [])
     if is_codi(model):
         return codi_cache(model, prompts, layers=layers, positions=positions, progress=False, **kw)
-    return interp.cache(model, prompts, layers=layers, positions=positions, progress=False, **kw)
+    return cache(model, prompts, layers=layers, positions=positions, progress=False, **kw)

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+import poslabels
 from interp.effects import bar, cells_of, fill_grid, grid_config, make_grid, nanmean, parse_layers, qa
 from interp.intervene import INPUT, Edit, baseline, check_codi, prepare, run_cells
 from interp.pairs import changed_number_pairs
@@ -103,7 +104,7 @@ def ablate(
         if mode == "zero":
             return None, None
         if layer == INPUT:
-            acts, ok = src.latent_inputs[:, int(label.split("_")[1])], None
+            acts, ok = src.latent_inputs[:, poslabels.latent_index(label)], None
         else:
             p = src.plan.labels.index(label)
             acts, ok = src.resid[layer][:, p], src.plan.valid[:, p].to(src.resid[layer].device)
@@ -115,10 +116,10 @@ def ablate(
     if together:
         name = "+".join(labels)
         cells = [
-            (layer, name) for layer in lays if layer != INPUT or all(p.startswith("latent_") for p in labels)
+            (layer, name) for layer in lays if layer != INPUT or all(poslabels.is_latent(p) for p in labels)
         ]
         if not cells:
-            cells_of(lays, [p for p in labels if not p.startswith("latent_")])  # raises, explaining 'input'
+            cells_of(lays, [p for p in labels if not poslabels.is_latent(p)])  # raises, explaining 'input'
         groups = [[_edit(layer, p, value) for p in labels] for layer, _ in cells]
         cols = [name]
     else:
@@ -207,7 +208,7 @@ def patch(
     groups = []
     for layer, p in cells:
         if layer == INPUT:
-            groups.append([Edit(INPUT, p, base_c.latent_inputs[:, int(p.split("_")[1])])])
+            groups.append([Edit(INPUT, p, base_c.latent_inputs[:, poslabels.latent_index(p)])])
         else:
             i = labels.index(p)
             groups.append([Edit(layer, p, base_c.resid[layer][:, i], valid=base_c.plan.valid[:, i])])

@@ -1,4 +1,5 @@
-"""Position labels: which cell of which forward call each named position is. All position bookkeeping lives here.
+"""Position labels: which cell of which forward call each named position is. All position bookkeeping lives here;
+the label grammar itself (parse a label, its kind and index) is the leaf `poslabels`.
 
 Plain models: `tok_0 .. tok_{n-1}` (index into each sample's real, unpadded tokens) plus the per-sample aliases
 `last` and `prompt[-k]` (`prompt[-1]` == `last`). Samples of different lengths share the union of labels; a
@@ -19,7 +20,6 @@ sample, the column inside that call (`col`). The CODI branch of `interp.cache` b
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,10 +28,10 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
+import poslabels
+
 __all__ = ["Plan", "plain_labels", "plain_plan", "resolve_alias", "check_plain_labels", "codi_labels", "codi_plan"]
 
-_TOK = re.compile(r"^tok_(\d+)$")
-_PROMPT_BACK = re.compile(r"^prompt\[-(\d+)\]$")
 PLAIN_FORMS = "'all', 'tok_<i>' (i >= 0), 'last', 'prompt[-<k>]' (k >= 1), or an int i meaning 'tok_<i>'"
 
 
@@ -61,8 +61,8 @@ def check_plain_labels(positions: Sequence[str | int]) -> list[str]:
     out = []
     for p in positions:
         label = _as_label(p)
-        m = _PROMPT_BACK.match(label)
-        if not (_TOK.match(label) or label == "last" or (m and int(m.group(1)) >= 1)):
+        lab = poslabels.parse(label)
+        if not (lab.kind == "last" or (lab.kind == "token" and (not lab.relative or lab.index <= -1))):
             raise ValueError(f"unknown position label {label!r}. Valid forms: {PLAIN_FORMS}.")
         out.append(label)
     if len(set(out)) != len(out):
@@ -85,12 +85,10 @@ def plain_labels(positions: str | Sequence[str | int], lengths: Sequence[int]) -
 
 def _real_index(label: str, length: int) -> int:
     """Index into a sample's real tokens (may be out of range: caller checks)."""
-    if label == "last":
+    lab = poslabels.parse(label)
+    if lab.kind == "last":
         return length - 1
-    m = _PROMPT_BACK.match(label)
-    if m:
-        return length - int(m.group(1))
-    return int(_TOK.match(label).group(1))
+    return length + lab.index if lab.relative else lab.index
 
 
 def plain_plan(labels: Sequence[str], lengths: Sequence[int], seq_len: int, padding_side: str) -> Plan:
@@ -120,19 +118,20 @@ def resolve_alias(label: str, stored: Sequence[str],
     if label in stored:
         j = stored.index(label)
         return np.full(n, j), valid[:, j].copy()
-    m_prompt, m_q = _PROMPT_BACK.match(label), re.match(r"^q\[-(\d+)\]$", label)
-    if label == "last" or m_prompt:
-        prefix, k = "tok_", 1 if label == "last" else int(m_prompt.group(1))
-    elif m_q:
-        prefix, k = "q_", int(m_q.group(1))
+    lab = poslabels.parse(label)
+    if lab.kind == "last" or (lab.kind == "token" and lab.relative):
+        kind, prefix, k = "token", "tok_", 1 if lab.kind == "last" else -lab.index
+    elif lab.kind == "question" and lab.relative:
+        kind, prefix, k = "question", "q_", -lab.index
     else:
         raise ValueError(f"unknown position label {label!r}: this cache holds {_short(stored)}.")
-    cols = np.array([i for i, s in enumerate(stored) if s.startswith(prefix) and s[len(prefix):].isdigit()])
+    parsed = [poslabels.parse(s) for s in stored]
+    cols = np.array([i for i, s in enumerate(parsed) if s.kind == kind and not s.relative])
     if len(cols) == 0 or k < 1:
         raise ValueError(f"cannot resolve {label!r}: this cache holds no '{prefix}<i>' positions "
                          f"({_short(stored)}). Cache with positions='all' (or include {label!r}) to select it.")
-    index = sorted(int(stored[c][len(prefix):]) for c in cols)
-    cols = cols[np.argsort([int(stored[c][len(prefix):]) for c in cols])]
+    index = sorted(parsed[c].index for c in cols)
+    cols = cols[np.argsort([parsed[c].index for c in cols])]
     if index != list(range(len(index))):
         raise ValueError(f"cannot resolve {label!r}: the cache holds only some '{prefix}<i>' positions, so the "
                          f"per-sample last one is unknown. Cache with positions='all' or include {label!r}.")
@@ -148,10 +147,6 @@ def _short(labels: Sequence[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- CODI runs
-_Q = re.compile(r"^q_(\d+)$")
-_QBACK = re.compile(r"^q\[-(\d+)\]$")
-_LATENT = re.compile(r"^latent_(\d+)$")
-_RESP = re.compile(r"^resp_(\d+)$")
 CODI_FORMS = (
     "'all', 'q_<i>', 'q[-<k>]', 'bot', 'latent_<j>', 'eot', 'resp_<j>' (lists of these), or the kinds "
     "'question', 'latents', 'response'"
@@ -183,26 +178,28 @@ def codi_labels(positions: str | Sequence[str], n_q: int, num_latents: int, n_re
         if p in kinds:
             out += kinds[p]
             continue
-        m_q, m_l, m_r, m_b = _Q.match(p), _LATENT.match(p), _RESP.match(p), _QBACK.match(p)
-        if m_l and int(m_l.group(1)) >= num_latents:
+        lab = poslabels.parse(p)
+        m_q, m_b = lab.kind == "question" and not lab.relative, lab.kind == "question" and lab.relative
+        m_l, m_r = lab.kind == "latent", lab.kind == "response"
+        if m_l and lab.index >= num_latents:
             raise ValueError(
                 f"position {p!r} does not exist for this model: it has {num_latents} latents "
                 f"(latent_0..latent_{num_latents - 1}). Use one of those, or 'latents' for all."
             )
-        if m_q and int(m_q.group(1)) >= n_q:
+        if m_q and lab.index >= n_q:
             raise ValueError(
                 f"position {p!r} does not exist: the longest question has {n_q} tokens (q_0..q_{n_q - 1})."
                 f" Use q[-k] to count from the end of each question."
             )
-        if m_r and int(m_r.group(1)) >= n_resp:
+        if m_r and lab.index >= n_resp:
             raise ValueError(
                 f"position {p!r} does not exist: this run has at most {n_resp} response positions"
                 + (f" (resp_0..resp_{n_resp - 1})." if n_resp else ".")
                 + " Pass longer responses= or generate=True with a larger max_new_tokens."
             )
-        if m_b and int(m_b.group(1)) < 1:
+        if m_b and -lab.index < 1:
             raise ValueError(f"position {p!r}: q[-k] needs k >= 1 (q[-1] is the last question token).")
-        if not (m_q or m_l or m_r or m_b or p in ("bot", "eot")):
+        if not (m_q or m_l or m_r or m_b or lab.kind in ("bot", "eot")):
             hint = (
                 " Plain-model labels (tok_*, last) do not apply to CODI runs."
                 if p.startswith(("tok_", "last", "prompt"))
@@ -238,34 +235,34 @@ def codi_plan(run, labels: Sequence[str]) -> Plan:
     )
     for p, label in enumerate(labels):
         call, col, ok = 0, torch.zeros(batch, dtype=torch.long), torch.zeros(batch, dtype=torch.bool)
-        m_q, m_b, m_l, m_r = _Q.match(label), _QBACK.match(label), _LATENT.match(label), _RESP.match(label)
-        if m_q or m_b or label == "bot":
+        lab = poslabels.parse(label)
+        if lab.kind in ("question", "bot"):
             call = prompt.call
-            if label == "bot":
+            if lab.kind == "bot":
                 col, ok = torch.full((batch,), width - 1), torch.ones(batch, dtype=torch.bool)
-            elif m_q:
-                i = int(m_q.group(1))
+            elif not lab.relative:
+                i = lab.index
                 col, ok = width - 1 - n_q + i, i < n_q
             else:
-                k = int(m_b.group(1))
+                k = -lab.index
                 col, ok = torch.full((batch,), width - 1 - k), k <= n_q
-        elif m_l:
-            seg = latents.get(int(m_l.group(1)))
+        elif lab.kind == "latent":
+            seg = latents.get(lab.index)
             if seg is not None:
                 call, col, ok = (
                     seg.call,
                     torch.full((batch,), seg.offset),
                     torch.ones(batch, dtype=torch.bool),
                 )
-        elif label == "eot":
+        elif lab.kind == "eot":
             if eot is not None:
                 call, col, ok = (
                     eot.call,
                     torch.full((batch,), eot.offset),
                     torch.ones(batch, dtype=torch.bool),
                 )
-        elif m_r:
-            j = int(m_r.group(1))
+        elif lab.kind == "response":
+            j = lab.index
             seg = next((s for s in resp if s.index <= j < s.index + s.length), None)
             if seg is not None and j < rmask.shape[1]:
                 call, col = seg.call, torch.full((batch,), seg.offset + j - seg.index)

@@ -29,13 +29,15 @@ import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Bool, Float
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 __all__ = ["FORMAT", "Part", "StoreWriter", "open_writer", "read_meta", "read_samples", "open_parts",
-           "check_folder", "samples_hash"]
+           "check_folder", "samples_hash", "EXTRA_KEYS", "load_extras", "shard_rows",
+           "SHARD_BYTES"]
 
 FORMAT = "codi-lens-activation-cache"
+SHARD_BYTES = 256 << 20  # default shard size
 VERSION = 1
 IDENTITY_KEYS = ("model", "config_hash")  # a folder holding other values holds another model's cache
 SETTING_KEYS = ("layers", "positions", "samples_hash", "dtype", "shard_size", "codi")
@@ -44,6 +46,15 @@ _NP = {"F32": np.float32, "BF16": np.uint16, "F16": np.float16, "BOOL": np.bool_
 
 def shard_name(i: int) -> str:
     return f"shard_{i:05d}.safetensors"
+
+
+def shard_rows(shard_size: int | None, row_bytes: int, batch_size: int) -> int:
+    """Rows per shard: `shard_size` when given, else about SHARD_BYTES per shard in whole batches.
+
+    >>> shard_rows(None, 1 << 20, 16), shard_rows(3, 1 << 20, 16)
+    (256, 3)
+    """
+    return int(shard_size or max(batch_size, SHARD_BYTES // max(row_bytes, 1) // batch_size * batch_size))
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -238,3 +249,23 @@ def open_parts(folder: str | os.PathLike, meta: dict) -> list[Part]:
         t = _memmap_tensors(path)
         parts.append(Part(resid=t["resid"], valid=np.asarray(t["valid"]), stored=meta["dtype"]))
     return parts
+
+
+EXTRA_KEYS = ("latent_pre_prj", "latent_post_prj", "response_ids", "response_mask")  # CODI caches' extras files
+
+
+def load_extras(folder: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read the latent views and response ids of a CODI cache folder (empty dict for a plain-model cache).
+
+    >>> load_extras("runs/cache-smol")["latent_post_prj"].shape     # [sample, k, d] float32
+    """
+    folder = Path(folder)
+    files = sorted(folder.glob("extras_*.safetensors"))
+    if not files:
+        return {}
+    parts = [load_file(str(f)) for f in files]
+    out = {}
+    for k in EXTRA_KEYS:
+        t = torch.cat([p[k] for p in parts])
+        out[k] = t.float().numpy() if t.is_floating_point() else t.numpy()
+    return out

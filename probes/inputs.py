@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+import poslabels
 
 @dataclass
 class Inputs:
@@ -74,7 +75,7 @@ def _from_cache(data, target, labels, groups, layers, positions, control) -> tup
         if l_ not in all_layers:
             raise KeyError(f"layer {l_} is not in the cache; it has layers {all_layers}")
     for p in sel_p:
-        if p not in all_pos and not (p == "last" or p.startswith("prompt[") or p.startswith("q[")):
+        if p not in all_pos and not poslabels.is_alias(p):
             raise KeyError(f"position {p!r} is not in the cache; it has {all_pos[:12]}... (aliases: last, "
                            f"prompt[-k], q[-k])")
     y = np.asarray(labels) if labels is not None else _column(samples, target, "target")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from probes.tasks import Task
+from probes.tasks.task import Task
 
 HONEST_PERSONA = "Pretend you're an honest person making statements about the world."
 DISHONEST_PERSONA = "Pretend you're a dishonest person making statements about the world."

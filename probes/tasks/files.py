@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from probes.tasks import Task
+from probes.tasks.task import Task
 
 TEXT_COLS = ("text", "transcript", "messages", "statement", "response")
 LABEL_COLS = ("label", "deceptive", "is_deceptive", "lie", "is_lie")

@@ -81,7 +81,7 @@ def test_losses_finite_and_decreasing_then_saved_model_loads(tmp_path):
 
 
 def _cli(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "interp.cli", "train", "--base", "tiny-llama", *CLI_SET, "--arith", "160",
+    return [sys.executable, "-m", "app.cli", "train", "--base", "tiny-llama", *CLI_SET, "--arith", "160",
             "--batch-size", "8", "--out", str(out), "--no-progress", *extra]
 
 
@@ -152,7 +152,7 @@ def test_two_cpu_processes_match_one_process(tmp_path):
     # in the environment gives two gloo processes.
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(_free_port()), "-m", "interp.cli"]
+              "--main_process_port", str(_free_port()), "-m", "app.cli"]
     cmd = launch + _cli(tmp_path / "two", "--max-steps", "4", "--checkpoint-every", "2")[3:]
     res = subprocess.run(cmd, env={**ENV, "ACCELERATE_USE_CPU": "1"}, capture_output=True, timeout=300)
     assert res.returncode == 0, res.stderr.decode()[-3000:]

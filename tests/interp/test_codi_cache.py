@@ -20,7 +20,7 @@ import torch
 import codi
 import interp
 from codi.batch import prompt_token_ids
-from interp.codi_cache import codi_cache, load_codi_cache, load_for_cache
+from interp.codi_cache import codi_cache, load_codi_cache
 from interp.hooks import decoder_layers
 from interp.lens import final_norm
 from interp.templates import Template
@@ -316,33 +316,25 @@ def test_prompts_missing_template_fields(llama, tmp_path):
     assert not (tmp_path / "never").exists()  # nothing written
 
 
-def test_codi_folder_whose_base_model_is_missing(tmp_path):
-    cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=2))
-    folder = cm.save_pretrained(tmp_path / "ckpt")
-    cfg = json.loads((folder / "codi_config.json").read_text())
-    cfg["base_model"] = str(tmp_path / "moved-away-base")
-    (folder / "codi_config.json").write_text(json.dumps(cfg))
-    with pytest.raises(
-        FileNotFoundError, match="trained on the base model .*moved-away-base.* not available"
-    ):
-        load_for_cache(folder)
-    assert isinstance(load_for_cache("tiny-gpt2"), interp.Model)
-
-
-def test_cli_caches_a_codi_folder_on_a_task(tmp_path, capsys):
-    from interp.cli import main
-
-    cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=2, lora_r=2))
-    folder = cm.save_pretrained(tmp_path / "ckpt")
-    args = ["cache", "--model", str(folder), "--task", "deception-arith", "--n", "4", "--out", str(tmp_path / "c")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert main([*args, "--positions", "latents,eot,resp_0", "--layers", "1,2"]) == 0
-    out = capsys.readouterr().out
-    assert "latent views: latent_pre_prj (4, 2, 64), latent_post_prj (4, 2, 64)" in out and "identity check" in out
-    c = load_codi_cache(tmp_path / "c")
-    assert c.positions == ["latent_0", "latent_1", "eot", "resp_0"] and c.layers == [1, 2]
-    assert c.samples["label"].tolist() == [0, 1, 0, 1] and c.extras["latent_pre_prj"].shape == (4, 2, 64)
-    bad = ["cache", "--model", str(folder), "--task", "deception-arith", "--n", "4", "--positions", "latent_2"]
-    assert main([*bad, "--out", str(tmp_path / "never")]) == 2
-    assert "'latent_2' does not exist" in capsys.readouterr().err and not (tmp_path / "never").exists()
+def test_codi_path_honours_the_plain_paths_arguments(llama, tmp_path):
+    """interp.cache(codi_model, ...) takes shard_size, tokenizer, padding_side and one string as the plain path does
+    (they were silently dropped, and one string raised) and writes the same store layout (plus its extras files)."""
+    plain_model = interp.load_model("tiny-llama")
+    plain = interp.cache(plain_model, PROMPTS, layers=[1], out=tmp_path / "plain", shard_size=2, progress=False,
+                         tokenizer=plain_model.tokenizer, padding_side="left")
+    c = interp.cache(llama, PROMPTS, layers=[1], out=tmp_path / "codi", shard_size=2, progress=False,
+                     tokenizer=llama.tokenizer, padding_side="left")
+    assert plain.meta["shard_size"] == c.meta["shard_size"] == 2 and c.meta["n_shards"] == 2
+    files = {p.name for p in (tmp_path / "codi").iterdir()}
+    assert files - {"extras_00000.safetensors", "extras_00001.safetensors"} == {p.name for p in
+                                                                               (tmp_path / "plain").iterdir()}
+    whole = interp.cache(llama, PROMPTS, layers=[1], progress=False)
+    assert np.array_equal(c.array(), whole.array()) and np.array_equal(c.extras["latent_post_prj"],
+                                                                       whole.extras["latent_post_prj"])
+    one = interp.cache(llama, PROMPTS[0], layers=[1], progress=False)
+    assert len(one) == 1 and _max(one.sel(layer=1, position="latent_2"), whole.sel(layer=1, position="latent_2")[:1]) \
+        < 1e-5
+    with pytest.raises(ValueError, match="left-pads every CODI prompt"):
+        interp.cache(llama, PROMPTS, padding_side="right", progress=False)
+    with pytest.raises(ValueError, match="its own tokenizer"):
+        interp.cache(llama, PROMPTS, tokenizer=plain_model.tokenizer, progress=False)

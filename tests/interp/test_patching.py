@@ -275,7 +275,7 @@ def test_bad_input(llama):
 
 
 def test_cli_patch_and_ablate(llama, tmp_path, capsys):
-    from interp.cli import main
+    from app.cli import main
     from probes.grid import ProbeGrid
 
     llama.save_pretrained(tmp_path / "run")

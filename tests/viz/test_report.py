@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import pytest
 
 import viz
-from interp.cli import main as cli_main
+from app.cli import main as cli_main
 from probes.grid import Finding, ProbeGrid
 
 HOSTILE = "<script>alert(1)</script>"

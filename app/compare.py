@@ -1,6 +1,6 @@
 """`codi-lens compare`: the same study (cache a task, probe sweep) on several models, one comparison report.
 
-    >>> from interp.compare import CompareConfig, run_compare
+    >>> from app.compare import CompareConfig, run_compare
     >>> cfg = CompareConfig.load("examples/compare.toml")                      # doctest: +SKIP
     >>> res = run_compare(cfg)                                                 # doctest: +SKIP
     >>> res.rows[0]["best_latent_auroc"], res.report                           # doctest: +SKIP
@@ -70,7 +70,7 @@ class CompareConfig:
     title: str = "codi-lens: the same probe study across models"
     out: str = "runs/compare"
     layer_stride: int = 2
-    positions: list[str] | None = None  # default: interp.demo.CACHE_POSITIONS (CODI) / PLAIN_POSITIONS
+    positions: list[str] | None = None  # default: app.demo.CACHE_POSITIONS (CODI) / PLAIN_POSITIONS
     target: str = "label"
     method: str = "logreg"
     folds: int = 5
@@ -196,7 +196,7 @@ def _row(name: str, how: str, grid, cache_s: float, sweep_s: float) -> dict:
     import numpy as np
 
     import probes
-    from interp.demo import best_cells
+    from app.demo import best_cells
 
     b = best_cells(grid)
     row = {
@@ -279,7 +279,7 @@ def run_compare(
     import probes
     import viz
     from interp.codi_cache import is_codi
-    from interp.demo import CACHE_POSITIONS, layer_subset
+    from app.demo import CACHE_POSITIONS, layer_subset
 
     t0 = time.perf_counter()
     out = Path(cfg.out)

@@ -1,6 +1,6 @@
-"""What each `codi-lens` subcommand does: one `_cmd_<name>(args)` function per command.
+"""What each `codi-lens` subcommand does: one `cmd_<name>(args)` function per command.
 
-The parser that routes to them is in `interp/cli.py`. Heavy imports happen inside each function so
+The parser that routes to them is in `app/cli.py`. Heavy imports happen inside each function so
 `codi-lens --help` stays fast.
 """
 
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 
+import poslabels
 
-def _cmd_models(args: argparse.Namespace) -> int:
+
+def cmd_models(args: argparse.Namespace) -> int:
     from interp.models import cache_home, model_info
 
     print(f"cache: {cache_home() / 'models'}")
@@ -32,7 +34,7 @@ def _codi_problems(args: argparse.Namespace) -> list:
     return data.arithmetic(args.arith or 2000, steps=(int(lo), int(hi or lo)), seed=args.data_seed)
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
@@ -109,7 +111,7 @@ def _parse_layers(text: str) -> str | list[int]:
     return layers
 
 
-def _cmd_cache(args: argparse.Namespace) -> int:
+def cmd_cache(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
@@ -135,7 +137,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     print(f"valid cells: {int(c.valid.sum())} of {c.valid.size} (samples have {c.valid.sum(1).min()}.."
           f"{c.valid.sum(1).max()} of the positions)")
     shown = sorted({c.layers[0], c.layers[len(c.layers) // 2], c.layers[-1]})
-    last = "last" if "last" in c.positions or any(p.startswith("tok_") for p in c.positions) else c.positions[0]
+    tokens = [lab for lab in map(poslabels.parse, c.positions) if lab.kind == "token" and not lab.relative]
+    last = "last" if "last" in c.positions or tokens else c.positions[0]  # `last` resolves from stored tok_*
     norms = {layer: np.linalg.norm(c.sel(layer=layer, position=last, allow_missing=True), axis=-1) for layer in shown}
     print(f"residual norm at position {last!r}: "
           + "  ".join(f"layer {k}: mean {v.mean():.2f}" for k, v in norms.items()))
@@ -163,7 +166,8 @@ def _cmd_cache_task(args: argparse.Namespace) -> int:
     import time
 
     import interp
-    from interp.codi_cache import codi_cache, is_codi, load_for_cache
+    from app.model_spec import load_for_cache
+    from interp.codi_cache import codi_cache, is_codi
     from interp.identity import summary_text
     from interp.templates import Template
 
@@ -201,7 +205,7 @@ def _cmd_cache_task(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import probes
@@ -225,7 +229,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_probe(args: argparse.Namespace) -> int:
+def cmd_probe(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import probes
@@ -249,7 +253,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_patch(args: argparse.Namespace) -> int:
+def cmd_patch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from codi.model import CODIModel
@@ -295,7 +299,7 @@ def _cmd_patch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
@@ -323,8 +327,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from interp.demo import run_demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo import run_demo
 
     over = {k: v for k, v in [("train_steps", args.train_steps), ("n_deception", args.n),
                               ("n_values", args.n and max(2, 3 * args.n // 4)), ("layer_stride", args.layer_stride),
@@ -342,8 +346,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from interp.compare import CompareConfig, run_compare
+def cmd_compare(args: argparse.Namespace) -> int:
+    from app.compare import CompareConfig, run_compare
 
     cfg = CompareConfig.load(args.config)
     if args.threads:

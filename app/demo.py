@@ -1,6 +1,6 @@
 """`codi-lens demo`: the whole study on one CODI model, end to end, with one self-contained report.
 
-    >>> from interp.demo import run_demo
+    >>> from app.demo import run_demo
     >>> res = run_demo("smollm2-135m", out="runs/demo", quick=True)       # doctest: +SKIP
     >>> res.report, res.summary["deception"]["best_response"]["auroc"]     # doctest: +SKIP
 
@@ -34,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from interp.demo_report import _fmt_cell, final_summary, write_report
+import poslabels
+from app.demo_report import fmt_cell, final_summary, write_report
+from app.demo_setup import SEEDS, DemoSize, get_codi_model, shipped_checkpoint
 
 __all__ = [
     "DemoSize",
@@ -49,59 +51,6 @@ __all__ = [
 
 # question tail, <bot>, all thoughts, <eot>, all response tokens (labels of interp/positions.py)
 CACHE_POSITIONS = ["q[-4]", "q[-3]", "q[-2]", "q[-1]", "bot", "latents", "eot", "response"]
-SEEDS = {"train": 0, "eval": 7, "deception": 1, "values": 2}  # distinct generator seeds: no shared problems
-
-
-@dataclass
-class DemoSize:
-    """How big each stage is. `full()` is the README's run, `quick()` the CI run."""
-
-    train_steps: int = 16  # used only when no checkpoint is given or shipped
-    train_batch: int = 4
-    n_train: int = 2000  # generated training problems
-    n_eval: int = 48  # held-out problems for the accuracy table (each mode)
-    cot_tokens: int = 64  # written-reasoning budget
-    n_deception: int = 120  # samples (= 2 x questions)
-    n_values: int = 96
-    n_ablate: int = 24
-    layer_stride: int = 2  # cache every layer_stride-th layer (0 and n_layers always)
-    permutations: int = 10  # group-level label shuffles per probe cell (p-values; >= 10 widens the CIs)
-    folds: int = 5
-    Cs: tuple[float, ...] = (
-        1e-3,
-        1e-1,
-        10.0,
-    )  # logistic C grid for the nested CV (3 values: 2.5x faster than 6)
-    control: bool = True  # also the placement="response" control of deception-arith
-    ablate_modes: tuple[str, ...] = ("zero", "mean")
-    batch_size: int = 16
-
-    @classmethod
-    def full(cls) -> DemoSize:
-        return cls()
-
-    @classmethod
-    def quick(cls) -> DemoSize:
-        return cls(
-            train_steps=1,
-            train_batch=2,
-            n_train=64,
-            n_eval=8,
-            cot_tokens=40,
-            n_deception=48,
-            n_values=32,
-            n_ablate=6,
-            layer_stride=6,
-            permutations=10,
-            folds=4,
-            control=False,
-            ablate_modes=("zero",),
-        )
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["ablate_modes"], d["Cs"] = list(self.ablate_modes), list(self.Cs)
-        return d
 
 
 @dataclass
@@ -142,64 +91,6 @@ class _Stages:
             print(text, flush=True)
 
 
-# ------------------------------------------------------------------------------------------------ the model
-def shipped_checkpoint(model: str) -> Path | None:
-    """`codi/pretrained/<model>-arith` when the project ships a trained adapter for this base, else None."""
-    import codi
-
-    folder = Path(codi.__file__).parent / "pretrained" / f"{model}-arith"
-    return folder if (folder / "codi_config.json").exists() else None
-
-
-def get_codi_model(
-    model: str, out: Path, checkpoint: str | None, size: DemoSize, say=print
-) -> tuple[Any, str]:
-    """(CODIModel, how it was obtained): --checkpoint, the shipped one, an earlier run's, or trained now."""
-    from codi import CODIConfig, CODIModel, data, train
-    from codi.train import TrainRecord
-
-    if checkpoint is not None:
-        folder = Path(checkpoint).expanduser()
-        if not (folder / "codi_config.json").exists():
-            raise FileNotFoundError(
-                f"--checkpoint {folder}: no codi_config.json there; pass a folder written by "
-                f"`codi-lens train` / CODIModel.save_pretrained"
-            )
-        return CODIModel.from_pretrained(folder).eval(), f"checkpoint {folder}"
-    shipped = shipped_checkpoint(model)
-    if shipped is not None:
-        return CODIModel.from_pretrained(shipped).eval(), f"shipped checkpoint {shipped}"
-    folder = out / "codi-model"
-    cfg = CODIConfig(base_model=model, num_latents=6, lora_r=32, lora_alpha=8.0)
-    if size.train_steps <= 0:
-        return CODIModel.from_config(cfg).eval(), "untrained (fresh LoRA + projection, 0 training steps)"
-    if (folder / "codi_config.json").exists():
-        rec = TrainRecord.load(folder)
-        if rec.step == size.train_steps and rec.finished:
-            return CODIModel.from_pretrained(
-                folder
-            ).eval(), f"trained {rec.step} steps by an earlier demo run"
-        raise ValueError(
-            f"{folder} holds a model trained for {rec.step} steps, not {size.train_steps}; pass "
-            f"--train-steps {rec.step} to reuse it, or another --out"
-        )
-    problems = data.arithmetic(size.n_train, steps=(2, 3), seed=SEEDS["train"])
-    say(
-        f"  no checkpoint given or shipped: training {size.train_steps} steps x batch {size.train_batch} "
-        f"(a real run: `codi-lens train --base {model} --out DIR`, then `codi-lens demo --checkpoint DIR`)"
-    )
-    cm = CODIModel.from_config(cfg)
-    train(
-        cm,
-        problems,
-        folder,
-        max_steps=size.train_steps,
-        batch_size=size.train_batch,
-        checkpoint_every=max(size.train_steps, 1),
-    )
-    return CODIModel.from_pretrained(folder).eval(), f"trained {size.train_steps} steps now"
-
-
 def _eval_problems(n: int, exclude: set[str]) -> list:
     from codi import data
 
@@ -220,14 +111,9 @@ def _cell(grid, layer: int, pos: str, metric: str = "auroc") -> dict:
 
 def best_cells(grid, metric: str = "auroc") -> dict:
     """{"best_latent", "best_response", "best_question", "best": {...}} cells of a grid."""
-    kinds = {
-        "latent": lambda p: p.startswith("latent_"),
-        "response": lambda p: p.startswith("resp_"),
-        "question": lambda p: p.startswith("q"),
-    }
     out = {}
-    for kind, test in kinds.items():
-        pos = [p for p in grid.positions if test(p)]
+    for kind in ("latent", "response", "question"):
+        pos = [p for p in grid.positions if poslabels.kind(p) == kind]
         if pos and np.isfinite(grid.sel(metric)[:, [grid.positions.index(p) for p in pos]]).any():
             out[f"best_{kind}"] = _cell(grid, *grid.best(metric, positions=pos), metric)
     out["best"] = _cell(grid, *grid.best(metric), metric)
@@ -347,8 +233,8 @@ def run_demo(
     for k in ("deception", "deception_control"):
         if k in summary:
             st.say(
-                f"  {k}: best latent {_fmt_cell(summary[k]['best_latent'])}; best response "
-                f"{_fmt_cell(summary[k]['best_response'])}"
+                f"  {k}: best latent {fmt_cell(summary[k]['best_latent'])}; best response "
+                f"{fmt_cell(summary[k]['best_response'])}"
             )
 
     st.start("values", f"intermediate-values: cache {size.n_values} 3-step problems, ridge/logistic sweeps")
@@ -364,7 +250,7 @@ def run_demo(
     for k, v in summary["values"].items():
         if "best_latent" in v:
             st.say(
-                f"  {k}: best latent {_fmt_cell(v['best_latent'], 'r2' if 'r2' in v['best'] else 'auroc')}"
+                f"  {k}: best latent {fmt_cell(v['best_latent'], 'r2' if 'r2' in v['best'] else 'auroc')}"
             )
 
     st.start(
@@ -402,7 +288,7 @@ def run_demo(
     lens = logit_lens(
         cv,
         layer=None,
-        position=[p for p in cv.positions if p.startswith("latent_")],
+        position=[p for p in cv.positions if poslabels.is_latent(p)],
         k=5,
         model=cm,
         samples=[0],

@@ -1,7 +1,7 @@
 """The `codi-lens` command line: the one place that wires codi, interp, probes and viz together.
 
-Each subcommand is one `add_parser` block in `_parser()` here plus its `_cmd_<name>(args)` function in
-`interp/commands.py`, which imports heavy packages only when the command runs, so `codi-lens --help` stays fast.
+Each subcommand is one `add_parser` block in `_parser()` here plus its `cmd_<name>(args)` function in
+`app/commands.py`, which imports heavy packages only when the command runs, so `codi-lens --help` stays fast.
 """
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from interp.commands import (
-    _cmd_cache,
-    _cmd_compare,
-    _cmd_demo,
-    _cmd_eval,
-    _cmd_models,
-    _cmd_patch,
-    _cmd_probe,
-    _cmd_report,
-    _cmd_train,
+from app.commands import (
+    cmd_cache,
+    cmd_compare,
+    cmd_demo,
+    cmd_eval,
+    cmd_models,
+    cmd_patch,
+    cmd_probe,
+    cmd_report,
+    cmd_train,
 )
 
 
@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("models", help="list the model names that load offline, with size and whether present")
-    s.set_defaults(func=_cmd_models)
+    s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("cache", help="cache the residual stream of a model on prompts into a store folder")
     s.add_argument("--model", default="smollm2-135m", help="registry name, local folder or HF id")
@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--system", help="template system/instruction part, e.g. '{instruction}'")
     s.add_argument("--user", help="template question part (default '{text}')")
     s.add_argument("--response", help="template response part teacher forced after <eot>, e.g. '{response}'")
-    s.set_defaults(func=_cmd_cache)
+    s.set_defaults(func=cmd_cache)
 
     s = sub.add_parser("train", help="train a CODI model (works under `accelerate launch`)")
     s.add_argument("--base", default="smollm2-135m", help="base model name or folder (ignored with --codi-config)")
@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int)
     s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
-    s.set_defaults(func=_cmd_train)
+    s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("report", help="write one self-contained HTML report of probe sweeps (opens offline)")
     s.add_argument("--probe", nargs="+", required=True, metavar="DIR", help="folders of ProbeGrid.save")
@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--lens", help="logit-lens JSON written by viz.LensTable.save")
     s.add_argument("--metric", default="auroc", help="metric drawn in the heatmaps (default auroc)")
     s.add_argument("--png", help="also save a screenshot PNG of the report (needs headless Chromium)")
-    s.set_defaults(func=_cmd_report)
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("probe", help="probe sweep over every (layer, position) of a cache folder")
     s.add_argument("--cache", required=True, help="cache folder written by interp.cache(..., out=...)")
@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--test-size", type=float, help="hold out this fraction of groups for pick-best reporting")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--overwrite", action="store_true")
-    s.set_defaults(func=_cmd_probe)
+    s.set_defaults(func=cmd_probe)
 
     s = sub.add_parser("patch", help="ablation / activation patching on a CODI run's continuous thoughts")
     s.add_argument("--model", required=True, help="CODI run folder (CODIModel.save_pretrained)")
@@ -117,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--heatmap", action="store_true", help="also write heatmap.html")
     s.add_argument("--top", type=int, default=10, help="print this many strongest cells")
     s.add_argument("--overwrite", action="store_true")
-    s.set_defaults(func=_cmd_patch)
+    s.set_defaults(func=cmd_patch)
 
     s = sub.add_parser("eval", help="accuracy of a CODI checkpoint: latent (codi), no reasoning, written reasoning")
     s.add_argument("--ckpt", required=True, help="folder written by `codi-lens train` / save_pretrained")
@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--modes", default="codi,no_cot,cot", help="comma-separated subset of codi,no_cot,cot")
     s.add_argument("--max-new-tokens", type=int, default=16)
     s.add_argument("--json", help="also write the results (with examples) to this JSON file")
-    s.set_defaults(func=_cmd_eval)
+    s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("demo", help="the whole study on a CODI model: accuracy, probes on thoughts and responses, "
                                     "ablation, logit lens -> report.html (~5 min on 2 CPU cores; --quick: ~2)")
@@ -145,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--permutations", type=int, help="label shuffles per probe cell (default 10)")
     s.add_argument("--png", help="also save a screenshot of the report's top (needs headless Chromium)")
     s.add_argument("--threads", type=int, help="torch CPU threads (use 1 on a busy shared machine)")
-    s.set_defaults(func=_cmd_demo)
+    s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("compare", help="the same probe study on several models (config file) -> one report")
     s.add_argument("--config", required=True, help="TOML/YAML experiment file, e.g. examples/compare.toml")
@@ -153,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--report", help="HTML report path (default OUT/compare.html)")
     s.add_argument("--png", help="also a screenshot of the comparison figure (needs headless Chromium)")
     s.add_argument("--threads", type=int, help="torch CPU threads (use 1 on a busy shared machine)")
-    s.set_defaults(func=_cmd_compare)
+    s.set_defaults(func=cmd_compare)
 
     return p
 

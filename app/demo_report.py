@@ -1,7 +1,7 @@
-"""Text and report pieces of `codi-lens demo` (interp/demo.py): the accuracy and ablation tables, the
+"""Text and report pieces of `codi-lens demo` (app/demo.py): the accuracy and ablation tables, the
 report, the closing summary.
 
-    >>> from interp.demo_report import accuracy_text
+    >>> from app.demo_report import accuracy_text
     >>> print(accuracy_text({"codi": {"accuracy": 0.5, "correct": 1, "n": 2}}, "shipped checkpoint"))
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 __all__ = ["accuracy_text", "ablation_text", "write_report", "final_summary"]
 
 
-def _fmt_cell(c: dict, metric: str = "auroc") -> str:
+def fmt_cell(c: dict, metric: str = "auroc") -> str:
     ci = f" [{c[metric + '_lo']:.3f}, {c[metric + '_hi']:.3f}]" if metric + "_lo" in c else ""
     return f"{metric} {c[metric]:.3f}{ci} at layer {c['layer']}, {c['position']}"
 
@@ -143,14 +143,14 @@ def final_summary(s: dict) -> str:
     ]
     for k in ("deception", "deception_control"):
         if k in s:
-            lines.append(f"{k}: best latent {_fmt_cell(s[k]['best_latent'])}")
-            lines.append(f"{' ' * len(k)}  best response {_fmt_cell(s[k]['best_response'])}")
+            lines.append(f"{k}: best latent {fmt_cell(s[k]['best_latent'])}")
+            lines.append(f"{' ' * len(k)}  best response {fmt_cell(s[k]['best_response'])}")
     for k, v in s.get("values", {}).items():
         metric = "r2" if "r2" in v["best"] else "auroc"
         if "best_latent" in v:
             lines.append(
-                f"{k}: best latent {_fmt_cell(v['best_latent'], metric)}; best overall "
-                f"{_fmt_cell(v['best'], metric)}"
+                f"{k}: best latent {fmt_cell(v['best_latent'], metric)}; best overall "
+                f"{fmt_cell(v['best'], metric)}"
             )
     z = s.get("ablation", {}).get("zero")
     if z:

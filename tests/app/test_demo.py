@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import probes
-from interp.cli import main
-from interp.compare import CompareConfig, run_compare
-from interp.demo import CACHE_POSITIONS, best_cells
+from app.cli import main
+from app.compare import CompareConfig, run_compare
+from app.demo import CACHE_POSITIONS, best_cells
 
 SECTIONS = [
     "deception-arith (instruction before the question): honest vs lying",

@@ -1,0 +1,7 @@
+"""`python -m app ...` is `codi-lens ...`."""
+
+import sys
+
+from app.cli import main
+
+sys.exit(main())
