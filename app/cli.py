@@ -20,6 +20,7 @@ from app.commands import (
     cmd_report,
     cmd_train,
 )
+from app.organism_commands import add_parsers as add_organism_parsers
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -145,7 +146,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--permutations", type=int, help="label shuffles per probe cell (default 10)")
     s.add_argument("--png", help="also save a screenshot of the report's top (needs headless Chromium)")
     s.add_argument("--threads", type=int, help="torch CPU threads (use 1 on a busy shared machine)")
+    s.add_argument("--organism", help="shipped organism that opens the report (default pointer3; 'none' skips it)")
     s.set_defaults(func=cmd_demo)
+
+    add_organism_parsers(sub)
 
     s = sub.add_parser("compare", help="the same probe study on several models (config file) -> one report")
     s.add_argument("--config", required=True, help="TOML/YAML experiment file, e.g. examples/compare.toml")

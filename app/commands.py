@@ -20,7 +20,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         size = f"{r['size_mb']} MB" if r["size_mb"] else "-"
         print(f"{r['name']:<20} {r['kind']:<13} {r['n_layers']:>6} {r['d_model']:>7} {size:>8}  "
               f"{'yes' if r['present'] else 'no':<7}  {r['description']}")
-    return 0
+    from app.organism_commands import cmd_organism_list
+
+    print("\nmodel organisms (codi.organisms.load(name); codi-lens organism study NAME):")
+    return cmd_organism_list(args)
 
 
 def _codi_problems(args: argparse.Namespace) -> list:
@@ -333,6 +336,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     over = {k: v for k, v in [("train_steps", args.train_steps), ("n_deception", args.n),
                               ("n_values", args.n and max(2, 3 * args.n // 4)), ("layer_stride", args.layer_stride),
                               ("permutations", args.permutations)] if v is not None}
+    if args.organism:
+        over["organism"] = "" if args.organism == "none" else args.organism
     if args.threads:
         import torch
 

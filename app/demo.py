@@ -5,6 +5,10 @@
     >>> res.report, res.summary["deception"]["best_response"]["auroc"]     # doctest: +SKIP
 
 Stages (each prints a line with the elapsed time; long ones show a tqdm bar):
+0. a shipped model organism (`DemoSize.organism`, default pointer3), whose thoughts are known to do the work, through
+   accuracy with ablated thoughts, multiclass probes of each step's value, the logit lens and patching
+   (`app.demo_organism`): it opens the report, so one page shows a model that thinks in its latents next to the
+   real-weight model;
 1. a CODI model on the base: `--checkpoint DIR`, else the shipped `codi/pretrained/<model>-arith`, else a
    short `codi.train` run on `codi.data.arithmetic` (kept in `<out>/codi-model`, reused by the next run);
 2. accuracy of CODI vs no reasoning vs written reasoning on held-out problems (`codi.evaluate`);
@@ -191,8 +195,16 @@ def run_demo(
         )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    st = _Stages(7, verbose)
+    st = _Stages(8 if size.organism else 7, verbose)
     summary: dict[str, Any] = {"model": model, "quick": quick, "size": size.to_dict()}
+    lead: list = []
+    if size.organism:
+        from app.demo_organism import organism_stage
+
+        st.start("organism", f"model organism {size.organism} (thoughts known to do the work): accuracy, probes, "
+                             f"lens, patching on {size.n_organism} held-out problems")
+        summary["organism"], lead = organism_stage(size.organism, n=size.n_organism, n_pairs=size.n_organism_pairs,
+                                                   n_permutations=size.permutations, say=st.say)
 
     st.start("model", f"CODI model on {model}")
     cm, how = get_codi_model(model, out, checkpoint, size, say=st.say)
@@ -313,7 +325,7 @@ def run_demo(
     }
 
     st.start("report", "writing report.html")
-    report = write_report(out, grids, abl, acc, how, table, values, cm, size.to_dict(), SEEDS)
+    report = write_report(out, grids, abl, acc, how, table, values, cm, size.to_dict(), SEEDS, lead=lead)
     st.done()
     summary["stage_seconds"] = st.times
     summary["seconds"] = round(time.perf_counter() - st.t0, 1)

@@ -80,6 +80,7 @@ def write_report(
     cm,
     size: dict,
     seeds: dict,
+    lead: list | None = None,
 ) -> Path:
     """`<out>/report.html`: the probe grids (viz.report sections), accuracy, ablation, lens, settings."""
     import viz
@@ -128,6 +129,7 @@ def write_report(
         names=[names[k] for k in keys],
         lens=table,
         extra_sections=extra,
+        lead_sections=lead,
         title=f"codi-lens demo: {cm.config.base_model} + CODI",
     )
 
@@ -135,9 +137,18 @@ def write_report(
 def final_summary(s: dict) -> str:
     """The closing lines of `codi-lens demo`: key numbers and where the report is."""
     acc = s.get("accuracy", {})
+    org = s.get("organism")
     lines = [
         "",
         f"codi-lens demo finished in {s['seconds'] / 60:.1f} min ({s['model']}; {s['codi_model']})",
+    ]
+    if org:
+        a = org["accuracy"]
+        lines.append(f"organism {org['name']}: CODI {100 * a['codi']:.1f}%, thoughts zeroed {100 * a['codi_zero']:.1f}%, "
+                     f"direct {100 * a['direct']:.1f}%, written {100 * a['written']:.1f}% (chance "
+                     f"{100 * a['chance']:.1f}%, n={a['n']}); patching -> counterfactual answer "
+                     + ", ".join(f"hop {k} {100 * v:.0f}%" for k, v in org["counterfactual"].items()))
+    lines += [
         "accuracy: "
         + ", ".join(f"{m} {100 * r['accuracy']:.1f}% ({r['correct']}/{r['n']})" for m, r in acc.items()),
     ]

@@ -42,6 +42,9 @@ class DemoSize:
     control: bool = True  # also the placement="response" control of deception-arith
     ablate_modes: tuple[str, ...] = ("zero", "mean")
     batch_size: int = 16
+    organism: str = "pointer3"  # the opening positive control (codi.organisms); "" skips it
+    n_organism: int = 500  # held-out organism problems (accuracy and probes)
+    n_organism_pairs: int = 200  # clean/corrupt pairs per hop for patching
 
     @classmethod
     def full(cls) -> DemoSize:
@@ -63,6 +66,8 @@ class DemoSize:
             folds=4,
             control=False,
             ablate_modes=("zero",),
+            n_organism=200,
+            n_organism_pairs=100,
         )
 
     def to_dict(self) -> dict:

@@ -24,8 +24,10 @@ from codi.model import CODIModel
 from codi.runner import GenerateOutput, Projection
 from codi.train import TrainConfig, TrainRecord, train
 
+from codi import organisms  # noqa: E402  (after the modules it uses)
+
 __all__ = [
     "CODIConfig", "CODIModel", "MergedCODI", "latent_loop", "LatentRun", "Segment", "CODIBatch", "GenerateOutput",
     "Projection", "convert", "official_state_dict", "extract_answer", "data", "train", "TrainConfig",
-    "TrainRecord", "evaluate",
+    "TrainRecord", "evaluate", "organisms",
 ]

@@ -220,21 +220,23 @@ def report(
     extra_sections: list[tuple[str, go.Figure | str]] | None = None,
     metric: str = "auroc",
     png: str | Path | None = None,
+    lead_sections: list[tuple[str, go.Figure | str]] | None = None,
 ) -> Path:
     """Write ONE self-contained HTML file (plotly.js inline, no network needed) and return its path.
 
     Per grid: the checks' verdict in plain words and each finding, the best cells with CIs, the `metric`
     heatmap, ROC curves of the best cells (binary targets), the run config. With several grids: the comparison
     across models (relative depth). `lens`: logit-lens table (see viz.lens). `extra_sections`: (heading,
-    Figure or plain text) pairs, e.g. patching results. `png`: also save a screenshot of the top of the page
+    Figure or plain text) pairs, e.g. patching results; `lead_sections` the same, placed before the grids. `png`: also save a screenshot of the top of the page
     with headless Chromium; without a browser this is skipped with a warning that says how to install one.
 
     >>> report([grid], out="report.html", title="Deception in thoughts", png="report.png")
     """
     grids = [grids] if isinstance(grids, ProbeGrid) else list(grids)
-    _check_inputs(grids, names, lens, extra_sections)
+    _check_inputs(grids, names, lens, (extra_sections or []) + (lead_sections or []))
     names = list(names) if names is not None else [model_name_of(g, f"grid {i}") for i, g in enumerate(grids)]
     page = _Page()  # every figure is built before the file is touched, so bad input never leaves a half file
+    _add_sections(page, lead_sections)
     for number, (grid, name) in enumerate(zip(grids, names), start=1):
         _grid_section(page, grid, name, metric, number)
     if len(grids) > 1 and all(metric in g.metrics for g in grids):
@@ -260,12 +262,7 @@ def report(
                 + "</table>"
             )
         page.figure(lens_figure(table))
-    for heading, content in extra_sections or []:
-        page.add(f"<h2>{esc(heading)}</h2>")
-        if isinstance(content, go.Figure):
-            page.figure(content)
-        else:
-            page.add(f"<pre class='text'>{esc(content)}</pre>")
+    _add_sections(page, extra_sections)
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     doc = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -279,6 +276,15 @@ def report(
     if png is not None:
         export_png(out, png)
     return out
+
+
+def _add_sections(page, sections: list[tuple[str, go.Figure | str]] | None) -> None:
+    for heading, content in sections or []:
+        page.add(f"<h2>{esc(heading)}</h2>")
+        if isinstance(content, go.Figure):
+            page.figure(content)
+        else:
+            page.add(f"<pre class='text'>{esc(content)}</pre>")
 
 
 def export_png(html_path: str | Path, png: str | Path, window: tuple[int, int] = (1400, 1800)) -> Path | None:

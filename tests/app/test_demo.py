@@ -155,3 +155,17 @@ def test_compare_config_errors(tmp_path):
         CompareConfig.load(bad)
     assert not (tmp_path / "runs").exists()
     assert CACHE_POSITIONS[-1] == "response"
+
+
+def test_report_opens_with_the_organism_that_thinks_in_its_latents(demo):
+    """The positive control comes first: pointer3's thoughts do the work, and the report says so in numbers."""
+    out, summary = demo
+    html = (out / "report.html").read_text()
+    heads = [unescape(h) for h in re.findall(r"<h2[^>]*>(.*?)</h2>", html)]
+    assert heads[0] == "Organism pointer3: a model that thinks in its latents", heads[:3]
+    org = summary["organism"]
+    a = org["accuracy"]
+    assert a["n"] == 200 and a["codi"] >= 0.9 and a["codi_zero"] <= 2 * a["chance"] and a["direct"] <= 2 * a["chance"]
+    assert org["probe_best"]["1"]["position"] == "latent_0" and org["probe_best"]["1"]["accuracy"] >= 0.9
+    assert min(org["counterfactual"].values()) >= 0.8
+    assert "where each step's value lives" in unescape(html)

@@ -30,7 +30,8 @@ def test_each_intermediate_value_is_decodable_from_its_thought(result):
         other = "latent_1" if pos == "latent_0" else "latent_0"
         assert g.sel("accuracy", 0, other) < 0.5            # the other thought's input does not carry it
     g3 = result.probe[3]
-    assert g3.best("accuracy") == (2, "latent_1") and g3.sel("accuracy", 2, "latent_1") >= 0.8
+    layer, pos = g3.best("accuracy")
+    assert pos == "latent_1" and layer >= 1 and g3.sel("accuracy", layer, pos) >= 0.8   # computed in the last thought
 
 
 def test_logit_lens_reads_thought_j_as_the_value_after_hop_j_plus_1(result):
