@@ -278,8 +278,8 @@ def run_compare(
     import interp
     import probes
     import viz
-    from interp.codi_cache import is_codi
     from app.demo import CACHE_POSITIONS, layer_subset
+    from interp.codi_cache import is_codi
 
     t0 = time.perf_counter()
     out = Path(cfg.out)

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 import poslabels
-from app.demo_report import fmt_cell, final_summary, write_report
+from app.demo_report import final_summary, fmt_cell, write_report
 from app.demo_setup import SEEDS, DemoSize, get_codi_model, shipped_checkpoint
 
 __all__ = [
@@ -161,6 +161,19 @@ def _probe(cache, target: str, method: str, size: DemoSize, name: str, out: Path
     return grid
 
 
+def _organism(size: DemoSize, st: _Stages, summary: dict) -> list:
+    """Stage 0: the shipped organism (positive control); its report sections, or [] when skipped."""
+    if not size.organism:
+        return []
+    from app.demo_organism import organism_stage
+
+    st.start("organism", f"model organism {size.organism} (thoughts known to do the work): accuracy, probes, "
+                         f"lens, patching on {size.n_organism} held-out problems")
+    summary["organism"], lead = organism_stage(size.organism, n=size.n_organism, n_pairs=size.n_organism_pairs,
+                                               n_permutations=size.permutations, say=st.say)
+    return lead
+
+
 def run_demo(
     model: str = "smollm2-135m",
     out: str | Path = "runs/demo",
@@ -197,14 +210,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     st = _Stages(8 if size.organism else 7, verbose)
     summary: dict[str, Any] = {"model": model, "quick": quick, "size": size.to_dict()}
-    lead: list = []
-    if size.organism:
-        from app.demo_organism import organism_stage
-
-        st.start("organism", f"model organism {size.organism} (thoughts known to do the work): accuracy, probes, "
-                             f"lens, patching on {size.n_organism} held-out problems")
-        summary["organism"], lead = organism_stage(size.organism, n=size.n_organism, n_pairs=size.n_organism_pairs,
-                                                   n_permutations=size.permutations, say=st.say)
+    lead = _organism(size, st, summary)
 
     st.start("model", f"CODI model on {model}")
     cm, how = get_codi_model(model, out, checkpoint, size, say=st.say)

@@ -28,7 +28,8 @@ def accuracy_text(name: str, table: dict, wall: dict) -> str:
              f"{table['chance']:.3f}. Trained from scratch on a 2-core CPU: base {wall['base_s']:.0f} s, CODI stage "
              f"{wall['codi_s']:.0f} s.", ""]
     lines += [f"  {what:<42} {table[key]:.3f}" for key, what in ROWS]
-    lines += [f"  {'CODI, only the first ' + str(j) + ' thought(s)':<42} {a:.3f}" for j, a in enumerate(table["first_j"])]
+    lines += [f"  {'CODI, only the first ' + str(j) + ' thought(s)':<42} {a:.3f}"
+              for j, a in enumerate(table["first_j"])]
     return "\n".join(lines)
 
 

@@ -144,8 +144,9 @@ def final_summary(s: dict) -> str:
     ]
     if org:
         a = org["accuracy"]
-        lines.append(f"organism {org['name']}: CODI {100 * a['codi']:.1f}%, thoughts zeroed {100 * a['codi_zero']:.1f}%, "
-                     f"direct {100 * a['direct']:.1f}%, written {100 * a['written']:.1f}% (chance "
+        lines.append(f"organism {org['name']}: CODI {100 * a['codi']:.1f}%, thoughts zeroed "
+                     f"{100 * a['codi_zero']:.1f}%, direct {100 * a['direct']:.1f}%, written "
+                     f"{100 * a['written']:.1f}% (chance "
                      f"{100 * a['chance']:.1f}%, n={a['n']}); patching -> counterfactual answer "
                      + ", ".join(f"hop {k} {100 * v:.0f}%" for k, v in org["counterfactual"].items()))
     lines += [

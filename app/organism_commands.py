@@ -56,7 +56,8 @@ def cmd_organism_train(args: argparse.Namespace) -> int:
     t0 = time.time()
     meta = train_organism(spec, out, progress=lambda s: print(s, flush=True))
     a = meta["accuracy"]
-    print(f"wall time {time.time() - t0:.0f} s (base {meta['wall']['base_s']:.0f} s, CODI {meta['wall']['codi_s']:.0f} s); "
+    w = meta["wall"]
+    print(f"wall time {time.time() - t0:.0f} s (base {w['base_s']:.0f} s, CODI {w['codi_s']:.0f} s); "
           f"held-out: direct {a['direct']:.3f}, written {a['written']:.3f}, CODI {a['codi']:.3f}, zeroed "
           f"{a['codi_zero']:.3f} (chance {a['chance']:.3f}); folder {out}")
     return 0

@@ -54,6 +54,7 @@ QUICK = {
         "1",
     ],
     "check_report_browser": ["--png", "", "--out-dir", "{tmp}/report_browser", "--no-results"],
+    "bench_organisms": ["--n", "60", "--pairs", "10", "--permutations", "0"],
     "bench_codi_accuracy": None,  # writes benchmarks/results directly and trains: never in --quick
     "study_patching": None,
 }

@@ -13,7 +13,10 @@
 use `from codi.train import TrainConfig` for anything else they hold).
 """
 
-from codi import data
+from codi import (
+    data,
+    organisms,  # noqa: E402  (after the modules it uses)
+)
 from codi.batch import CODIBatch, extract_answer
 from codi.config import CODIConfig
 from codi.convert import convert, official_state_dict
@@ -23,8 +26,6 @@ from codi.merge import MergedCODI
 from codi.model import CODIModel
 from codi.runner import GenerateOutput, Projection
 from codi.train import TrainConfig, TrainRecord, train
-
-from codi import organisms  # noqa: E402  (after the modules it uses)
 
 __all__ = [
     "CODIConfig", "CODIModel", "MergedCODI", "latent_loop", "LatentRun", "Segment", "CODIBatch", "GenerateOutput",

@@ -13,8 +13,8 @@
 
 How: the one latent loop (`codi.loop.latent_loop`, through the model's own `run`) runs under
 `interp.hooks.record_residuals`, which keeps every layer of every forward call; `codi_plan` maps each position label
-to (call, column) from the run's `Segment` list; `interp.activations.gather_plan` picks the cells on the device. Nothing of
-the loop is re-implemented here.
+to (call, column) from the run's `Segment` list; `interp.activations.gather_plan` picks the cells on the device.
+Nothing of the loop is re-implemented here.
 
 Both views of each thought are stored next to the residuals, in `cache.extras` (float32 numpy, `[sample, k, d]`):
 - `latent_pre_prj`: HF `hidden_states[-1]` (after the final norm) at the position that produced thought j (the
@@ -47,11 +47,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp import store
-from interp.store import EXTRA_KEYS, load_extras  # noqa: F401 (re-exported)
 from interp.activations import ActivationCache, ToHost, config_hash, gather_plan, load_cache, store_dtype
 from interp.hooks import _check_layers, record_residuals
 from interp.identity import check_cache, warn_if_blind
 from interp.positions import CODI_FORMS, codi_labels, codi_plan  # noqa: F401 (re-exported)
+from interp.store import EXTRA_KEYS, load_extras  # noqa: F401 (re-exported)
 from interp.templates import Template, as_records, render_all
 
 __all__ = [

@@ -14,6 +14,7 @@ import numpy as np
 
 import poslabels
 
+
 @dataclass
 class Inputs:
     layers: list[int]

@@ -227,7 +227,8 @@ def report(
     Per grid: the checks' verdict in plain words and each finding, the best cells with CIs, the `metric`
     heatmap, ROC curves of the best cells (binary targets), the run config. With several grids: the comparison
     across models (relative depth). `lens`: logit-lens table (see viz.lens). `extra_sections`: (heading,
-    Figure or plain text) pairs, e.g. patching results; `lead_sections` the same, placed before the grids. `png`: also save a screenshot of the top of the page
+    Figure or plain text) pairs, e.g. patching results; `lead_sections` the same, placed before the grids.
+    `png`: also save a screenshot of the top of the page
     with headless Chromium; without a browser this is skipped with a warning that says how to install one.
 
     >>> report([grid], out="report.html", title="Deception in thoughts", png="report.png")

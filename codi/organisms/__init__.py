@@ -24,7 +24,7 @@ import json
 from functools import partial
 from pathlib import Path
 
-from codi.organisms.tasks import TASK_FAMILIES, Task, modular_chain, pointer_chase
+from codi.organisms.tasks import Task, modular_chain, pointer_chase
 
 __all__ = ["available", "load", "pairs", "task_of", "folder", "pointer_chase", "modular_chain", "Task", "ROOT"]
 

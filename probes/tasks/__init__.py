@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from probes.tasks.task import REQUIRED, Task  # noqa: F401 (re-exported)
 
+
 def _registry() -> dict[str, Callable[..., Task]]:
     from probes.tasks.arith import deception_arith, intermediate_values
     from probes.tasks.facts import instructed_facts

@@ -1,4 +1,5 @@
-"""Arithmetic tasks built on `problems.arithmetic` (also `codi.data.arithmetic`): deception under instruction, and intermediate values.
+"""Arithmetic tasks built on `problems.arithmetic` (also `codi.data.arithmetic`): deception under instruction, and
+intermediate values.
 
     >>> from probes.tasks.arith import deception_arith
     >>> t = deception_arith(n=4, seed=0)

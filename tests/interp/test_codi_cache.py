@@ -10,7 +10,6 @@ HF `hidden_states[n_layers]` is after the final norm: layer n_layers is compared
 from __future__ import annotations
 
 import functools
-import json
 import warnings
 
 import numpy as np
