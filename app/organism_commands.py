@@ -12,7 +12,8 @@ import json
 import time
 from pathlib import Path
 
-__all__ = ["cmd_organism_train", "cmd_organism_list", "cmd_organism_study", "organism_rows"]
+__all__ = ["cmd_organism_train", "cmd_organism_list", "cmd_organism_study", "cmd_organism_compare",
+           "compare_organisms", "organism_rows"]
 
 
 def organism_rows() -> list[dict]:
@@ -80,6 +81,57 @@ def cmd_organism_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare_organisms(names: list[str], out: str | Path, n: int = 500, n_pairs: int = 200,
+                      n_permutations: int = 20) -> Path:
+    """One report across organisms of different depth: a table of accuracy, probe, lens and patching numbers per
+    organism, then the hop-1 probe grids side by side (viz.report's comparison across models)."""
+    import numpy as np
+
+    import codi
+    import viz
+    from codi.organisms.train import accuracy_table
+    from interp.organism_study import study
+
+    if not names:
+        raise ValueError(f"no organisms to compare; shipped: {codi.organisms.available()}")
+    rows, grids, labels, details = [], [], [], []
+    for name in names:
+        cm, _ = codi.organisms.load(name)
+        task = codi.organisms.task_of(name)
+        a = accuracy_table(cm, task, n=n)
+        res = study(cm, task, n=n, n_pairs=n_pairs, n_permutations=n_permutations, name=name)
+        best = [res.probe[s].sel("accuracy", *res.probe[s].best("accuracy")) for s in res.probe]
+        diag = np.diag(res.lens[:, :res.lens.shape[0]]) if res.lens.size else np.array([])
+        rows.append(f"{name:<10} {task.depth:>4} {cm.config.num_latents:>8} {a['direct']:>7.3f} {a['written']:>8.3f} "
+                    f"{a['codi']:>6.3f} {a['codi_zero']:>7.3f}  {' '.join(f'{x:.2f}' for x in best):<20} "
+                    f"{' '.join(f'{x:.2f}' for x in diag):<16} "
+                    f"{' '.join(f'{v:.2f}' for v in res.counterfactual.values())}")
+        grids.append(res.probe[1])
+        labels.append(f"{name}: value after hop 1")
+        details.append((f"{name}: probes, logit lens and patching", res.markdown()))
+    head = (f"{'organism':<10} {'hops':>4} {'thoughts':>8} {'direct':>7} {'written':>8} {'CODI':>6} {'zeroed':>7}  "
+            f"{'best probe per hop':<20} {'lens diagonal':<16} counterfactual per hop")
+    table = (f"{n} held-out problems each; chance 0.125 (8 nodes). Probe: best held-out accuracy of the value after "
+             "each hop over every (layer, position); lens diagonal: thought j's top token is the node after hop j+1; "
+             "counterfactual: patching, best thought cell.\n\n" + head + "\n" + "\n".join(rows))
+    return viz.report(grids, out=out, names=labels, metric="accuracy",
+                      lead_sections=[("Organisms of different depth", table)], extra_sections=details,
+                      title="codi-lens: model organisms across depth")
+
+
+def cmd_organism_compare(args: argparse.Namespace) -> int:
+    import codi
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    names = args.names or codi.organisms.available()
+    path = compare_organisms(names, args.out, n=args.n, n_pairs=args.pairs, n_permutations=args.permutations)
+    print(f"wrote {path}")
+    return 0
+
+
 def add_parsers(sub) -> None:
     """The `organism` subcommand and its verbs (list, train, study)."""
     s = sub.add_parser("organism", help="model organisms: tiny CODI models whose thoughts do the work "
@@ -104,3 +156,12 @@ def add_parsers(sub) -> None:
     v.add_argument("--json", help="also write the summary to this JSON file")
     v.add_argument("--threads", type=int, default=1)
     v.set_defaults(func=cmd_organism_study)
+    v = verbs.add_parser("compare", help="one report across organisms of different depth (accuracy, probes, lens, "
+                                         "patching; hop-1 probe grids side by side)")
+    v.add_argument("names", nargs="*", help="organisms (default: every shipped one)")
+    v.add_argument("--out", default="runs/organisms-compare.html")
+    v.add_argument("--n", type=int, default=500)
+    v.add_argument("--pairs", type=int, default=200)
+    v.add_argument("--permutations", type=int, default=20)
+    v.add_argument("--threads", type=int, default=1)
+    v.set_defaults(func=cmd_organism_compare)

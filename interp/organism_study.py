@@ -126,6 +126,7 @@ def study(cm, task, n: int = 500, seed: int = 5, n_pairs: int = 200, n_permutati
         grids[s] = probes.sweep(X, labels=codes, groups=np.arange(n), method="multiclass",
                                 n_permutations=n_permutations, layers=list(cache.layers), positions=labels,
                                 max_iter=max_iter, chunk=64, seed=seed, progress=progress)
+        grids[s].config.update(model=name or task.name, n_layers=cm.n_layers, target=f"value after hop {s}")
     wall["probe_s"] = time.time() - t0
     t0 = time.time()
     lens = _lens(cm, problems)
