@@ -1,7 +1,8 @@
 """From-scratch base models for the organisms: a small Llama (or GPT-2) trained in the CODI teacher format.
 
 The base learns two formats of the same task, both in the text format of the organism's `CODIConfig`:
-written steps `question <bot> v1 .. v(k-1) <eot> = answer <eos>` and the direct answer `question = answer <eos>`.
+written steps `question <bot> v1 .. vk <eot> = answer <eos>` (vk is the answer; `all_steps=False` stops at v(k-1))
+and the direct answer `question = answer <eos>`.
 The first label of a direct row (the `=` right after the question) is not trained, so greedy decoding from the bare
 question always writes steps, and `codi.evaluate`'s `no_cot` mode (question + `=`) asks for the direct answer.
 
@@ -30,10 +31,13 @@ from codi.organisms.vocab import word_tokenizer
 __all__ = ["BaseSpec", "build_base", "train_base", "text_format", "teacher_accuracy"]
 
 
-def text_format() -> dict:
-    """The organisms' text format, as CODIConfig fields (teacher = question <bot> steps <eot> = answer)."""
+def text_format(all_steps: bool = True) -> dict:
+    """The organisms' text format, as CODIConfig fields (teacher = question <bot> steps <eot> = answer).
+
+    `all_steps`: the written steps end with the last one (the answer node), so a CODI student gets one thought
+    per step; False writes only the intermediate values (one thought fewer; the answer is computed after <eot>)."""
     return dict(prompt_template="{question}", cot_template="<bot> {cot} <eot>", answer_template="= {answer}",
-                answer_marker="=", eos_separators=False, include_last_cot_step=False, max_length=128)
+                answer_marker="=", eos_separators=False, include_last_cot_step=all_steps, max_length=128)
 
 
 @dataclass
@@ -51,6 +55,7 @@ class BaseSpec:
     warmup: int = 100
     direct_frac: float = 0.25
     seed: int = 0
+    all_steps: bool = True  # written steps include the last one (see text_format)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,7 +90,7 @@ def _rows(task: Task, tok, cfg: CODIConfig, step: int, spec: BaseSpec):
     probs = task.make(spec.batch, seed=10_000 * spec.seed + step, split="train")
     n_direct = int(round(spec.direct_frac * len(probs)))
     for p in probs[:n_direct]:
-        p.cot = p.answer  # only the last step: dropped by the format, so nothing is written
+        p.cot = ""  # nothing written: question = answer
     b = make_batch(tok, cfg, probs)
     labels = b.teacher_labels.clone()
     first = (labels != IGNORE).float().argmax(1)
@@ -96,7 +101,7 @@ def _rows(task: Task, tok, cfg: CODIConfig, step: int, spec: BaseSpec):
 @torch.no_grad()
 def teacher_accuracy(model, tok, cfg: CODIConfig, problems: list, direct: bool = False) -> float:
     """Greedy answer accuracy with written steps given (teacher forced) or, `direct=True`, with none."""
-    probs = [type(p)(**{**p.__dict__, "cot": p.answer}) for p in problems] if direct else problems
+    probs = [type(p)(**{**p.__dict__, "cot": ""}) for p in problems] if direct else problems
     b = make_batch(tok, cfg, probs)
     out = model(input_ids=b.teacher_ids, attention_mask=b.teacher_mask,
                 position_ids=position_ids(b.teacher_mask, b.teacher_ids.shape[1]))
@@ -109,7 +114,7 @@ def teacher_accuracy(model, tok, cfg: CODIConfig, problems: list, direct: bool =
 def train_base(task: Task, spec: BaseSpec, progress=print, eval_every: int = 250):
     """Train a base from scratch; returns (model, tokenizer, record) with the loss and accuracy curve."""
     model, tok = build_base(task, spec)
-    cfg = CODIConfig(base_model="(organism base)", **text_format())
+    cfg = CODIConfig(base_model="(organism base)", **text_format(spec.all_steps))
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01, betas=(0.9, 0.98))
     held = task.make(200, seed=999_983, split="test")
     record = dict(spec=spec.to_dict(), task=task.name, curve=[])

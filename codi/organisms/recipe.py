@@ -1,8 +1,8 @@
 """Turn a from-scratch base into a CODI organism with the ordinary `codi.train`, and measure its thoughts.
 
 Recipe (what made the thoughts necessary here, see `docs/organisms.md`): the base is trained in the exact teacher
-format `question <bot> v1 .. v(k-1) <eot> = answer`, so the student `question [bot] t1 .. t(k-1) [eot] = answer`
-puts its k-1 thoughts where the teacher writes its k-1 intermediate values, at the same positions. The CODI rows
+format `question <bot> v1 .. vk <eot> = answer`, so the student `question [bot] t1 .. tk [eot] = answer` puts its
+k thoughts where the teacher writes its k step values, at the same positions. The CODI rows
 <bot>/<eot> start as the base's own `<bot>`/`<eot>` embeddings, every base weight trains (`finetune="full"`), and
 the usual CODI loss (teacher CE + student CE + distillation at the token before the answer) gets one more term:
 `latent_distill_weight=1`, the same distillation at every thought against the teacher's hidden states at the
@@ -13,7 +13,7 @@ zeroed 8%, chance 12.5% on pointer3; with it, 1500 steps at lr 1e-3 gave CODI 94
     >>> task = pointer_chase(3)
     >>> cfg = organism_config(task, "my-base")
     >>> cfg.num_latents, cfg.finetune, cfg.answer_marker
-    (2, 'full', '=')
+    (3, 'full', '=')
 """
 
 from __future__ import annotations
@@ -30,17 +30,18 @@ __all__ = ["organism_config", "codi_from_base", "ablation_accuracy", "ABLATIONS"
 ABLATIONS = ("none", "zero", "mean", "random", "swap")
 
 
-def organism_config(task: Task, base_model: str, **over) -> CODIConfig:
-    """The organism's CODIConfig: one thought per written intermediate value, full fine-tuning, the task format."""
-    kw = dict(base_model=base_model, num_latents=max(1, task.depth - 1), finetune="full", prj_layer_norm=False,
-              prj_dropout=0.0, distill_weight=1.0, latent_distill_weight=1.0, **text_format())
+def organism_config(task: Task, base_model: str, all_steps: bool = True, **over) -> CODIConfig:
+    """The organism's CODIConfig: one thought per written step, full fine-tuning, the task format."""
+    k = task.depth if all_steps else max(1, task.depth - 1)
+    kw = dict(base_model=base_model, num_latents=k, finetune="full", prj_layer_norm=False,
+              prj_dropout=0.0, distill_weight=1.0, latent_distill_weight=1.0, **text_format(all_steps))
     kw.update(over)
     return CODIConfig(**kw)
 
 
-def codi_from_base(task: Task, base_folder, **over) -> CODIModel:
+def codi_from_base(task: Task, base_folder, all_steps: bool = True, **over) -> CODIModel:
     """A fresh CODIModel on the base in `base_folder`, <bot>/<eot> rows copied from the base's own tokens."""
-    cfg = organism_config(task, f"organism-base:{task.name}", **over)
+    cfg = organism_config(task, f"organism-base:{task.name}", all_steps, **over)
     cm = CODIModel.from_config(cfg, weights=base_folder)
     tok = cm.tokenizer
     emb = cm.model.get_input_embeddings().weight

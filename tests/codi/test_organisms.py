@@ -74,8 +74,9 @@ def test_tiny_base_learns_written_steps_but_not_the_direct_answer(tmp_path):
     1.00, direct 0.31, chance 0.20). Over 8 nodes the base needs about 2000 steps just to leave its plateau (too
     long for CI); shorter schedules over 5 nodes stayed in it (1000 steps: written 0.59; 1500: 0.70)."""
     task = tasks.pointer_chase(3, nodes=5, names=6)
-    model, tok, rec = train_base(task, BaseSpec(steps=2000), progress=lambda s: None, eval_every=2000)
-    cfg = codi.CODIConfig(base_model="x", **text_format())
+    model, tok, rec = train_base(task, BaseSpec(steps=2000, all_steps=False), progress=lambda s: None,
+                                 eval_every=2000)
+    cfg = codi.CODIConfig(base_model="x", **text_format(all_steps=False))
     held = task.make(300, seed=77, split="test")
     written, direct = teacher_accuracy(model, tok, cfg, held), teacher_accuracy(model, tok, cfg, held, direct=True)
     assert written >= 0.9, rec["curve"]
@@ -102,9 +103,11 @@ def test_full_finetune_checkpoint_round_trip_and_latent_distill(tmp_path):
                      keep_hidden_states=True)
     rows = torch.arange(len(batch))
     ref = []
-    for layer in cm.config.layers_to_distill(cm.n_layers):
-        t = teacher.hidden_states[layer][rows, batch.teacher_cot[:, 0] + 1]
-        ref.append(torch.nn.functional.smooth_l1_loss(run.hidden_states[1][layer][:, 0], t) / t.std())
+    assert cm.config.num_latents == 2                     # one thought per hop, the last one included
+    for j in range(2):
+        for layer in cm.config.layers_to_distill(cm.n_layers):
+            t = teacher.hidden_states[layer][rows, batch.teacher_cot[:, 0] + 1 + j]
+            ref.append(torch.nn.functional.smooth_l1_loss(run.hidden_states[1 + j][layer][:, 0], t) / t.std())
     torch.testing.assert_close(parts["latent_distill"], torch.stack(ref).mean(), atol=1e-5, rtol=1e-5)
     total = parts["teacher_ce"] + parts["student_ce"] + parts["distill"] + parts["latent_distill"]
     torch.testing.assert_close(parts["total"].detach(), total, atol=1e-5, rtol=1e-5)
@@ -118,7 +121,7 @@ def test_full_finetune_checkpoint_round_trip_and_latent_distill(tmp_path):
     torch.testing.assert_close(a.latent_inputs, b.latent_inputs)
 
     three = codi_from_base(task, tmp_path / "base", num_latents=3)
-    with pytest.raises(ValueError, match="num_latents \\+ 2 = 5"):
+    with pytest.raises(ValueError, match="num_latents \\+ 2 = 5 tokens .* has 4"):
         three.loss(three.make_batch(probs))
 
 
@@ -133,7 +136,8 @@ def test_shipped_organisms_are_listed_small_and_loadable():
         meta = json.loads((folder / "organism.json").read_text())
         assert meta["task"]["depth"] == codi.organisms.task_of(name).depth
         cm, make = codi.organisms.load(name)
-        assert cm.config.num_latents == meta["task"]["depth"] - 1
+        depth = meta["task"]["depth"]
+        assert cm.config.num_latents == (depth if meta["spec"]["base"].get("all_steps") else depth - 1)
         assert all(p.id and p.values for p in make(3, seed=0))
 
 
