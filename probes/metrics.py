@@ -126,14 +126,33 @@ def recall_at_fpr(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarray, " n"]
     (Apollo-style: threshold from a control set, recall measured elsewhere). calib: bool [n]."""
     scores = np.atleast_2d(scores)
     y = np.asarray(y)
+    thr = fpr_threshold(scores, y, calib, fpr)
     out = np.full(len(scores), np.nan)
-    neg, pos = calib & (y == 0), ~calib & (y == 1)
+    pos = ~calib & (y == 1)
     for i, s in enumerate(scores):
-        sn, sp = s[neg], s[pos]
-        sn, sp = sn[np.isfinite(sn)], sp[np.isfinite(sp)]
-        if len(sn) and len(sp):
-            thr = np.quantile(sn, 1 - fpr)
-            out[i] = float(np.mean(sp > thr))
+        sp = s[pos]
+        sp = sp[np.isfinite(sp)]
+        if len(sp) and np.isfinite(thr[i]):
+            out[i] = float(np.mean(sp > thr[i]))
+    return out
+
+
+def fpr_threshold(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarray, " n"], calib: np.ndarray,
+                  fpr: float = 0.01) -> np.ndarray:
+    """Per cell the score threshold above which a fraction `fpr` of the negatives inside `calib` lie (the
+    1 - fpr quantile of their finite scores; NaN if there are none). calib: bool [n].
+
+    >>> float(fpr_threshold(np.arange(101.0)[None], np.zeros(101), np.ones(101, bool), 0.01)[0])
+    99.0
+    """
+    scores = np.atleast_2d(scores)
+    neg = np.asarray(calib, bool) & (np.asarray(y) == 0)
+    out = np.full(len(scores), np.nan)
+    for i, s in enumerate(scores):
+        sn = s[neg]
+        sn = sn[np.isfinite(sn)]
+        if len(sn):
+            out[i] = float(np.quantile(sn, 1 - fpr))
     return out
 
 
