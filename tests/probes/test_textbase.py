@@ -96,7 +96,7 @@ def test_gain_ci_is_the_paired_group_bootstrap():
     # the replicate draws: multinomial over group codes (sorted string order), seed 0
     _, codes = np.unique(g.astype(str), return_inverse=True)
     counts = np.random.default_rng(0).multinomial(N_GROUPS, np.full(N_GROUPS, 1 / N_GROUPS), size=200)
-    text_scores = probes.textbase.sweep(bag_of_words(texts)[0][:, None], labels=y, groups=g, layers=[0],
+    text_scores = probes.sweep(bag_of_words(texts)[0][:, None], labels=y, groups=g, layers=[0],
                                         positions=POSITIONS, Cs=(0.01, 1.0), n_permutations=0, n_bootstrap=10,
                                         progress=False).scores[0]
     for li, p in ((0, "end"), (1, "instr")):
