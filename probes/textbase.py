@@ -84,8 +84,8 @@ def text_baseline(grid: ProbeGrid, texts: Texts, n_permutations: int | None = No
     (None where the position does not exist; it must be None exactly where the probe scored no sample).
     The text sweep reuses the grid's folds, seed, C grid (DEFAULT_CS if the probe was not "logreg"), tolerances,
     held-out part and, unless given, its `n_permutations` and `n_bootstrap`, so its splits are the probe's.
-    Adds metrics text_auroc, text_auroc_lo, text_auroc_hi, text_recall_at_1pct_fpr, gain, gain_lo, gain_hi; the
-    gain CI is the paired group-bootstrap interval, widened like the AUROC CIs to gain +- 1.96 x
+    Adds metrics text_auroc, text_auroc_lo, text_auroc_hi, text_recall_at_1pct_fpr (with test_size also
+    text_test_auroc/_lo/_hi), gain, gain_lo, gain_hi (from the CV scores); the gain CI is the paired group-bootstrap interval, widened like the AUROC CIs to gain +- 1.96 x
     sqrt(sd_probe_null^2 + sd_text_null^2) when both sweeps ran >= 10 permutations. Returns a new grid with
     the finding `label_in_text` (text AUROC >= `threshold`) added to its warnings.
 
@@ -126,7 +126,8 @@ def text_baseline(grid: ProbeGrid, texts: Texts, n_permutations: int | None = No
         raise AssertionError("the text sweep held out other samples than the probe sweep: pass the grid of a sweep "
                              "on these samples, in this order")
     new = {f"text_{k}": np.broadcast_to(tg.metrics[k], (L, P)).copy()
-           for k in ("auroc", "auroc_lo", "auroc_hi", "recall_at_1pct_fpr")}
+           for k in ("auroc", "auroc_lo", "auroc_hi", "recall_at_1pct_fpr", "test_auroc", "test_auroc_lo",
+                     "test_auroc_hi") if k in tg.metrics}
     new.update(_gain(grid, tg, n_boot, seed))
     findings = checks.label_in_text(tg.metrics["auroc"][0], grid.layers, grid.positions, threshold)
     config = {**cfg, "text_baseline": {"features": "bag of words over the prompt tokens up to each position",

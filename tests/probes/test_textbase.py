@@ -145,13 +145,24 @@ def test_bad_input_is_refused_with_the_problem_named():
         probes.text_baseline(ridge, texts)
 
 
-def test_existing_grid_metrics_are_unchanged():
+def test_existing_grid_metrics_are_unchanged_and_the_result_round_trips(tmp_path):
     acts, y, g, texts = _planted(label_in_text=True)
     grid = _sweep(acts, y, g, n_permutations=0)
     out = probes.text_baseline(grid, texts)
     for k, v in grid.metrics.items():
         assert np.array_equal(out.metrics[k], v, equal_nan=True), k
     assert "gain" not in grid.metrics and not [w for w in grid.warnings if w.kind == "label_in_text"]
+    back = probes.ProbeGrid.load(out.save(tmp_path / "grid"))
+    assert np.allclose(back.sel("gain"), out.sel("gain")) and [w.kind for w in back.warnings] == ["label_in_text"]
+
+
+def test_held_out_part_gets_a_text_test_auroc():
+    acts, y, g, texts = _planted(label_in_text=True)
+    grid = probes.sweep(acts, labels=y, groups=g, positions=POSITIONS, Cs=(1.0,), n_permutations=0,
+                        test_size=0.25, n_bootstrap=100, progress=False)
+    out = probes.text_baseline(grid, texts)
+    assert out.sel("text_test_auroc", 0, "q") == pytest.approx(0.5)
+    assert out.sel("text_test_auroc", 1, "end") > 0.95
 
 
 def test_doctests_run():
