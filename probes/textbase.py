@@ -172,14 +172,16 @@ def _check_same_samples(grid: ProbeGrid, valid: np.ndarray) -> None:
 
 
 def _check_no_shared_text(texts: Texts, groups: np.ndarray) -> None:
-    """Samples of different groups with the same tokens at every position would sit on both sides of a split."""
+    """Samples of different groups with the same bag of words at every position (the same text features) would sit
+    on both sides of a split (the sweep refuses such duplicates; this says it in terms of the text)."""
     seen: dict[tuple, tuple[int, str]] = {}
-    keys = [tuple(None if t is None else tuple(t) for t in row) for row in texts]
+    keys = [tuple(None if t is None else tuple(sorted(t)) for t in row) for row in texts]
     if len(set(keys)) <= 1:
         return                                              # one text for all: nothing to read, nothing leaks
     for i, (k, gi) in enumerate(zip(keys, np.asarray(groups).astype(str).tolist())):
         j, gj = seen.setdefault(k, (i, gi))
         if gj != gi:
             raise ValueError(f"samples {j} and {i} are in different groups ({gj!r}, {gi!r}) but have the same prompt "
-                             f"tokens at every position: a text classifier would see one in training and the other "
-                             f"in test; give samples with the same prompt the same group")
+                             f"tokens (as a bag of words) at every position: a text classifier would see one in "
+                             f"training and the other in test; give such samples the same group (in the probe sweep "
+                             f"too) or probe positions where their texts differ")

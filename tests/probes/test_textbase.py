@@ -139,6 +139,9 @@ def test_bad_input_is_refused_with_the_problem_named():
     shared[9] = shared[7]                                   # sample 9 (group 4) copies sample 7 (group 3)
     with pytest.raises(ValueError, match="samples 7 and 9 are in different groups .'3', '4'."):
         probes.text_baseline(grid, shared)
+    shared[9] = [t[::-1] for t in shared[7]]                # the same bags of words, in another order
+    with pytest.raises(ValueError, match="same prompt tokens .as a bag of words. at every position"):
+        probes.text_baseline(grid, shared)
     ridge = probes.sweep(acts, labels=np.arange(len(y), dtype=float), groups=g, method="ridge", n_permutations=0,
                          progress=False)
     with pytest.raises(ValueError, match="compares AUROCs"):
