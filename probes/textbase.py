@@ -85,8 +85,9 @@ def text_baseline(grid: ProbeGrid, texts: Texts, n_permutations: int | None = No
     The text sweep reuses the grid's folds, seed, C grid (DEFAULT_CS if the probe was not "logreg"), tolerances,
     held-out part and, unless given, its `n_permutations` and `n_bootstrap`, so its splits are the probe's.
     Adds metrics text_auroc, text_auroc_lo, text_auroc_hi, text_recall_at_1pct_fpr (with test_size also
-    text_test_auroc/_lo/_hi), gain, gain_lo, gain_hi (from the CV scores); the gain CI is the paired group-bootstrap interval, widened like the AUROC CIs to gain +- 1.96 x
-    sqrt(sd_probe_null^2 + sd_text_null^2) when both sweeps ran >= 10 permutations. Returns a new grid with
+    text_test_auroc/_lo/_hi), gain, gain_lo, gain_hi (from the CV scores); the gain CI is the paired
+    group-bootstrap interval, widened like the AUROC CIs to gain +- 1.96 x sqrt(sd_probe_null^2 + sd_text_null^2)
+    when both sweeps ran >= 10 permutations. Returns a new grid with
     the finding `label_in_text` (text AUROC >= `threshold`) added to its warnings.
 
     >>> import numpy as np, probes

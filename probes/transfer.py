@@ -4,9 +4,10 @@ refit; the threshold is fixed at 1% false positives on a control set's negatives
 Per cell the probe is the sweep's logistic regression (standardised on the training rows, C by inner group CV on
 the training set) fitted on ALL training samples; the test set is only scored. Metrics on the test set: auroc with
 auroc_lo/auroc_hi (group-bootstrap percentile CI over the test groups: the scores come from one fixed probe, so
-the bootstrap needs no CV widening; it covers the sampling of the test set, not the variance of the fit), accuracy/f1/confusion at the probe's own threshold 0, and with a control set
-recall_at_1pct_fpr and test_fpr_at_threshold (the false-positive rate that threshold gives on the test negatives)
-plus control_auroc; train_auroc and log10_C describe the fit.
+the bootstrap needs no CV widening; it covers the sampling of the test set, not the variance of the fit),
+accuracy/f1/confusion at the probe's own threshold 0, and with a control set recall_at_1pct_fpr and
+test_fpr_at_threshold (the false-positive rate that threshold gives on the test negatives) plus control_auroc;
+train_auroc and log10_C describe the fit.
 
     >>> import numpy as np, probes
     >>> rng = np.random.default_rng(0)
