@@ -1,7 +1,8 @@
 """Automatic checks run on every sweep; each returns Findings that `ProbeGrid.summary()` shows.
 
 Kinds: identical_features, zero_variance, constant_predictions, class_imbalance, ci_below_chance, too_few_groups,
-duplicate_samples (raised, not reported: it makes every test score meaningless), not_converged, skipped_cells.
+duplicate_samples (raised, not reported: it makes every test score meaningless), not_converged, skipped_cells;
+label_in_text (added by `probes.text_baseline`).
 
     >>> frac = identical_fraction(X_cell, y, groups)   # fraction of mixed-label groups whose rows are identical
 """
@@ -143,3 +144,23 @@ def grid_findings(metrics: dict[str, np.ndarray], layers: list[int], positions: 
         out.append(Finding("skipped_cells", f"{int(skipped.sum())} cell(s) skipped: too few valid samples or one "
                            f"class only among them", "info", cells(skipped)))
     return out
+
+
+def label_in_text(text_auroc: Float[np.ndarray, " position"], layers: list[int], positions: list[str],
+                  threshold: float = 0.95) -> list[Finding]:
+    """A `label_in_text` finding over every cell at the positions where the text-only baseline's AUROC reaches
+    `threshold` (the label is in the prompt there, e.g. an instruction), or none.
+
+    >>> [w.kind for w in label_in_text(np.array([0.5, 0.99]), [0, 1], ["q_0", "q_5"])]
+    ['label_in_text']
+    """
+    hit = np.nan_to_num(np.asarray(text_auroc, float), nan=0.0) >= threshold
+    if not hit.any():
+        return []
+    shown = [positions[j] for j in np.flatnonzero(hit)]
+    return [Finding("label_in_text", f"the label can be read from the prompt: a text-only classifier (bag of words "
+                    f"over the tokens up to the position) reaches AUROC >= {threshold} at {len(shown)} position(s) "
+                    f"({', '.join(shown[:6])}{' ...' if len(shown) > 6 else ''}; up to "
+                    f"{float(np.nanmax(text_auroc)):.3f}); a probe here may only detect the instruction: read the "
+                    f"white-box gain (metric 'gain'), not the probe AUROC", "warning",
+                    [(l_, p) for l_ in layers for p in shown])]

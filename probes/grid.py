@@ -195,6 +195,11 @@ class ProbeGrid:
             if "p_value" in self.metrics and np.isfinite(self.sel("p_value", bl, bp)):
                 parts.append(f"p={self.sel('p_value', bl, bp):.3g}")
             lines.append(f"best cell: layer {bl}, {bp}: " + ", ".join(parts) + " (picked on the same data: optimistic)")
+            if metric == "auroc" and "gain" in self.metrics:
+                lines.append(f"  text-only baseline there: AUROC {self.sel('text_auroc', bl, bp):.3f} "
+                             f"[{self.sel('text_auroc_lo', bl, bp):.3f}, {self.sel('text_auroc_hi', bl, bp):.3f}]; "
+                             f"white-box gain {self.sel('gain', bl, bp):+.3f} [{self.sel('gain_lo', bl, bp):+.3f}, "
+                             f"{self.sel('gain_hi', bl, bp):+.3f}]")
         if self.warnings:
             lines.append(f"checks: {len(self.warnings)} finding(s)")
             lines += [f"  - {w}" for w in self.warnings]

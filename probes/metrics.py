@@ -54,12 +54,31 @@ def group_bootstrap_auroc(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarra
                           chunk: int = 8, pairwise: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Percentile CI of AUROC per cell, resampling whole groups with replacement (same draws for every cell).
 
-    Samples with NaN score are left out. Returns (lo, hi), each [cells]. Each cell's scores are sorted once; a
-    resample only reweights them (a group drawn k times weighs k), so no replicate is re-sorted; for small n the
-    weighted pair counts are one matmul per cell (sum_ij w_i [s_i > s_j] w_j over positives i, negatives j;
-    `pairwise=None` picks by size).
+    Samples with NaN score are left out. Returns (lo, hi), each [cells]. The replicates are
+    `group_bootstrap_replicates` (same arguments, same draws).
 
     >>> lo, hi = group_bootstrap_auroc(grid.scores.reshape(-1, len(grid.y)), grid.y, grid.groups)
+    """
+    boots = group_bootstrap_replicates(scores, y, groups, n_boot, seed, chunk, pairwise)
+    a = (1 - level) / 2
+    return np.nanquantile(boots, a, axis=1), np.nanquantile(boots, 1 - a, axis=1)
+
+
+def group_bootstrap_replicates(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarray, " n"],
+                               groups: np.ndarray, n_boot: int = 1000, seed: int = 0, chunk: int = 8,
+                               pairwise: bool | None = None) -> Float[np.ndarray, "cells boot"]:
+    """AUROC of every cell under `n_boot` resamplings of whole groups with replacement: [cells, n_boot].
+
+    The draws depend only on (groups, n_boot, seed), so two calls with those equal resample the same groups:
+    differences of their replicates give a paired CI (e.g. probe minus text baseline). Samples with NaN score are
+    left out. Each cell's scores are sorted once; a resample only reweights them (a group drawn k times weighs k),
+    so no replicate is re-sorted; for small n the weighted pair counts are one matmul per cell
+    (sum_ij w_i [s_i > s_j] w_j over positives i, negatives j; `pairwise=None` picks by size).
+
+    >>> import numpy as np
+    >>> s = np.array([[0.1, 0.9, 0.2, 0.8, 0.3, 0.7]]); y = np.array([0, 1, 0, 1, 0, 1])
+    >>> group_bootstrap_replicates(s, y, np.array([0, 0, 1, 1, 2, 2]), n_boot=5).shape
+    (1, 5)
     """
     scores = np.atleast_2d(np.asarray(scores, np.float64))
     _, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
@@ -67,9 +86,8 @@ def group_bootstrap_auroc(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarra
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot)   # [B, G]
     w = torch.as_tensor(counts[:, codes], dtype=torch.float64)                           # [B, n]
-    lo, hi = np.full(len(scores), np.nan), np.full(len(scores), np.nan)
+    out = np.full((len(scores), n_boot), np.nan)
     yt = torch.as_tensor(np.asarray(y), dtype=torch.float64)
-    a = (1 - level) / 2
     pos, neg = np.asarray(y) == 1, np.asarray(y) == 0
     if pairwise is None:                                    # small n: one matmul per cell beats the cumsums
         pairwise = bool(pos.sum() * neg.sum() <= 2000 * len(yt))
@@ -91,9 +109,8 @@ def group_bootstrap_auroc(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarra
             ss, order = torch.sort(torch.where(ok, s, torch.zeros_like(s)), dim=-1)
             ws = w[:, order].permute(1, 0, 2) * torch.gather(ok, -1, order)[:, None, :]  # [c, B, n]
             boots = _auroc_sorted(ss[:, None, :], yt[order][:, None, :], ws).numpy()      # [c, B]
-        lo[i:i + chunk] = np.nanquantile(boots, a, axis=1)
-        hi[i:i + chunk] = np.nanquantile(boots, 1 - a, axis=1)
-    return lo, hi
+        out[i:i + chunk] = boots
+    return out
 
 
 def permutation_p(observed: Float[np.ndarray, " cells"], null: Float[np.ndarray, "cells perm"]) -> np.ndarray:
@@ -109,14 +126,33 @@ def recall_at_fpr(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarray, " n"]
     (Apollo-style: threshold from a control set, recall measured elsewhere). calib: bool [n]."""
     scores = np.atleast_2d(scores)
     y = np.asarray(y)
+    thr = fpr_threshold(scores, y, calib, fpr)
     out = np.full(len(scores), np.nan)
-    neg, pos = calib & (y == 0), ~calib & (y == 1)
+    pos = ~calib & (y == 1)
     for i, s in enumerate(scores):
-        sn, sp = s[neg], s[pos]
-        sn, sp = sn[np.isfinite(sn)], sp[np.isfinite(sp)]
-        if len(sn) and len(sp):
-            thr = np.quantile(sn, 1 - fpr)
-            out[i] = float(np.mean(sp > thr))
+        sp = s[pos]
+        sp = sp[np.isfinite(sp)]
+        if len(sp) and np.isfinite(thr[i]):
+            out[i] = float(np.mean(sp > thr[i]))
+    return out
+
+
+def fpr_threshold(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarray, " n"], calib: np.ndarray,
+                  fpr: float = 0.01) -> np.ndarray:
+    """Per cell the score threshold above which a fraction `fpr` of the negatives inside `calib` lie (the
+    1 - fpr quantile of their finite scores; NaN if there are none). calib: bool [n].
+
+    >>> float(fpr_threshold(np.arange(101.0)[None], np.zeros(101), np.ones(101, bool), 0.01)[0])
+    99.0
+    """
+    scores = np.atleast_2d(scores)
+    neg = np.asarray(calib, bool) & (np.asarray(y) == 0)
+    out = np.full(len(scores), np.nan)
+    for i, s in enumerate(scores):
+        sn = s[neg]
+        sn = sn[np.isfinite(sn)]
+        if len(sn):
+            out[i] = float(np.quantile(sn, 1 - fpr))
     return out
 
 
