@@ -103,3 +103,14 @@ def test_heldout_confirmation_of_the_picked_cell():
     assert (best["layer"], best["position"]) == (PLANTED[0], str(PLANTED[1]))
     assert best["test_auroc"] > 0.85 and best["test_auroc_lo"] > 0.5          # confirmed on unseen groups
     assert best["p_corrected"] == grid.sel("p_corrected", PLANTED[0], str(PLANTED[1]))   # on the 20 picking samples
+
+
+def test_ridge_and_multiclass_grids_carry_p_corrected():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2, 3, 4)).astype(np.float32)
+    X[:, 1, 2, 0] += 3 * (np.arange(60) % 3)                    # layer 1, position "2" encodes the target
+    for method, y in [("ridge", (np.arange(60) % 3).astype(float)), ("multiclass", np.arange(60) % 3)]:
+        grid = probes.sweep(X, labels=y, groups=np.arange(60), method=method, n_permutations=19, n_bootstrap=20,
+                            progress=False)
+        pc, p = grid.metrics["p_corrected"], grid.metrics["p_value"]
+        assert np.isfinite(pc).all() and np.all(pc >= p) and pc[1, 2] == 1 / 20, method
