@@ -91,9 +91,10 @@ class ProbeGrid:
     """Per-cell probe results: metrics[name] is a float array [n_layers, n_positions].
 
     Standard metric names: auroc, auroc_lo, auroc_hi (group-bootstrap 95% CI), accuracy, f1, p_value
-    (group-level label permutation), train_auroc, gap (train - test AUROC), selectivity (vs control task),
-    recall_at_1pct_fpr, n_test, tn, fp, fn, tp (pooled held-out confusion matrix), best_C; for regression
-    targets r2 and pearson_r instead of the classification metrics.
+    (group-level label permutation, per cell), p_corrected (the same permutations, family-wise corrected over all
+    cells by Westfall-Young max-T: valid for the best cell), train_auroc, gap (train - test AUROC), selectivity
+    (vs control task), recall_at_1pct_fpr, n_test, tn, fp, fn, tp (pooled held-out confusion matrix), best_C;
+    for regression targets r2 and pearson_r instead of the classification metrics.
     `scores[l, p, i]` is the held-out decision score of sample i (NaN if it was never held out).
     """
 
@@ -154,8 +155,9 @@ class ProbeGrid:
              layers: list[int] | None = None) -> tuple[int, str]:
         """The (layer, position) cell with the highest `metric` (NaN ignored), optionally among some cells.
 
-        Picking the best of many cells on the same data that reports it is optimistic; use
-        `probes.pick_best(val_grid, test_grid)` to pick on validation and report test.
+        Picking the best of many cells on the same data that reports it is optimistic: quote its `p_corrected`
+        (max-T over cells), or sweep with test_size and use `probes.pick_best(grid)` to pick on CV and report on
+        held-out groups.
         """
         m = self.sel(metric).copy()
         mask = np.ones_like(m, dtype=bool)
@@ -169,11 +171,26 @@ class ProbeGrid:
         li, pi = np.unravel_index(int(np.argmax(m)), m.shape)
         return self.layers[li], self.positions[pi]
 
+    def p_text(self, layer: int, position: str) -> str:
+        """Which p-values a cell has, in words: "p = 0.01 (uncorrected), p_FWER = 0.2 (max-T over 120 cells)";
+        "" without a p_value.
+
+        >>> grid.p_text(*grid.best())
+        """
+        li, pi = self._li(layer), self._pi(position)
+        if "p_value" not in self.metrics or not np.isfinite(self.metrics["p_value"][li, pi]):
+            return ""
+        text = f"p = {self.metrics['p_value'][li, pi]:.3g} (uncorrected)"
+        pc = self.metrics.get("p_corrected")
+        if pc is not None and np.isfinite(pc[li, pi]):
+            text += f", p_FWER = {pc[li, pi]:.3g} (max-T over {int(np.isfinite(pc).sum())} cells)"
+        return text
+
     def table(self) -> pd.DataFrame:
         """Tidy table, one row per cell: layer, position, then every metric as a column."""
         L, P = len(self.layers), len(self.positions)
         df = pd.DataFrame({"layer": np.repeat(self.layers, P), "position": np.tile(self.positions, L)})
-        first = ["auroc", "auroc_lo", "auroc_hi", "accuracy", "f1", "p_value"]
+        first = ["auroc", "auroc_lo", "auroc_hi", "accuracy", "f1", "p_value", "p_corrected"]
         names = [k for k in first if k in self.metrics] + sorted(k for k in self.metrics if k not in first)
         for k in names:
             df[k] = self.metrics[k].reshape(-1)
@@ -192,8 +209,8 @@ class ProbeGrid:
             parts = [f"{metric}={self.sel(metric, bl, bp):.3f}"]
             if metric == "auroc" and "auroc_lo" in self.metrics:
                 parts.append(f"95% CI [{self.sel('auroc_lo', bl, bp):.3f}, {self.sel('auroc_hi', bl, bp):.3f}]")
-            if "p_value" in self.metrics and np.isfinite(self.sel("p_value", bl, bp)):
-                parts.append(f"p={self.sel('p_value', bl, bp):.3g}")
+            if self.p_text(bl, bp):
+                parts.append(self.p_text(bl, bp))
             lines.append(f"best cell: layer {bl}, {bp}: " + ", ".join(parts) + " (picked on the same data: optimistic)")
             if metric == "auroc" and "gain" in self.metrics:
                 lines.append(f"  text-only baseline there: AUROC {self.sel('text_auroc', bl, bp):.3f} "

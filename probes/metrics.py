@@ -1,5 +1,6 @@
 """Metrics for held-out probe scores, batched over cells: AUROC (with ties), group-bootstrap CIs, permutation
-p-values, recall at a fixed FPR, and the DeLong test for two cells scored on the same samples.
+p-values (per cell, and family-wise corrected over cells by max-T), recall at a fixed FPR, and the DeLong test for
+two cells scored on the same samples.
 
     >>> import numpy as np
     >>> from probes.metrics import auroc
@@ -118,6 +119,30 @@ def permutation_p(observed: Float[np.ndarray, " cells"], null: Float[np.ndarray,
     ok = np.isfinite(null)
     ge = ((null >= observed[:, None] - 1e-12) & ok).sum(1)
     return (1 + ge) / (1 + ok.sum(1))
+
+
+def max_t_p(observed: Float[np.ndarray, " cells"], null: Float[np.ndarray, "cells perm"]) -> np.ndarray:
+    """Westfall-Young single-step max-T p-value per cell, corrected for picking among all cells.
+
+    The same relabelings must be used for every cell (null[:, j] all come from permutation j). Per permutation
+    the maximum over cells of the null statistic is one draw of "the best cell under the null"; then
+    p(cell) = (1 + #{perm : max over cells of null[:, perm] >= observed(cell)}) / (1 + n_perm).
+    NaN null values are ignored in the maximum (permutations with no finite value are dropped); a cell with NaN
+    observed value (skipped, say) is left out of the family and gets NaN. It controls the family-wise error rate:
+    on pure noise, P(min over cells of p <= a) <= a.
+
+    >>> obs = np.array([0.95, 0.70, np.nan])
+    >>> null = np.array([[0.60, 0.50, 0.55, 0.52],
+    ...                  [0.58, 0.72, 0.50, 0.61],
+    ...                  [0.90, 0.50, 0.50, 0.50]])   # [cells, perm]; cell 3 (NaN) is left out: max .60 .72 .55 .61
+    >>> max_t_p(obs, null).tolist()                        # 0.95: no max >= it -> 1/5; 0.70: only .72 -> 2/5
+    [0.2, 0.4, nan]
+    """
+    observed, null = np.asarray(observed, np.float64), np.asarray(null, np.float64)
+    ok = np.isfinite(null) & np.isfinite(observed)[:, None]
+    col_max = np.where(ok, null, -np.inf).max(0, initial=-np.inf)[ok.any(0)]          # [perm with a value]
+    ge = (col_max[None, :] >= observed[:, None] - 1e-12).sum(1)
+    return np.where(np.isfinite(observed), (1 + ge) / (1 + len(col_max)), np.nan)
 
 
 def recall_at_fpr(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarray, " n"], calib: np.ndarray,

@@ -9,6 +9,7 @@ by group-aware K-fold CV. Metrics per cell:
 - `accuracy_lo`, `accuracy_hi`: group-bootstrap 95% interval of the held-out accuracy, widened to +-1.96 x the SD
   of the refitted permutation null (held-out CV predictions are not independent draws);
 - `p_value`: group-level label permutations, each refitted through the same folds; `null_accuracy_mean`;
+  `p_corrected`: the same permutations, family-wise corrected over cells (max-T, `probes.metrics.max_t_p`);
 - `control_accuracy` (one extra shuffle, the control task) and `selectivity` = accuracy - control_accuracy;
 - `train_accuracy`, `gap`, `n_test`.
 
@@ -30,6 +31,8 @@ import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+
+from probes.metrics import max_t_p
 
 __all__ = ["fit_chunk_multiclass", "multiclass_metrics", "DEFAULT_C"]
 
@@ -119,6 +122,7 @@ def multiclass_metrics(pred: np.ndarray, null: np.ndarray, train_acc: np.ndarray
            "n_test": np.isfinite(pred).sum(1).astype(float)}
     if nulls.shape[1]:
         out["p_value"] = (1 + (nulls >= acc[:, None] - 1e-12).sum(1)) / (1 + nulls.shape[1])
+        out["p_corrected"] = max_t_p(acc, nulls)
         out["null_accuracy_mean"] = nulls.mean(1)
         if nulls.shape[1] >= 10:
             sd = nulls.std(1, ddof=1)
@@ -126,5 +130,6 @@ def multiclass_metrics(pred: np.ndarray, null: np.ndarray, train_acc: np.ndarray
             out["accuracy_hi"] = np.clip(np.maximum(hi, acc + 1.96 * sd), 0, 1)
     else:
         out["p_value"] = np.full(len(acc), np.nan)
+        out["p_corrected"] = np.full(len(acc), np.nan)
         out["null_accuracy_mean"] = np.full(len(acc), np.nan)
     return out

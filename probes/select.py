@@ -40,7 +40,17 @@ def pick_best(grid: ProbeGrid, select: str = "auroc", report: str = "test_auroc"
     """Pick the cell with the best `select` metric (cross-validated) and report its `report` metric measured on
     held-out groups never used for picking. Needs a sweep run with test_size=...
 
-    Returns {"layer", "position", select, report, report + "_lo", report + "_hi", "n_cells_compared"}.
+    This is the held-out confirmation of a selected cell: `probes.sweep(..., test_size=0.5, seed=s)` splits the
+    groups once (seed `s`) into a selection part, where every cell is cross-validated and the best is picked, and a
+    confirmation part, scored by a probe fitted on the whole selection part; the confirmation AUROC and its
+    group-bootstrap CI are not inflated by the picking.
+
+    Returns {"layer", "position", select, report, report + "_lo", report + "_hi", "n_cells_compared",
+    "n_select" (samples cross-validated at that cell), "n_report" (held-out samples scored at that cell)}, plus
+    "p_corrected" (max-T over the compared cells, on the selection part) when the grid has it.
+
+    >>> grid = probes.sweep(acts, labels=y, groups=g, test_size=0.5, seed=0)
+    >>> probes.pick_best(grid)["test_auroc"]
     """
     if report not in grid.metrics:
         raise ValueError(f"this grid has no {report!r}: run probes.sweep(..., test_size=0.25) so that a held-out "
@@ -52,4 +62,9 @@ def pick_best(grid: ProbeGrid, select: str = "auroc", report: str = "test_auroc"
         if report + suffix in grid.metrics:
             out[report + suffix] = grid.sel(report + suffix, layer, pos)
     out["n_cells_compared"] = int(np.isfinite(grid.metrics[select]).sum())
+    test = np.isin(np.arange(len(grid.y)), grid.config.get("test_idx", []))
+    scored = np.isfinite(grid.scores[grid._li(layer), grid._pi(pos)])
+    out["n_select"], out["n_report"] = int((scored & ~test).sum()), int((scored & test).sum())
+    if "p_corrected" in grid.metrics:
+        out["p_corrected"] = grid.sel("p_corrected", layer, pos)
     return out

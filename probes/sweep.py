@@ -271,6 +271,7 @@ def _metrics(scores, null, y, g, test_idx, calib, regression, n_bootstrap, seed,
         null_r2 = 1 - np.nansum((null[:, :-1] - yp[None]) ** 2, -1) / ss_tot[None]
         null_r2[np.all(np.isnan(null[:, :-1]), -1)] = np.nan
         out["p_value"] = metrics.permutation_p(r2, null_r2) if null.shape[1] > 1 else np.full(L * P, np.nan)
+        out["p_corrected"] = metrics.max_t_p(r2, null_r2) if null.shape[1] > 1 else np.full(L * P, np.nan)
         out["train_r2"], out["log10_alpha"] = extra.pop("train_auroc").reshape(-1), extra.pop("log10_C").reshape(-1)
         out["r2_fold_std"] = extra.pop("auroc_fold_std").reshape(-1)
     else:
@@ -281,6 +282,7 @@ def _metrics(scores, null, y, g, test_idx, calib, regression, n_bootstrap, seed,
         nulls = null_auc[:, :-1]
         has_null = np.isfinite(nulls).any(1)
         out["p_value"] = np.where(has_null, metrics.permutation_p(out["auroc"], nulls), np.nan)
+        out["p_corrected"] = np.where(has_null, metrics.max_t_p(out["auroc"], nulls), np.nan)   # same perms per cell
         safe = np.where(np.isfinite(nulls), nulls, 0).sum(1) / np.maximum(np.isfinite(nulls).sum(1), 1)
         out["null_auroc_mean"] = np.where(has_null, safe, np.nan)
         # Held-out scores of CV folds are not independent draws: the group bootstrap of fixed scores alone is too

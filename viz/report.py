@@ -136,12 +136,14 @@ def _best_sentence(grid: ProbeGrid, metric: str) -> str:
     items = []
     for kind, b in best.items():
         ci = f" (95% CI [{fmt(b['lo'])}, {fmt(b['hi'])}])" if np.isfinite(b["lo"]) else ""
+        ps = grid.p_text(b["layer"], b["position"])  # "p = x (uncorrected), p_FWER = y (max-T over N cells)"
         items.append(
             f"<li>best {esc(kind)} cell: layer {b['layer']}, <code>{esc(b['position'])}</code>: "
-            f"{esc(metric)} {fmt(b['value'])}{ci}, p = {fmt(b['p_value'])}</li>"
+            f"{esc(metric)} {fmt(b['value'])}{ci}{', ' + esc(ps) if ps else ''}</li>"
         )
     return (
-        "<p>Best cells (picked on the same data they are reported on, so optimistic):</p><ul>"
+        "<p>Best cells (picked on the same data they are reported on, so the value and CI are optimistic; "
+        "p_FWER, where shown, is corrected for picking among all cells):</p><ul>"
         + "".join(items)
         + "</ul>"
     )

@@ -92,6 +92,11 @@ def test_report_sections_and_verdicts(grid, tmp_path):
         f"best latent cell: layer {layer}, <code>{pos}</code>: auroc {grid.sel('auroc', layer, pos):.3f}"
         in doc
     )
+    n_cells = int((grid.metrics["p_corrected"] >= 0).sum())
+    assert (
+        f"p = {grid.sel('p_value', layer, pos):.3g} (uncorrected), "
+        f"p_FWER = {grid.sel('p_corrected', layer, pos):.3g} (max-T over {n_cells} cells)" in doc
+    )
     assert "Run config of tiny-llama" in doc and "<tr><td><code>n_layers</code></td><td>4</td></tr>" in doc
     assert "Across models" not in doc  # one grid: no comparison
     clean = ProbeGrid(
