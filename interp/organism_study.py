@@ -19,7 +19,7 @@ model must here find each value, in the thoughts, and show that the answer follo
     >>> cm, make = codi.organisms.load("pointer3")
     >>> s = study(cm, codi.organisms.task_of("pointer3"), n=100, n_pairs=20, n_permutations=0, max_iter=20)
     >>> s.lens.shape                                # [thought, step]
-    (2, 3)
+    (3, 3)
     >>> bool(s.lens[0, 0] > 0.9)                    # thought 0 reads out the value after hop 1
     True
 """
@@ -57,13 +57,15 @@ class OrganismStudy:
         lines = [f"### {self.name}: where each step's value lives", "",
                  f"Probes: {self.n} held-out problems, multiclass softmax probe of the value after each step, "
                  "5 group folds; 95% CI (group bootstrap widened by the permutation null); chance = 1/classes.", "",
-                 "| step | best cell | accuracy | 95% CI | p | chance |", "|---|---|---|---|---|---|"]
+                 "| step | best cell | accuracy | 95% CI | p (uncorrected) | p_FWER (max-T over cells) | chance |",
+                 "|---|---|---|---|---|---|---|"]
         for s, g in self.probe.items():
             layer, pos = g.best("accuracy")
             lo, hi = g.sel("accuracy_lo", layer, pos), g.sel("accuracy_hi", layer, pos)
-            p = g.sel("p_value", layer, pos)
+            p, pc = (g.sel(m, layer, pos) if m in g.metrics else np.nan for m in ("p_value", "p_corrected"))
+            ps = " | ".join("n/a" if not np.isfinite(x) else f"{x:.3f}" for x in (p, pc))
             lines.append(f"| {s} | L{layer} / {pos} | {g.sel('accuracy', layer, pos):.3f} | [{lo:.3f}, {hi:.3f}] | "
-                         f"{'n/a' if not np.isfinite(p) else f'{p:.3f}'} | {g.sel('chance', layer, pos):.3f} |")
+                         f"{ps} | {g.sel('chance', layer, pos):.3f} |")
         lines += ["", "Logit lens: share of problems whose thought's top token (LM head on the fed-back last-layer "
                   "hidden) is the value after step s.", "",
                   "| thought | " + " | ".join(f"step {s}" for s in range(1, self.lens.shape[1] + 1)) + " |",

@@ -18,20 +18,19 @@ def result():
     return study(cm, codi.organisms.task_of("pointer3"), n=500, n_pairs=200, n_permutations=10)
 
 
-def test_each_intermediate_value_is_decodable_from_its_thought(result):
-    """Hops 1 and 2 each have a thought (2 thoughts for 3 hops); the answer (hop 3) is computed after them."""
-    for s in (1, 2):
+def test_each_step_value_is_decodable_from_its_thought(result):
+    """pointer3 has one thought per hop: the node after hop s is read best from thought s-1 (layer 0 = its input)."""
+    latents = ["latent_0", "latent_1", "latent_2"]
+    for s in (1, 2, 3):
         g = result.probe[s]
-        layer, pos = g.best("accuracy", positions=["latent_0", "latent_1"])
-        assert (s, pos) in {(1, "latent_0"), (2, "latent_1")}
+        layer, pos = g.best("accuracy", positions=latents)
+        assert pos == f"latent_{s - 1}", (s, layer, pos)
         assert g.sel("accuracy", layer, pos) >= 0.9, (s, layer, pos)
         assert g.sel("accuracy_lo", layer, pos) > 2 * g.sel("chance", layer, pos)
         assert g.sel("p_value", layer, pos) == pytest.approx(1 / 11)
-        other = "latent_1" if pos == "latent_0" else "latent_0"
-        assert g.sel("accuracy", 0, other) < 0.5            # the other thought's input does not carry it
-    g3 = result.probe[3]
-    layer, pos = g3.best("accuracy")
-    assert pos == "latent_1" and layer >= 1 and g3.sel("accuracy", layer, pos) >= 0.8   # computed in the last thought
+        assert g.sel("p_corrected", layer, pos) == pytest.approx(1 / 11)
+    # the next thought still carries the previous node in part (measured 0.78 for hop 1 at latent_1), but less
+    assert result.probe[1].sel("accuracy", 0, "latent_1") < result.probe[1].sel("accuracy", 0, "latent_0") - 0.1
 
 
 def test_logit_lens_reads_thought_j_as_the_value_after_hop_j_plus_1(result):
