@@ -73,8 +73,11 @@ def ablation_accuracy(cm: CODIModel, problems: list, kind: str = "none", num_lat
         chunk, gold = qs[i:i + batch_size], problems[i:i + batch_size]
         fn = None
         if kind != "none":
-            clean = cm.generate(chunk, max_new_tokens=3, return_latents=True, num_latents=num_latents).latent_inputs
-            mean = clean.mean(0)
+            clean = mean = None
+            if kind in ("mean", "swap"):  # these need this chunk's own thoughts first
+                clean = cm.generate(chunk, max_new_tokens=3, return_latents=True,
+                                    num_latents=num_latents).latent_inputs
+                mean = clean.mean(0)
 
             def fn(j, thought, clean=clean, mean=mean):
                 if kind == "zero":

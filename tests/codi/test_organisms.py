@@ -14,13 +14,7 @@ from codi.organisms.base import BaseSpec, teacher_accuracy, text_format, train_b
 from codi.organisms.recipe import ablation_accuracy, codi_from_base
 from codi.organisms.train import accuracy_table
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/codi/conftest.py
 
 
 # ------------------------------------------------------------------------------------------------ tasks

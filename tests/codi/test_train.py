@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import codi
 from codi import data
@@ -29,13 +28,7 @@ CLI_SET = ["--set", "num_latents=3", "--set", "lora_r=8", "--set", "lora_dropout
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest (and reproducibly across processes) on one thread on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/codi/conftest.py
 
 
 def model(base="tiny-llama"):
