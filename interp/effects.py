@@ -18,10 +18,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 import poslabels
-from interp.intervene import INPUT
+from interp.intervene import INPUT, Baseline, Batch, Edit, prepare
 from probes.grid import Finding, ProbeGrid
 
-__all__ = ["qa", "parse_layers", "make_grid", "grid_config", "cells_of", "fill_grid", "nanmean", "bar"]
+__all__ = ["qa", "parse_layers", "make_grid", "grid_config", "cells_of", "fill_grid", "nanmean", "bar",
+           "pair_batches", "patch_edits"]
 
 
 def qa(prompts: Any, answers: Sequence[str] | None) -> tuple[list[str], list[str]]:
@@ -54,6 +55,34 @@ def qa(prompts: Any, answers: Sequence[str] | None) -> tuple[list[str], list[str
             f"prompts {missing[:5]} have no answer: pass answers=[...] (the correct final numbers)."
         )
     return qs, [str(a) for a in ans]
+
+
+def pair_batches(
+    model, clean: Any, corrupt: Any, answers: tuple[Sequence[str], Sequence[str]] | None = None
+) -> tuple[Batch, Batch]:
+    """The two batches of a patching experiment: clean questions and corrupt questions, BOTH scored against the
+    clean answer with the corrupt answer as the foil (so `logit_diff` = clean answer minus corrupt answer).
+
+    >>> clean, corrupt = [{"question": "3 + 4 = ?", "answer": "7"}], [{"question": "3 + 5 = ?", "answer": "8"}]
+    >>> bc, bk = pair_batches(cm, clean, corrupt)
+    """
+    cq, ca = qa(clean, answers[0] if answers else None)
+    kq, ka = qa(corrupt, answers[1] if answers else None)
+    if len(cq) != len(kq):
+        raise ValueError(f"{len(cq)} clean vs {len(kq)} corrupt problems: patching needs aligned pairs.")
+    return prepare(model, cq, ca, foils=ka), prepare(model, kq, ca, foils=ka)
+
+
+def patch_edits(cells: Sequence[tuple[int, str]], labels: Sequence[str], clean: Baseline) -> list[list[Edit]]:
+    """One edit group per cell: write the clean run's value (fed-back thought or residual) at that cell."""
+    groups = []
+    for layer, p in cells:
+        if layer == INPUT:
+            groups.append([Edit(INPUT, p, clean.latent_inputs[:, poslabels.latent_index(p)])])
+        else:
+            i = list(labels).index(p)
+            groups.append([Edit(layer, p, clean.resid[layer][:, i], valid=clean.plan.valid[:, i])])
+    return groups
 
 
 def parse_layers(model, layers: Any) -> list[int]:

@@ -368,7 +368,8 @@ def score(model, run: LatentRun, b: Batch, repeats: int = 1) -> dict[str, Tensor
     """Per-row answer scores of a teacher-forced run of `b` (tiled `repeats` times): correct (0/1),
     answer_logp,
     margin, and logit_diff when `b` has foils (NaN where the foil never differs from the reference)."""
-    logits = run.logits[..., : model.vocab_size].float()
+    logits = run.logits[..., : model.vocab_size]
+    logits = logits if logits.dtype == torch.float64 else logits.float()
     ids, mask = b.resp_ids.repeat(repeats, 1), b.resp_mask.repeat(repeats, 1)
     start, end = b.ans_start.repeat(repeats), b.ans_end.repeat(repeats)
     lp = logits.log_softmax(-1).gather(-1, ids[..., None]).squeeze(-1)

@@ -32,13 +32,35 @@ import torch
 from torch import Tensor
 
 import poslabels
-from interp.effects import bar, cells_of, fill_grid, grid_config, make_grid, nanmean, parse_layers, qa
+from interp.attribution import agreement, attribute
+from interp.effects import (
+    bar,
+    cells_of,
+    fill_grid,
+    grid_config,
+    make_grid,
+    nanmean,
+    pair_batches,
+    parse_layers,
+    patch_edits,
+    qa,
+)
 from interp.intervene import INPUT, Edit, baseline, check_codi, prepare, run_cells
 from interp.pairs import changed_number_pairs
 from interp.steer import probe_direction, steer
 from probes.grid import Finding, ProbeGrid
 
-__all__ = ["ablate", "patch", "steer", "probe_direction", "changed_number_pairs", "INPUT", "MODES"]
+__all__ = [
+    "ablate",
+    "patch",
+    "attribute",
+    "agreement",
+    "steer",
+    "probe_direction",
+    "changed_number_pairs",
+    "INPUT",
+    "MODES",
+]
 
 MODES = ("zero", "mean", "resample")
 
@@ -193,25 +215,14 @@ def patch(
     >>> g.best("recovered")
     """
     check_codi(model)
-    cq, ca = qa(clean, answers[0] if answers else None)
-    kq, ka = qa(corrupt, answers[1] if answers else None)
-    if len(cq) != len(kq):
-        raise ValueError(f"{len(cq)} clean vs {len(kq)} corrupt problems: patching needs aligned pairs.")
+    bc, bk = pair_batches(model, clean, corrupt, answers)
     lays = parse_layers(model, layers)
     res_layers = [x for x in lays if x != INPUT]
-    bc = prepare(model, cq, ca, foils=ka)
-    bk = prepare(model, kq, ca, foils=ka)  # corrupt questions, scored against the clean answer
     base_k = baseline(model, bk, [], positions)
     labels = base_k.plan.labels
     base_c = baseline(model, bc, res_layers, labels)
     cells = cells_of(lays, labels)
-    groups = []
-    for layer, p in cells:
-        if layer == INPUT:
-            groups.append([Edit(INPUT, p, base_c.latent_inputs[:, poslabels.latent_index(p)])])
-        else:
-            i = labels.index(p)
-            groups.append([Edit(layer, p, base_c.resid[layer][:, i], valid=base_c.plan.valid[:, i])])
+    groups = patch_edits(cells, labels, base_c)
     s = run_cells(
         model,
         bk,
@@ -268,6 +279,8 @@ def patch(
             "logit_diff_corrupt": float(ld_k),
             "clean_accuracy_clean": float(base_c.scores["correct"].mean()),
             "clean_accuracy_corrupt": float(base_k.scores["correct"].mean()),
+            "clean_logp_clean": float(base_c.scores["answer_logp"].mean()),
+            "clean_logp_corrupt": float(base_k.scores["answer_logp"].mean()),
         },
     )
     return make_grid(lays, labels, metrics, per["logit_diff"], y, cfg, warns)

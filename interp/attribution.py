@@ -1,0 +1,318 @@
+"""Attribution patching (AtP) through the CODI latent recurrence, checked against exact patching.
+
+Exact activation patching (`interp.patching.patch`) runs the corrupt problem once per (layer, position) cell
+with the clean value written there. AtP (Nanda 2023; Kramar et al. 2024) estimates every cell at once, to first
+order: with `a` the activation at a cell and `m` the metric of the corrupt run,
+
+    effect(cell) ~= (a_clean - a_corrupt) . dm/da |corrupt
+
+from ONE forward and ONE backward pass of the corrupt batch (all pairs batched). In a CODI model every thought
+is computed from the previous step's last hidden state and fed back, so the gradient at an early cell flows to
+the answer both through attention (the KV cache) and through every later fed-back thought; the backward pass
+here runs through the whole latent loop, nothing is detached. Cells are those of `patch()`: layer -1
+(`"input"`) is the fed-back thought itself, layers 0..n_layers the residual stream (`interp.hooks`), at every
+planned position (question tokens, <bot>, latent_j, <eot>, response tokens).
+
+    >>> import codi, interp.patching as P
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=3, lora_r=4)).eval()
+    >>> clean = [{"question": "3 + 4 = ?", "answer": "7"}]
+    >>> corrupt = [{"question": "3 + 5 = ?", "answer": "8"}]
+    >>> g = P.attribute(cm, clean, corrupt, positions="latents", verify_top=3, progress=False)
+    >>> g.metrics["estimate"].shape                  # [layer (input, 0..n_layers), latent]
+    (4, 3)
+    >>> len(g.config["verification"]["top"])        # the 3 largest estimates, also patched exactly
+    3
+
+Verification is built in: the `verify_top` cells with the largest |estimate| are also patched exactly (the
+batched engine of `interp.intervene`) and reported beside their estimates (metric `exact`, NaN elsewhere);
+`verify_sample` further cells drawn at random give an unbiased rank correlation (Spearman) of estimate and exact
+effect, and the AtP*-style check for false negatives: a sampled cell whose exact |effect| reaches the top-k
+cut-off (the smallest |estimate| among the top-k) although its estimate stayed below it. `agreement(estimate,
+exact)` compares an AtP grid with a full exact sweep over every cell (rank correlation, top-k overlap,
+false-negative rate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import Any
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from scipy import stats
+from torch import Tensor
+
+import poslabels
+from interp.effects import (
+    bar,
+    cells_of,
+    fill_grid,
+    grid_config,
+    make_grid,
+    nanmean,
+    pair_batches,
+    parse_layers,
+    patch_edits,
+)
+from interp.hooks import edit_residual
+from interp.intervene import INPUT, Batch, baseline, check_codi, run_cells, score
+from interp.positions import Plan
+from probes.grid import Finding, ProbeGrid
+
+__all__ = ["attribute", "agreement", "METRICS"]
+
+METRICS = ("logit_diff", "answer_logp")
+
+
+# ---------------------------------------------------------------------------------------------- gradients
+def _metric(scores: dict[str, Tensor], metric: str) -> Tensor:
+    """Per-pair metric of a run; logit_diff is NaN where the clean and corrupt answers never differ."""
+    return scores["logit_diff"] if metric == "logit_diff" else scores["answer_logp"]
+
+
+def _gradients(
+    model, b: Batch, plan: Plan, res_layers: Sequence[int], n_latents: int, metric: str
+) -> tuple[Tensor, dict, list[Tensor], list[Tensor]]:
+    """One forward + backward of the corrupt batch `b` through the whole latent loop.
+
+    Returns the per-pair metric [B], {(layer, call): (activation, grad)} for every residual layer at every
+    forward call holding a planned position, and the fed-back thoughts and their grads [B, d] per latent step.
+    A zero tensor that requires grad is added at each such place (`h + 0`), so its grad is dm/dh there."""
+    calls = set(plan.call)
+    taps: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
+    thoughts: list[tuple[Tensor, Tensor]] = []
+
+    def tap(layer: int):
+        def fn(h: Tensor, call: int) -> Tensor:
+            if call not in calls:
+                return h
+            d = torch.zeros_like(h, requires_grad=True)
+            taps[(layer, call)] = (h.detach(), d)
+            return h + d
+
+        return fn
+
+    def tap_thought(_j: int, thought: Tensor) -> Tensor:
+        d = torch.zeros_like(thought, requires_grad=True)
+        thoughts.append((thought.detach(), d))
+        return thought + d
+
+    with torch.enable_grad(), ExitStack() as stack:
+        for layer in res_layers:
+            stack.enter_context(edit_residual(model.model, layer, tap(layer)))
+        run = model.run_ids(b.prompt_ids, b.prompt_mask, b.resp_ids, b.resp_mask, latent_input_fn=tap_thought)
+        m = _metric(score(model, run, b), metric)
+        total = torch.where(torch.isfinite(m), m, torch.zeros_like(m)).sum()
+        leaves = [d for _, d in taps.values()] + [d for _, d in thoughts]
+        grads = torch.autograd.grad(total, leaves, allow_unused=True)
+    grads = [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads)]
+    n = len(taps)
+    out = {k: (h, g) for (k, (h, _)), g in zip(taps.items(), grads[:n])}
+    if len(thoughts) != n_latents:
+        raise RuntimeError(f"the latent loop ran {len(thoughts)} thoughts; expected {n_latents}.")
+    return m.detach(), out, [h for h, _ in thoughts], grads[n:]
+
+
+def _estimates(
+    cells: Sequence[tuple[int, str]], plan: Plan, clean, taps: dict, thoughts: list, thought_grads: list
+) -> Float[Tensor, "cell batch"]:
+    """(a_clean - a_corrupt) . grad per cell and pair; 0 where the cell does not exist for a sample (exact
+    patching leaves those samples alone)."""
+    rows = torch.arange(plan.col.shape[0])
+    out = []
+    for layer, p in cells:
+        if layer == INPUT:
+            j = poslabels.latent_index(p)
+            a_k, g = thoughts[j], thought_grads[j]
+            a_c = clean.latent_inputs[:, j].to(a_k.device)
+            out.append(((a_c - a_k).double() * g.double()).sum(-1))
+            continue
+        i = plan.labels.index(p)
+        h, g = taps[(layer, plan.call[i])]
+        r, c = rows.to(h.device), plan.col[:, i].to(h.device)
+        a_k, gk = h[r, c], g[r, c]
+        a_c = clean.resid[layer][:, i].to(h.device)
+        ok = (plan.valid[:, i] & clean.plan.valid[:, i]).to(h.device)
+        dot = ((a_c - a_k).double() * gk.double()).sum(-1)
+        out.append(torch.where(ok, dot, torch.zeros_like(dot)))
+    return torch.stack(out, 0)
+
+
+# ---------------------------------------------------------------------------------------------- attribute
+def attribute(
+    model,
+    clean: Any,
+    corrupt: Any,
+    layers: Any = "all",
+    positions: str | Sequence[str] = "all",
+    metric: str = "logit_diff",
+    answers: tuple[Sequence[str], Sequence[str]] | None = None,
+    verify_top: int = 10,
+    verify_sample: int = 0,
+    seed: int = 0,
+    max_rows: int = 256,
+    progress: bool = True,
+) -> ProbeGrid:
+    """AtP estimates of the patching effect of every (layer, position) cell, with exact verification.
+
+    Same arguments and pairs as `interp.patching.patch`. `metric`: "logit_diff" (clean answer minus corrupt
+    answer at the first response token where they differ; pairs with equal answers are left out) or
+    "answer_logp" (log-probability of the clean answer). Grid metrics per cell: `estimate` (mean over pairs of the
+    estimated change of the metric), `logit_diff` or `clean_logp` (corrupt value + estimate), `recovered`
+    (estimate / (clean - corrupt)), `exact` and `exact_recovered` for the verified cells (NaN elsewhere).
+    `scores[l, p, i]` = pair i's estimated patched metric. `config["verification"]` holds the verified cells,
+    the Spearman correlation over the random sample and the false negatives found there.
+
+    >>> g = attribute(cm, clean, corrupt, verify_top=10, verify_sample=20)
+    >>> g.config["verification"]["spearman_sample"], g.config["verification"]["false_negative_rate"]
+    """
+    check_codi(model)
+    if metric not in METRICS:
+        raise ValueError(f"metric={metric!r}; choose one of {METRICS}.")
+    for name, v in (("verify_top", verify_top), ("verify_sample", verify_sample)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{name}={v!r} must be an int >= 0 (0 = no exact verification).")
+    bc, bk = pair_batches(model, clean, corrupt, answers)
+    lays = parse_layers(model, layers)
+    res_layers = [x for x in lays if x != INPUT]
+    base_k = baseline(model, bk, [], positions)
+    labels = base_k.plan.labels
+    base_c = baseline(model, bc, res_layers, labels)
+    cells = cells_of(lays, labels)
+    m_k, taps, thoughts, tgrads = _gradients(model, bk, base_k.plan, res_layers, model.config.num_latents, metric)
+    est = _estimates(cells, base_k.plan, base_c, taps, thoughts, tgrads)  # [cell, pair]
+    m_c = _metric(base_c.scores, metric).detach()
+    pair_ok = torch.isfinite(m_k) & torch.isfinite(m_c)
+    est = torch.where(pair_ok[None].to(est.device), est, torch.full_like(est, float("nan")))
+    mean_k, mean_c = float(m_k[pair_ok].mean()), float(m_c[pair_ok].mean())
+    span = mean_c - mean_k
+    name = "logit_diff" if metric == "logit_diff" else "clean_logp"
+    per = fill_grid(cells, lays, labels, {"est": est, "m": est + m_k[None].to(est.device).double()})
+    e = nanmean(per["est"])
+    metrics = {"estimate": e, name: mean_k + e, "recovered": e / span}
+    metrics["exact"] = np.full_like(e, np.nan)
+    metrics["exact_recovered"] = np.full_like(e, np.nan)
+
+    verification, warns = _verify(
+        model, bk, base_k, base_c, cells, lays, labels, e, metrics, metric, span, verify_top,
+        verify_sample, seed, max_rows, progress,
+    )
+    n_ok = int(pair_ok.sum())
+    if n_ok < len(bk):
+        warns.append(Finding("equal_answers", f"{len(bk) - n_ok} of {len(bk)} pairs have no defined {metric} "
+                             "(clean and corrupt answers never differ) and are left out.", "info"))
+    if abs(span) < 1e-3:
+        warns.append(Finding("no_effect", f"clean and corrupt runs have the same {metric} ({mean_c:.4g} vs "
+                             f"{mean_k:.4g}): 'recovered' is undefined.", "warning"))
+    cfg = grid_config(
+        model, "attribution", method="AtP (first order, gradients through the latent recurrence)", metric=metric,
+        n=len(bk), n_pairs_used=n_ok, verification=verification,
+        baseline={f"{name}_clean": mean_c, f"{name}_corrupt": mean_k},
+    )
+    y = base_c.scores["correct"].cpu().numpy()
+    return make_grid(lays, labels, metrics, per["m"], y, cfg, warns)
+
+
+def _verify(model, bk, base_k, base_c, cells, lays, labels, e, metrics, metric, span, top, sample, seed,
+            max_rows, progress) -> tuple[dict, list[Finding]]:
+    """Exact patching of the top-|estimate| cells and of a random sample; fills metrics['exact'] in place."""
+    idx = [(lays.index(layer), labels.index(p)) for layer, p in cells]
+    flat = np.array([e[i] for i in idx])
+    finite = np.flatnonzero(np.isfinite(flat))
+    order = finite[np.argsort(-np.abs(flat[finite]), kind="stable")]
+    top_ids = [int(c) for c in order[: min(top, len(order))]]
+    rest = [int(c) for c in order[len(top_ids):]]
+    rng = np.random.default_rng(seed)
+    sample_ids = [int(c) for c in rng.choice(rest, size=min(sample, len(rest)), replace=False)] if rest else []
+    chosen = top_ids + sample_ids
+    out: dict = {"top": [], "sample": [], "spearman_sample": None, "false_negatives": [],
+                 "false_negative_rate": None, "cutoff": None}
+    if not chosen:
+        return out, []
+    groups = patch_edits([cells[c] for c in chosen], labels, base_c)
+    s = run_cells(model, bk, groups, base_k.plan, None, max_rows, prompt=base_k.prompt,
+                  progress=bar(progress, "verify"))
+    key = "logit_diff" if metric == "logit_diff" else "answer_logp"
+    ok = torch.isfinite(base_k.scores[key]) & torch.isfinite(s[key][0])
+    exact = (s[key][:, ok].double().mean(1) - float(base_k.scores[key][ok].double().mean())).cpu().numpy()
+    rows = []
+    for c, x in zip(chosen, exact):
+        li, pi = idx[c]
+        metrics["exact"][li, pi] = x
+        metrics["exact_recovered"][li, pi] = x / span
+        rows.append({"layer": cells[c][0], "position": cells[c][1], "estimate": float(flat[c]), "exact": float(x)})
+    out["top"], out["sample"] = rows[: len(top_ids)], rows[len(top_ids):]
+    warns = []
+    if top_ids:
+        cutoff = float(abs(flat[top_ids[-1]]))
+        out["cutoff"] = cutoff
+        if out["sample"]:
+            fn = [r for r in out["sample"] if abs(r["exact"]) >= cutoff > abs(r["estimate"])]
+            out["false_negatives"] = fn
+            out["false_negative_rate"] = len(fn) / len(out["sample"])
+            if fn:
+                warns.append(Finding(
+                    "atp_false_negatives",
+                    f"{len(fn)} of {len(out['sample'])} randomly sampled cells have an exact effect at least the "
+                    f"top-{len(top_ids)} cut-off ({cutoff:.3g}) although AtP estimated less: the first-order "
+                    "estimate misses them; patch them exactly (interp.patching.patch).",
+                    "warning", [(r["layer"], r["position"]) for r in fn]))
+    if len(out["sample"]) >= 3:
+        a = [r["estimate"] for r in out["sample"]]
+        b = [r["exact"] for r in out["sample"]]
+        rho = stats.spearmanr(a, b).statistic if np.std(a) > 0 and np.std(b) > 0 else float("nan")
+        out["spearman_sample"] = None if not np.isfinite(rho) else float(rho)
+    return out, warns
+
+
+# ---------------------------------------------------------------------------------------------- agreement
+def agreement(estimate: ProbeGrid, exact: ProbeGrid, top: int = 10) -> dict:
+    """Compare an `attribute()` grid with an exact `patch()` sweep of the same cells and pairs.
+
+    Returns `spearman` (rank correlation over every cell both grids have), `top_overlap` (share of the `top`
+    largest |exact| effects that are also among the `top` largest |estimates|), `false_negative_rate` (share of
+    the cells outside the estimate's top-`top` whose exact |effect| reaches the top-`top` cut-off estimate), the
+    cells compared and the largest absolute error.
+
+    >>> agreement(P.attribute(cm, clean, corrupt), P.patch(cm, clean, corrupt))["spearman"]   # doctest: +SKIP
+    """
+    if estimate.config.get("kind") != "attribution" or exact.config.get("kind") != "patching":
+        raise ValueError("agreement(estimate, exact) takes an attribute() grid and a patch() grid, in that order; "
+                         f"got kinds {estimate.config.get('kind')!r} and {exact.config.get('kind')!r}.")
+    metric = estimate.config.get("metric", "logit_diff")
+    if metric == "logit_diff":
+        x = exact.metrics["logit_diff"] - exact.config["baseline"]["logit_diff_corrupt"]
+    else:
+        x = exact.metrics["clean_logp"] - exact.config["baseline"]["clean_logp_corrupt"]
+    e, ex = [], []
+    cells = []
+    for li, layer in enumerate(estimate.layers):
+        for pi, p in enumerate(estimate.positions):
+            if layer in exact.layers and p in exact.positions:
+                a = estimate.metrics["estimate"][li, pi]
+                b = x[exact.layers.index(layer), exact.positions.index(p)]
+                if np.isfinite(a) and np.isfinite(b):
+                    e.append(a)
+                    ex.append(b)
+                    cells.append((layer, p))
+    if len(e) < 3:
+        raise ValueError(f"only {len(e)} cells in common; compare grids of the same layers and positions.")
+    e, ex = np.array(e), np.array(ex)
+    k = min(top, len(e))
+    top_e = set(np.argsort(-np.abs(e), kind="stable")[:k].tolist())
+    top_x = set(np.argsort(-np.abs(ex), kind="stable")[:k].tolist())
+    cutoff = float(np.sort(np.abs(e))[::-1][k - 1])
+    outside = [i for i in range(len(e)) if i not in top_e]
+    fn = [i for i in outside if abs(ex[i]) >= cutoff]
+    return {
+        "cells": len(e),
+        "spearman": float(stats.spearmanr(e, ex).statistic),
+        "pearson": float(np.corrcoef(e, ex)[0, 1]),
+        "top": k,
+        "top_overlap": len(top_e & top_x) / k,
+        "false_negative_rate": len(fn) / max(len(outside), 1),
+        "false_negatives": [cells[i] for i in fn],
+        "max_abs_error": float(np.abs(e - ex).max()),
+    }
