@@ -101,8 +101,15 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("patch", help="ablation / activation patching on a CODI run's continuous thoughts")
     s.add_argument("--model", required=True, help="CODI run folder (CODIModel.save_pretrained)")
-    s.add_argument("--study", choices=["ablate", "patch"], default="patch",
-                   help="ablate: remove cells, score the answer; patch: clean -> changed-number corrupt runs")
+    s.add_argument("--study", choices=["ablate", "patch", "attribute", "necessity", "early-exit"], default="patch",
+                   help="ablate: remove cells, score the answer; patch: clean -> changed-number corrupt runs; "
+                        "attribute: AtP estimates of every patch cell (one backward pass) + exact check of the "
+                        "top cells; necessity: accuracy with only the first j thoughts; early-exit: the answer "
+                        "read by the LM head after j thoughts")
+    s.add_argument("--verify-top", type=int, default=10,
+                   help="attribute: patch this many top-|estimate| cells exactly (0 = none)")
+    s.add_argument("--verify-sample", type=int, default=20,
+                   help="attribute: patch this many random cells exactly (rank correlation, false negatives)")
     s.add_argument("--data", help="GSM8k-Aug .json/.jsonl file")
     s.add_argument("--arith", type=int, help="generate N arithmetic problems (default 2000; try 64)")
     s.add_argument("--arith-steps", default="3", help="steps per generated problem, N or LO-HI")

@@ -270,12 +270,29 @@ def cmd_patch(args: argparse.Namespace) -> int:
     positions = args.positions or ("latents" if args.study == "ablate" else "all")
     if positions not in ("all", "latents"):
         positions = [p.strip() for p in positions.split(",")]
+    for flag in ("verify_top", "verify_sample"):
+        if getattr(args, flag) < 0:
+            raise ValueError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: give a count >= 0")
     out = Path(args.out)
-    if (out / "grid.json").exists() and not args.overwrite:
-        raise ValueError(f"{out}/grid.json exists; pass --overwrite or another --out")
+    curve = args.study in ("necessity", "early-exit")
+    target = out / ("curve.json" if curve else "grid.json")
+    if target.exists() and not args.overwrite:
+        raise ValueError(f"{target} exists; pass --overwrite or another --out")
     cm = CODIModel.from_pretrained(args.model).eval()
     model = cm.merge().eval() if args.merge else cm
     problems = _codi_problems(args)
+    if curve:
+        import json
+
+        fn = patching.necessity if args.study == "necessity" else patching.early_exit
+        c = fn(model, problems)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.codi-lens-tmp")
+        tmp.write_text(json.dumps(c.to_dict(), indent=1))
+        tmp.replace(target)
+        print(c.table().to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        print(f"wrote {target}")
+        return 0
     if args.study == "ablate":
         grid = patching.ablate(model, problems, positions=positions, layers=layers, mode=args.mode,
                                together=args.together, max_rows=args.max_rows)
@@ -285,8 +302,19 @@ def cmd_patch(args: argparse.Namespace) -> int:
         if not clean:
             raise ValueError("no changed-number pairs could be made from these problems "
                              "(they need GSM8k-Aug cot steps)")
-        grid = patching.patch(model, clean, corrupt, layers=layers, positions=positions,
-                              max_rows=args.max_rows)
+        if args.study == "attribute":
+            grid = patching.attribute(model, clean, corrupt, layers=layers, positions=positions,
+                                      verify_top=args.verify_top, verify_sample=args.verify_sample,
+                                      max_rows=args.max_rows)
+            v = grid.config["verification"]
+            print(f"AtP: {len(v['top'])} top cells and {len(v['sample'])} random cells patched exactly; "
+                  f"Spearman over the random cells {v['spearman_sample']}, false-negative rate "
+                  f"{v['false_negative_rate']}")
+            for w in grid.warnings:
+                print(w)
+        else:
+            grid = patching.patch(model, clean, corrupt, layers=layers, positions=positions,
+                                  max_rows=args.max_rows)
         metric = "recovered"
     grid.save(out)
     if args.heatmap:

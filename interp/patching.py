@@ -33,6 +33,7 @@ from torch import Tensor
 
 import poslabels
 from interp.attribution import agreement, attribute
+from interp.curves import early_exit, necessity
 from interp.effects import (
     bar,
     cells_of,
@@ -55,6 +56,8 @@ __all__ = [
     "patch",
     "attribute",
     "agreement",
+    "necessity",
+    "early_exit",
     "steer",
     "probe_direction",
     "changed_number_pairs",

@@ -11,6 +11,7 @@
 
 from viz.browser import find_browser, render
 from viz.compare import best_by_kind, compare
+from viz.curves import curves
 from viz.heatmap import heatmap
 from viz.lens import LensTable, as_lens_table, lens
 from viz.position_kinds import parse_position, position_kind, run_order
@@ -22,6 +23,7 @@ __all__ = [
     "as_lens_table",
     "best_by_kind",
     "compare",
+    "curves",
     "export_png",
     "find_browser",
     "heatmap",
