@@ -81,7 +81,7 @@ def main() -> None:
         f"{a['spearman']:.3f}, Pearson {a['pearson']:.3f}, top-10 overlap {a['top_overlap']:.2f}, false-negative "
         f"rate (top-10 cut-off) {a['false_negative_rate']:.3f}; top-{top} overlap {a10['top_overlap']:.2f}, "
         f"false-negative rate (top-{top} cut-off) {a10['false_negative_rate']:.3f}. The {top} verified cells: "
-        f"largest exact effect {max(abs(r["exact"]) for r in v["top"]):.3g} logit-diff units; the two AtP "
+        f"largest exact effect {max(abs(r['exact']) for r in v['top']):.3g} logit-diff units; the two AtP "
         f"runs gave identical estimates: {bool((g.metrics['estimate'] == g2.metrics['estimate']).all())}."
     )
     text = (

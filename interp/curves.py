@@ -131,7 +131,9 @@ def early_exit(model, problems: Any, answers: Sequence[str] | None = None, probe
             raise TypeError(f"probe={type(probe).__name__}: pass an object with .predict(X) (e.g. a fitted "
                             "sklearn classifier), or None.")
         if not isinstance(probe_layer, int) or not 0 <= probe_layer <= model.n_layers:
-            raise ValueError(f"probe_layer={probe_layer!r}: give the residual layer the probe reads, 0..{model.n_layers}.")
+            raise ValueError(
+                f"probe_layer={probe_layer!r}: give the residual layer the probe reads, 0..{model.n_layers}."
+            )
     k = model.config.num_latents
     with ExitStack() as stack:
         rec = stack.enter_context(record_residuals(model.model, [probe_layer])) if probe is not None else None
