@@ -302,6 +302,14 @@ def run_demo(
         f"accuracy {100 * abl['zero'].sel('delta_accuracy', -1, worst):+.1f} points"
     )
 
+    nec = patching.necessity(cm, eval_probs[: size.n_ablate], name=cm.config.base_model)
+    ex = patching.early_exit(cm, eval_probs[: size.n_ablate], name=cm.config.base_model)
+    summary["necessity"], summary["early_exit"] = nec.to_dict(), ex.to_dict()
+    st.say("  accuracy with only the first j thoughts: "
+           + ", ".join(f"{j}: {a:.2f}" for j, a in zip(nec.steps, nec.values["accuracy"]))
+           + "; LM head top-1 after j thoughts: "
+           + ", ".join(f"{j}: {a:.2f}" for j, a in zip(ex.steps, ex.values["answer_top1"])))
+
     st.start("lens", "logit lens of the continuous thoughts (first intermediate-values problem)")
     lens = logit_lens(
         cv,
@@ -331,7 +339,8 @@ def run_demo(
     }
 
     st.start("report", "writing report.html")
-    report = write_report(out, grids, abl, acc, how, table, values, cm, size.to_dict(), SEEDS, lead=lead)
+    report = write_report(out, grids, abl, acc, how, table, values, cm, size.to_dict(), SEEDS, lead=lead,
+                          curves=(nec, ex))
     st.done()
     summary["stage_seconds"] = st.times
     summary["seconds"] = round(time.perf_counter() - st.t0, 1)

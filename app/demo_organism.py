@@ -71,11 +71,22 @@ def organism_stage(name: str = "pointer3", n: int = 500, n_pairs: int = 200, n_p
     sections.append((f"Organism {name}: patching (clean activation into the corrupt run)",
                      viz.heatmap(g1, metric="clean_accuracy", chance=0.0,
                                  title=f"{name}: share of pairs whose answer becomes the counterfactual one")))
+    from app.demo_report import curve_sections
+    from interp import curves
+
+    held = codi.organisms.task_of(name).make(n, seed=11, split="test")
+    nec, ex = curves.necessity(cm, held, name=name), curves.early_exit(cm, held, name=name)
+    say("  accuracy with only the first j thoughts: "
+        + ", ".join(f"{j}: {a:.2f}" for j, a in zip(nec.steps, nec.values["accuracy"]))
+        + "; LM head top-1 after j thoughts: "
+        + ", ".join(f"{j}: {a:.2f}" for j, a in zip(ex.steps, ex.values["answer_top1"])))
+    sections += curve_sections(nec, ex, f"Organism {name}")
     summary = {"name": name, "accuracy": table, "wall": meta["wall"], "study_seconds": res.wall_s,
                "probe_best": {s: dict(zip(("layer", "position"), g.best("accuracy")),
                                       accuracy=float(g.sel("accuracy", *g.best("accuracy"))),
                                       lo=float(g.sel("accuracy_lo", *g.best("accuracy"))),
                                       hi=float(g.sel("accuracy_hi", *g.best("accuracy"))))
                               for s, g in res.probe.items()},
-               "lens": res.lens.tolist(), "counterfactual": res.counterfactual}
+               "lens": res.lens.tolist(), "counterfactual": res.counterfactual,
+               "necessity": nec.to_dict(), "early_exit": ex.to_dict()}
     return summary, sections

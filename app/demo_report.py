@@ -69,6 +69,29 @@ def ablation_text(grids: dict) -> str:
     return "\n".join(lines)
 
 
+def curve_sections(nec, ex, who: str) -> list[tuple[str, object]]:
+    """Report sections of a necessity and an early-exit curve (`interp.curves`) of one model."""
+    import viz
+
+    k = nec.config["num_latents"]
+    rows = [f"{'thoughts j':>10}  {'accuracy (first j run)':>24}  {'answer logp':>11}  {'LM head top-1 after j':>21}"]
+    for j, (a, lo, hi, lp) in enumerate(zip(nec.values["accuracy"], nec.values["accuracy_lo"],
+                                            nec.values["accuracy_hi"], nec.values["answer_logp"])):
+        top = ex.values["answer_top1"][j] if j < len(ex.steps) else float("nan")
+        rows.append(f"{j:>10}  {a:>8.3f} [{lo:.3f}, {hi:.3f}]  {lp:>11.3f}  {top:>21.3f}")
+    text = (f"{who}: n = {nec.config['n']} problems, {k} thoughts. Necessity: only the first j thoughts run, then "
+            "<eot> and the reference answer teacher forced (correct = greedy decoding reproduces it). Early exit: "
+            "the LM head on the last-layer hidden state after j thoughts (j = 0: at <bot>), share of problems whose "
+            "first answer token is its top token.\n\n" + "\n".join(rows))
+    return [
+        (f"{who}: how many thoughts are needed (necessity curve)",
+         viz.curves([nec], "accuracy", title=f"{who}: accuracy with only the first j thoughts")),
+        (f"{who}: when the answer can be read (early-exit curve)",
+         viz.curves([ex], "answer_top1", title=f"{who}: LM head reads the answer after j thoughts (top-1)")),
+        (f"{who}: necessity and early exit, table", text),
+    ]
+
+
 def write_report(
     out: Path,
     grids: dict,
@@ -81,6 +104,7 @@ def write_report(
     size: dict,
     seeds: dict,
     lead: list | None = None,
+    curves: tuple | None = None,
 ) -> Path:
     """`<out>/report.html`: the probe grids (viz.report sections), accuracy, ablation, lens, settings."""
     import viz
@@ -106,6 +130,7 @@ def write_report(
             ),
         ),
         ("Ablation table", ablation_text(abl)),
+        *(curve_sections(*curves, cm.config.base_model) if curves else []),
         (
             "Logit lens with the step values marked",
             viz.lens(

@@ -169,3 +169,20 @@ def test_report_opens_with_the_organism_that_thinks_in_its_latents(demo):
     assert org["probe_best"]["1"]["position"] == "latent_0" and org["probe_best"]["1"]["accuracy"] >= 0.9
     assert min(org["counterfactual"].values()) >= 0.8
     assert "where each step's value lives" in unescape(html)
+
+
+def test_report_has_necessity_and_early_exit_curves_for_both_models(demo):
+    """Issue 16: the organism needs all its thoughts (accuracy jumps only at j = k) and its answer is readable by
+    the LM head before the last thought; smollm2's curves are reported beside it, whatever they show."""
+    out, summary = demo
+    html = unescape((out / "report.html").read_text())
+    base = summary["base_model"]
+    for who in ("Organism pointer3", base):
+        assert f"{who}: how many thoughts are needed (necessity curve)" in html
+        assert f"{who}: when the answer can be read (early-exit curve)" in html
+    nec = summary["organism"]["necessity"]["values"]["accuracy"]
+    assert nec[-1] >= 0.85 and max(nec[:-1]) <= 0.2, nec
+    assert max(summary["organism"]["early_exit"]["values"]["answer_top1"]) >= 0.8
+    k = summary["size"].get("num_latents") or len(summary["necessity"]["steps"]) - 1
+    assert summary["necessity"]["steps"] == list(range(k + 1))
+    assert len(summary["early_exit"]["values"]["answer_top1"]) == k + 1
