@@ -39,6 +39,7 @@ QUICK = {
     "bench_codi_cache": ["--runs", "tiny-llama:1,4", "--repeats", "1"],
     "bench_codi_step": ["--model", "tiny-llama", "--steps", "1", "--batch-size", "2", "--lora-r", "4"],
     "bench_patching": ["--models", "tiny-llama", "--pairs", "2"],
+    "bench_attribution": None,  # needs the shipped smollm2 CODI run and ~2 min
     "bench_probes": [
         "--samples",
         "48",
