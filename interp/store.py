@@ -311,6 +311,25 @@ class Part:
         return to_float32(x, self.stored)
 
 
+def _open_shard(path: Path, rows: int, inner: tuple, want_dtype: str, mpath: Path, dtype: str) -> dict[str, np.ndarray]:
+    """Memory-map one shard after checking its header against meta.json (dtype, shapes)."""
+    t = _memmap_tensors(path)  # raises, naming the file, if it is truncated or not safetensors
+    with open(path, "rb") as f:  # the header only: the data stay unread
+        (hl,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(hl))
+    got = header.get("resid", {}).get("dtype")
+    if got != want_dtype:
+        raise ValueError(f"{path} stores {got} but {mpath} says dtype={dtype!r}; the files disagree. "
+                         f"To fix it, {REWRITE}.")
+    if "resid" not in t or "valid" not in t or t["resid"].shape != (rows, *inner) or \
+            t["valid"].shape != (rows, inner[1]):
+        shapes = {k: tuple(v.shape) for k, v in t.items()}
+        raise ValueError(f"{path} holds {shapes}, but {mpath} expects resid {(rows, *inner)} and valid "
+                         f"{(rows, inner[1])}; the shard is from another cache or the files were edited. To fix "
+                         f"it, {REWRITE}.")
+    return t
+
+
 def open_parts(folder: str | os.PathLike, meta: dict) -> list[Part]:
     folder = Path(folder)
     if not meta.get("complete"):
@@ -341,21 +360,7 @@ def open_parts(folder: str | os.PathLike, meta: dict) -> list[Part]:
             raise FileNotFoundError(f"{path} is missing; the cache is damaged. To fix it, {REWRITE}.")
         if sums is not None and path.name not in sums:
             raise ValueError(f"{mpath} records no checksum for {path.name}. To fix it, {REWRITE}.")
-        with open(path, "rb") as f:
-            (hl,) = struct.unpack("<Q", f.read(8)) if path.stat().st_size >= 8 else (0,)
-        t = _memmap_tensors(path)
-        rows = min(size, n - i * size)
-        header = json.loads(path.read_bytes()[8:8 + hl]) if hl else {}
-        got = header.get("resid", {}).get("dtype")
-        if got != want_dtype:
-            raise ValueError(f"{path} stores {got} but {mpath} says dtype={meta['dtype']!r}; the files disagree. "
-                             f"To fix it, {REWRITE}.")
-        if "resid" not in t or "valid" not in t or t["resid"].shape != (rows, *inner) or \
-                t["valid"].shape != (rows, inner[1]):
-            shapes = {k: tuple(v.shape) for k, v in t.items()}
-            raise ValueError(f"{path} holds {shapes}, but {mpath} expects resid {(rows, *inner)} and valid "
-                             f"{(rows, inner[1])}; the shard is from another cache or the files were edited. To fix "
-                             f"it, {REWRITE}.")
+        t = _open_shard(path, min(size, n - i * size), inner, want_dtype, mpath, meta["dtype"])
         parts.append(Part(resid=t["resid"], valid=np.asarray(t["valid"]), stored=meta["dtype"], path=path,
                           checksum=None if sums is None else sums[path.name]))
     samples = folder / "samples.jsonl"
