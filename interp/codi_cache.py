@@ -82,8 +82,9 @@ def _extras_name(shard: int) -> str:
 class _ExtrasWriter:
     """Per-shard files with the latent views and response ids, aligned with the residual shards (same rows)."""
 
-    def __init__(self, folder: Path, shard_size: int, start_row: int):
+    def __init__(self, folder: Path, shard_size: int, start_row: int, checksums: dict[str, str] | None = None):
         self.folder, self.shard_size = folder, shard_size
+        self.checksums = {} if checksums is None else checksums  # the store's meta["checksums"] (written with it)
         self.shard = start_row // shard_size
         self.buf: dict[str, list[Tensor]] = {k: [] for k in EXTRA_KEYS}
         self.fill = 0
@@ -106,8 +107,9 @@ class _ExtrasWriter:
         if not self.fill:
             return
         path = self.folder / _extras_name(self.shard)
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = store.tmp_name(path)
         save_file({k: torch.cat(v).contiguous() for k, v in self.buf.items()}, str(tmp))
+        self.checksums[path.name] = store.file_sha256(tmp)
         os.replace(tmp, path)
         self.shard, self.fill = self.shard + 1, 0
         self.buf = {k: [] for k in EXTRA_KEYS}
@@ -271,7 +273,7 @@ def codi_cache(model, prompts: Any, layers: str | int | Sequence[int] = "all", p
             return _finish(load_codi_cache(out), cm, identity)
         sink = store.open_writer(out, meta, setup.samples, meta["shard_size"])
         start = sink.start_row
-        xsink = _ExtrasWriter(Path(out), meta["shard_size"], start)
+        xsink = _ExtrasWriter(Path(out), meta["shard_size"], start, sink.meta["checksums"])
     else:
         sink = _MemorySink(len(setup.samples), setup, cm.d_model, sdt)
     host = ToHost(cm.device)

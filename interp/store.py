@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from torch import Tensor
 
 __all__ = ["FORMAT", "Part", "StoreWriter", "open_writer", "read_meta", "read_samples", "open_parts",
            "check_folder", "samples_hash", "EXTRA_KEYS", "load_extras", "shard_rows",
-           "SHARD_BYTES"]
+           "SHARD_BYTES", "file_sha256", "verify_file", "tmp_name", "TMP_PREFIX"]
 
 FORMAT = "codi-lens-activation-cache"
 SHARD_BYTES = 256 << 20  # default shard size
@@ -57,8 +58,38 @@ def shard_rows(shard_size: int | None, row_bytes: int, batch_size: int) -> int:
     return int(shard_size or max(batch_size, SHARD_BYTES // max(row_bytes, 1) // batch_size * batch_size))
 
 
+TMP_PREFIX = ".codi-lens-"  # temporaries: `.codi-lens-<name>.<random>.tmp`; only these are ever cleaned up
+REWRITE = "re-run the same cache call with a fresh out= folder (or delete the folder and cache again)"
+
+
+def tmp_name(path: Path) -> Path:
+    """A temporary sibling of `path` that cannot collide with a user's file (project prefix + random suffix).
+
+    >>> tmp_name(Path("c/meta.json")).name.startswith(".codi-lens-meta.json.")
+    True
+    """
+    return path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}.tmp")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 hex digest of a file, read in chunks.
+
+    >>> len(file_sha256(__file__))
+    64
+    """
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def verify_file(path: Path, expected: str | None) -> None:
+    """Raise if `path` does not hash to `expected` (no-op when no checksum was recorded: an older store)."""
+    if expected is not None and file_sha256(path) != expected:
+        raise ValueError(f"{path} does not match the checksum recorded in meta.json: the file was changed, "
+                         f"damaged or swapped after it was written. To fix it, {REWRITE}.")
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = tmp_name(path)
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -89,15 +120,30 @@ def read_meta(folder: str | os.PathLike) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{folder} holds no activation cache (no meta.json). Write one with "
                                 f"interp.cache(model, prompts, out={str(folder)!r}).")
-    meta = json.loads(path.read_text())
-    if meta.get("format") != FORMAT:
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); the cache is damaged. To fix it, {REWRITE}.") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        meta = meta if isinstance(meta, dict) else {}
         raise ValueError(f"{path} is not a codi-lens activation cache (format={meta.get('format')!r}).")
     return meta
 
 
 def read_samples(folder: str | os.PathLike) -> pd.DataFrame:
-    lines = (Path(folder) / "samples.jsonl").read_text().splitlines()
-    return pd.DataFrame([json.loads(line) for line in lines if line.strip()])
+    path = Path(folder) / "samples.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; the cache is damaged. To fix it, {REWRITE}.")
+    rows = []
+    for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} line {i} is not valid JSON ({err}); the file was cut or edited. To fix it, "
+                             f"{REWRITE}.") from None
+    return pd.DataFrame(rows)
 
 
 def check_folder(folder: str | os.PathLike, meta: dict) -> dict | None:
@@ -154,10 +200,13 @@ class StoreWriter:
 
     def _write_shard(self) -> None:
         path = self.folder / shard_name(self._next_shard)
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = tmp_name(path)
         save_file({"resid": self._buf[:self._fill].contiguous(), "valid": self._valid[:self._fill].contiguous()},
                   str(tmp))
+        digest = file_sha256(tmp)
         os.replace(tmp, path)
+        self.meta["checksums"][path.name] = digest  # recorded at once, so a resume can verify this shard
+        _atomic_write_bytes(self.folder / "meta.json", json.dumps(self.meta, indent=2).encode())
         self._next_shard += 1
         self._fill = 0
 
@@ -174,16 +223,28 @@ def open_writer(folder: str | os.PathLike, meta: dict, samples: pd.DataFrame, sh
     folder = Path(folder)
     old = check_folder(folder, meta)
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(".*.tmp"):  # partial files of a killed writer
+    for stale in folder.glob(f"{TMP_PREFIX}*.tmp"):  # partial files of a killed writer (never a user's file)
         stale.unlink()
     n_done = 0
+    sums: dict[str, str] = {}
     if old is not None:
+        old_sums = old.get("checksums")
         while (folder / shard_name(n_done)).exists():
+            name = shard_name(n_done)
+            if old_sums is not None:
+                if name not in old_sums:  # killed between the shard's rename and its checksum: write it again
+                    break
+                verify_file(folder / name, old_sums[name])
+                sums[name] = old_sums[name]
+                extra = folder / name.replace("shard_", "extras_")
+                if extra.name in old_sums and extra.exists():
+                    verify_file(extra, old_sums[extra.name])
+                    sums[extra.name] = old_sums[extra.name]
             n_done += 1
         for extra in folder.glob("shard_*.safetensors"):  # shards past a gap cannot be trusted
             if int(extra.stem.split("_")[1]) >= n_done:
                 extra.unlink()
-    meta = {**meta, "complete": False, "n_shards": None}
+    meta = {**meta, "complete": False, "n_shards": None, "checksums": sums}
     if old is None:
         _atomic_write_bytes(folder / "samples.jsonl", samples_jsonl(samples))
     _atomic_write_bytes(folder / "meta.json", json.dumps(meta, indent=2).encode())
@@ -193,9 +254,18 @@ def open_writer(folder: str | os.PathLike, meta: dict, samples: pd.DataFrame, sh
 
 def _memmap_tensors(path: Path) -> dict[str, np.ndarray]:
     """Memory-map every tensor of a safetensors file as numpy (bf16 as uint16 bits)."""
-    with open(path, "rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(header_len))
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            if header_len > size - 8:
+                raise ValueError(f"header length {header_len} exceeds the file size {size}")
+            header = json.loads(f.read(header_len))
+        ends = [info["data_offsets"][1] for k, info in header.items() if k != "__metadata__"]
+        if 8 + header_len + max(ends, default=0) > size:
+            raise ValueError(f"the tensors end at byte {8 + header_len + max(ends)} but the file has {size}")
+    except (struct.error, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path} is truncated or not a safetensors file ({err}). To fix it, {REWRITE}.") from None
     out = {}
     for name, info in header.items():
         if name == "__metadata__":
@@ -225,6 +295,8 @@ class Part:
     resid: np.ndarray | Tensor  # [n, layer, pos, d]
     valid: np.ndarray           # [n, pos] bool
     stored: str                 # "float32" | "bfloat16" | "float16"
+    path: Path | None = None     # the shard file, verified against `checksum` on first access
+    checksum: str | None = None
 
     @property
     def n(self) -> int:
@@ -232,8 +304,30 @@ class Part:
 
     def take(self, index: Any) -> np.ndarray:
         """`resid[index]` as float32 numpy (reads only the indexed cells from a memory map)."""
+        if self.checksum is not None:  # lazily, once per shard: opening a store stays a memory map
+            verify_file(self.path, self.checksum)
+            self.checksum = None
         x = self.resid[index]
         return to_float32(x, self.stored)
+
+
+def _open_shard(path: Path, rows: int, inner: tuple, want_dtype: str, mpath: Path, dtype: str) -> dict[str, np.ndarray]:
+    """Memory-map one shard after checking its header against meta.json (dtype, shapes)."""
+    t = _memmap_tensors(path)  # raises, naming the file, if it is truncated or not safetensors
+    with open(path, "rb") as f:  # the header only: the data stay unread
+        (hl,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(hl))
+    got = header.get("resid", {}).get("dtype")
+    if got != want_dtype:
+        raise ValueError(f"{path} stores {got} but {mpath} says dtype={dtype!r}; the files disagree. "
+                         f"To fix it, {REWRITE}.")
+    if "resid" not in t or "valid" not in t or t["resid"].shape != (rows, *inner) or \
+            t["valid"].shape != (rows, inner[1]):
+        shapes = {k: tuple(v.shape) for k, v in t.items()}
+        raise ValueError(f"{path} holds {shapes}, but {mpath} expects resid {(rows, *inner)} and valid "
+                         f"{(rows, inner[1])}; the shard is from another cache or the files were edited. To fix "
+                         f"it, {REWRITE}.")
+    return t
 
 
 def open_parts(folder: str | os.PathLike, meta: dict) -> list[Part]:
@@ -241,13 +335,40 @@ def open_parts(folder: str | os.PathLike, meta: dict) -> list[Part]:
     if not meta.get("complete"):
         raise ValueError(f"the cache in {folder} is incomplete (its writer stopped). Run the same interp.cache "
                          f"call (or `codi-lens cache`) with out={str(folder)!r} again to resume it.")
+    mpath = folder / "meta.json"
+    n_shards, n, size = meta.get("n_shards"), meta.get("n_samples"), meta.get("shard_size")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (n_shards, n, size)) or not size:
+        raise ValueError(f"{mpath}: n_shards={n_shards!r}, n_samples={n!r}, shard_size={size!r} are not valid "
+                         f"counts; the file was edited or damaged. To fix it, {REWRITE}.")
+    if n_shards != -(-n // size):
+        raise ValueError(f"{mpath} says n_shards={n_shards}, but {n} samples in shards of {size} make "
+                         f"{-(-n // size)}; the file was edited. To fix it, {REWRITE}.")
+    on_disk = sorted(folder.glob("shard_*.safetensors"))
+    if len(on_disk) != n_shards:
+        raise ValueError(f"{folder} holds {len(on_disk)} shard files but {mpath} says n_shards={n_shards}. To fix "
+                         f"it, {REWRITE}.")
+    want_dtype = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}.get(meta.get("dtype"))
+    if want_dtype is None:
+        raise ValueError(f"{mpath}: dtype={meta.get('dtype')!r} is not a store dtype (float32, bfloat16, "
+                         f"float16). To fix it, {REWRITE}.")
+    inner = (len(meta["layers"]), len(meta["positions"]), meta["d_model"])
+    sums = meta.get("checksums")
     parts = []
-    for i in range(meta["n_shards"]):
+    for i in range(n_shards):
         path = folder / shard_name(i)
         if not path.exists():
-            raise FileNotFoundError(f"{path} is missing; the cache is damaged. Delete {folder} and cache again.")
-        t = _memmap_tensors(path)
-        parts.append(Part(resid=t["resid"], valid=np.asarray(t["valid"]), stored=meta["dtype"]))
+            raise FileNotFoundError(f"{path} is missing; the cache is damaged. To fix it, {REWRITE}.")
+        if sums is not None and path.name not in sums:
+            raise ValueError(f"{mpath} records no checksum for {path.name}. To fix it, {REWRITE}.")
+        t = _open_shard(path, min(size, n - i * size), inner, want_dtype, mpath, meta["dtype"])
+        parts.append(Part(resid=t["resid"], valid=np.asarray(t["valid"]), stored=meta["dtype"], path=path,
+                          checksum=None if sums is None else sums[path.name]))
+    samples = folder / "samples.jsonl"
+    if samples.exists():
+        n_rows = sum(1 for line in samples.read_text(errors="replace").splitlines() if line.strip())
+        if n_rows != n:
+            raise ValueError(f"{samples} has {n_rows} rows but {mpath} says n_samples={n}; the file was cut or "
+                             f"edited. To fix it, {REWRITE}.")
     return parts
 
 
@@ -263,9 +384,23 @@ def load_extras(folder: str | os.PathLike) -> dict[str, np.ndarray]:
     files = sorted(folder.glob("extras_*.safetensors"))
     if not files:
         return {}
-    parts = [load_file(str(f)) for f in files]
+    meta_path = folder / "meta.json"
+    sums = json.loads(meta_path.read_text()).get("checksums") if meta_path.exists() else None
+    parts = []
+    for f in files:
+        if sums is not None:
+            if f.name not in sums:
+                raise ValueError(f"{meta_path} records no checksum for {f}. To fix it, {REWRITE}.")
+            verify_file(f, sums[f.name])
+        try:
+            parts.append(load_file(str(f)))
+        except Exception as err:  # safetensors raises its own error type, naming no file
+            raise ValueError(f"{f} cannot be read ({err}). To fix it, {REWRITE}.") from None
     out = {}
     for k in EXTRA_KEYS:
+        missing = [str(f) for f, p in zip(files, parts) if k not in p]
+        if missing:
+            raise ValueError(f"{missing[0]} has no {k!r} tensor. To fix it, {REWRITE}.")
         t = torch.cat([p[k] for p in parts])
         out[k] = t.float().numpy() if t.is_floating_point() else t.numpy()
     return out

@@ -107,11 +107,13 @@ def test_resume_after_killed_writer_equals_uninterrupted_run(llama, tmp_path):
     assert not meta["complete"] and 3 <= len(written) < 10
     with pytest.raises(ValueError, match="incomplete"):
         interp.load_cache(out)
-    (out / ".shard_00009.safetensors.tmp").write_bytes(b"partial")  # what a kill during a write leaves
+    (out / ".codi-lens-shard_00009.safetensors.1a2b3c4d.tmp").write_bytes(b"partial")  # a kill mid-write leaves
+    (out / ".notes.tmp").write_text("the user's own file")  # never ours to delete
     first = (out / "shard_00000.safetensors").stat().st_mtime_ns
     resumed = interp.cache(llama, MANY, batch_size=2, shard_size=4, out=out, progress=False)
     assert (out / "shard_00000.safetensors").stat().st_mtime_ns == first  # kept, not recomputed
-    assert not list(out.glob(".*.tmp")) and resumed.meta["complete"] and resumed.meta["n_shards"] == 10
+    assert not list(out.glob(".codi-lens-*.tmp")) and resumed.meta["complete"] and resumed.meta["n_shards"] == 10
+    assert (out / ".notes.tmp").read_text() == "the user's own file"
     whole = interp.cache(llama, MANY, batch_size=2, progress=False)
     np.testing.assert_allclose(resumed.array(), whole.array(), rtol=0, atol=1e-6)
     np.testing.assert_array_equal(resumed.valid, whole.valid)
