@@ -180,10 +180,19 @@ class ProbeGrid:
         li, pi = self._li(layer), self._pi(position)
         if "p_value" not in self.metrics or not np.isfinite(self.metrics["p_value"][li, pi]):
             return ""
-        text = f"p = {self.metrics['p_value'][li, pi]:.3g} (uncorrected)"
+        n_perm = self.config.get("n_permutations")
+        floor = 1.0 / (int(n_perm) + 1) if isinstance(n_perm, int) and n_perm > 0 else None
+
+        def at_floor(p: float) -> str:
+            # the smallest p that n permutations allow is 1 / (n + 1); say so instead of implying more
+            return f"; the floor for {n_perm} permutations" if floor is not None and p <= floor * (1 + 1e-9) else ""
+
+        p = float(self.metrics["p_value"][li, pi])
+        text = f"p = {p:.3g} (uncorrected{at_floor(p)})"
         pc = self.metrics.get("p_corrected")
         if pc is not None and np.isfinite(pc[li, pi]):
-            text += f", p_FWER = {pc[li, pi]:.3g} (max-T over {int(np.isfinite(pc).sum())} cells)"
+            text += (f", p_FWER = {pc[li, pi]:.3g} (max-T over {int(np.isfinite(pc).sum())} cells"
+                     f"{at_floor(float(pc[li, pi]))})")
         return text
 
     def table(self) -> pd.DataFrame:

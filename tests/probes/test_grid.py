@@ -62,3 +62,19 @@ def test_ci_below_chance_warns_only_beyond_chance():
     hi.flat[:30] = 0.45
     f = grid_findings({"auroc_hi": hi}, list(range(29)), [str(i) for i in range(8)], None, None)
     assert [(x.kind, x.severity) for x in f] == [("ci_below_chance", "warning")] and len(f[0].cells) == 30
+
+
+def test_p_text_names_the_permutation_floor():
+    """With n permutations the smallest possible p is 1/(n+1): a p at that floor says so, others do not."""
+    import numpy as np
+
+    from probes.grid import ProbeGrid
+
+    p = np.array([[1 / 11, 0.5]])
+    g = ProbeGrid(layers=[0], positions=["a", "b"], metrics={"auroc": np.array([[0.9, 0.5]]), "p_value": p,
+                                                            "p_corrected": np.array([[1 / 11, 0.9]])},
+                  scores=np.zeros((1, 2, 4)), y=np.array([0, 1, 0, 1]), groups=np.arange(4),
+                  config={"n_permutations": 10})
+    assert g.p_text(0, "a") == ("p = 0.0909 (uncorrected; the floor for 10 permutations), p_FWER = 0.0909 "
+                                "(max-T over 2 cells; the floor for 10 permutations)")
+    assert g.p_text(0, "b") == "p = 0.5 (uncorrected), p_FWER = 0.9 (max-T over 2 cells)"
