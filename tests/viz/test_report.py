@@ -93,9 +93,12 @@ def test_report_sections_and_verdicts(grid, tmp_path):
         in doc
     )
     n_cells = int((grid.metrics["p_corrected"] >= 0).sum())
+    floor = 1 / (grid.config["n_permutations"] + 1)
+    tail = f"; the floor for {grid.config['n_permutations']} permutations"
+    p, pc = grid.sel("p_value", layer, pos), grid.sel("p_corrected", layer, pos)
     assert (
-        f"p = {grid.sel('p_value', layer, pos):.3g} (uncorrected), "
-        f"p_FWER = {grid.sel('p_corrected', layer, pos):.3g} (max-T over {n_cells} cells)" in doc
+        f"p = {p:.3g} (uncorrected{tail if p <= floor * (1 + 1e-9) else ''}), "
+        f"p_FWER = {pc:.3g} (max-T over {n_cells} cells{tail if pc <= floor * (1 + 1e-9) else ''})" in doc
     )
     assert "Run config of tiny-llama" in doc and "<tr><td><code>n_layers</code></td><td>4</td></tr>" in doc
     assert "Across models" not in doc  # one grid: no comparison
