@@ -100,7 +100,11 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_probe)
 
     s = sub.add_parser("patch", help="ablation / activation patching on a CODI run's continuous thoughts")
-    s.add_argument("--model", required=True, help="CODI run folder (CODIModel.save_pretrained)")
+    s.add_argument("--model", help="CODI run folder (CODIModel.save_pretrained); or --organism")
+    s.add_argument("--organism", help="a shipped model organism instead (codi-lens organism list): its held-out "
+                                      "problems, and pairs that differ from --hop on")
+    s.add_argument("--hop", type=int, default=1, help="--organism pairs: the first hop whose value differs")
+    s.add_argument("--n", type=int, default=64, help="--organism: problems (or pairs) to use")
     s.add_argument("--study", choices=["ablate", "patch", "attribute", "necessity", "early-exit"], default="patch",
                    help="ablate: remove cells, score the answer; patch: clean -> changed-number corrupt runs; "
                         "attribute: AtP estimates of every patch cell (one backward pass) + exact check of the "

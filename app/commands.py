@@ -256,10 +256,62 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _patch_model(args: argparse.Namespace):
+    """(CODI model, model to run (merged with --merge), problems) for `codi-lens patch`."""
+    from codi.model import CODIModel
+
+    if (args.model is None) == (args.organism is None):
+        raise ValueError("pass exactly one of --model RUN_FOLDER or --organism NAME (codi-lens organism list)")
+    if args.organism is not None:
+        import codi.organisms as organisms
+
+        if args.organism not in organisms.available():
+            raise ValueError(f"--organism {args.organism!r}: not shipped; choose one of {organisms.available()}")
+        if args.data or args.arith:
+            raise ValueError("--organism brings its own problems; drop --data / --arith")
+        cm, make = organisms.load(args.organism)
+        problems = make(args.n, seed=args.data_seed)
+    else:
+        cm = CODIModel.from_pretrained(args.model)
+        problems = _codi_problems(args)
+    cm = cm.eval()
+    model = cm.merge().eval() if args.merge else cm
+    return cm, model, problems
+
+
+def _patch_curve(args: argparse.Namespace, model, problems, target) -> int:
+    import json
+
+    from interp import patching
+
+    fn = patching.necessity if args.study == "necessity" else patching.early_exit
+    c = fn(model, problems)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.codi-lens-tmp")
+    tmp.write_text(json.dumps(c.to_dict(), indent=1))
+    tmp.replace(target)
+    print(c.table().to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"wrote {target}")
+    return 0
+
+
+def _patch_pairs(args: argparse.Namespace, cm, problems) -> tuple[list, list]:
+    """(clean, corrupt): the organism's pairs that differ from --hop on, or changed-number arithmetic pairs."""
+    from interp import patching
+
+    if args.organism is not None:
+        import codi.organisms as organisms
+
+        return organisms.pairs(args.organism, args.n, seed=args.data_seed, step=args.hop)
+    clean, corrupt = patching.changed_number_pairs(problems, cm.tokenizer, seed=args.data_seed)
+    if not clean:
+        raise ValueError("no changed-number pairs could be made from these problems (they need GSM8k-Aug cot steps)")
+    return clean, corrupt
+
+
 def cmd_patch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from codi.model import CODIModel
     from interp import patching
 
     if args.study == "ablate" and args.mode not in patching.MODES:
@@ -278,30 +330,15 @@ def cmd_patch(args: argparse.Namespace) -> int:
     target = out / ("curve.json" if curve else "grid.json")
     if target.exists() and not args.overwrite:
         raise ValueError(f"{target} exists; pass --overwrite or another --out")
-    cm = CODIModel.from_pretrained(args.model).eval()
-    model = cm.merge().eval() if args.merge else cm
-    problems = _codi_problems(args)
+    cm, model, problems = _patch_model(args)
     if curve:
-        import json
-
-        fn = patching.necessity if args.study == "necessity" else patching.early_exit
-        c = fn(model, problems)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.codi-lens-tmp")
-        tmp.write_text(json.dumps(c.to_dict(), indent=1))
-        tmp.replace(target)
-        print(c.table().to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-        print(f"wrote {target}")
-        return 0
+        return _patch_curve(args, model, problems, target)
     if args.study == "ablate":
         grid = patching.ablate(model, problems, positions=positions, layers=layers, mode=args.mode,
                                together=args.together, max_rows=args.max_rows)
         metric = "delta_accuracy"
     else:
-        clean, corrupt = patching.changed_number_pairs(problems, cm.tokenizer, seed=args.data_seed)
-        if not clean:
-            raise ValueError("no changed-number pairs could be made from these problems "
-                             "(they need GSM8k-Aug cot steps)")
+        clean, corrupt = _patch_pairs(args, cm, problems)
         if args.study == "attribute":
             grid = patching.attribute(model, clean, corrupt, layers=layers, positions=positions,
                                       verify_top=args.verify_top, verify_sample=args.verify_sample,

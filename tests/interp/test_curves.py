@@ -91,3 +91,21 @@ def test_cli_attribute_and_curves(tmp_path, capsys):
         assert c["steps"] == [0, 1, 2]
     assert main(["patch", "--study", "attribute", *common, "--verify-top", "-2", "--out", str(tmp_path / "b")]) == 2
     assert "--verify-top -2" in capsys.readouterr().err and not (tmp_path / "b").exists()
+
+
+def test_cli_on_a_shipped_organism(tmp_path, capsys):
+    from app.cli import main
+    from probes.grid import ProbeGrid
+
+    assert main(["patch", "--study", "attribute", "--organism", "pointer3", "--n", "8", "--hop", "2",
+                 "--verify-top", "5", "--out", str(tmp_path / "a")]) == 0
+    g = ProbeGrid.load(tmp_path / "a")
+    assert g.config["n"] == 8 and len(g.config["verification"]["top"]) == 5
+    assert main(["patch", "--study", "necessity", "--organism", "pointer3", "--n", "50",
+                 "--out", str(tmp_path / "n")]) == 0
+    acc = json.loads((tmp_path / "n" / "curve.json").read_text())["values"]["accuracy"]
+    assert acc[-1] > 0.8 and max(acc[:-1]) < 0.2, acc
+    assert main(["patch", "--organism", "pointer9", "--out", str(tmp_path / "x")]) == 2
+    assert "--organism 'pointer9': not shipped" in capsys.readouterr().err
+    assert main(["patch", "--out", str(tmp_path / "x")]) == 2
+    assert "exactly one of --model" in capsys.readouterr().err
