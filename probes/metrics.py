@@ -10,10 +10,24 @@ two cells scored on the same samples.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from jaxtyping import Float, Int
 from scipy import stats
+
+
+def nan_quantile(x: np.ndarray, q: float, axis: int = 1) -> np.ndarray:
+    """`np.nanquantile` along `axis`, NaN (without numpy's "All-NaN slice" warning) where a row has no finite value:
+    skipped cells carry no replicate, which is expected, not a numerical problem.
+
+    >>> nan_quantile(np.array([[1.0, 3.0], [np.nan, np.nan]]), 0.5).tolist()
+    [2.0, nan]
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
+        return np.nanquantile(x, q, axis=axis)
 
 
 def auroc(scores: Float[np.ndarray, "... n"], y: Int[np.ndarray, "... n"],
@@ -62,7 +76,7 @@ def group_bootstrap_auroc(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarra
     """
     boots = group_bootstrap_replicates(scores, y, groups, n_boot, seed, chunk, pairwise)
     a = (1 - level) / 2
-    return np.nanquantile(boots, a, axis=1), np.nanquantile(boots, 1 - a, axis=1)
+    return nan_quantile(boots, a), nan_quantile(boots, 1 - a)
 
 
 def group_bootstrap_replicates(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarray, " n"],

@@ -32,7 +32,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from probes.metrics import max_t_p
+from probes.metrics import max_t_p, nan_quantile
 
 __all__ = ["fit_chunk_multiclass", "multiclass_metrics", "DEFAULT_C"]
 
@@ -102,7 +102,7 @@ def _group_bootstrap_accuracy(correct: np.ndarray, groups: np.ndarray, n_boot: i
     den = ok.astype(float) @ w.T
     boots = np.where(den > 0, num / np.maximum(den, 1e-300), np.nan)
     a = (1 - level) / 2
-    return np.nanquantile(boots, a, axis=1), np.nanquantile(boots, 1 - a, axis=1)
+    return nan_quantile(boots, a), nan_quantile(boots, 1 - a)
 
 
 def multiclass_metrics(pred: np.ndarray, null: np.ndarray, train_acc: np.ndarray, y: np.ndarray, perms: np.ndarray,

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -117,7 +119,9 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     bar.close()
 
     m = _metrics(scores, null, y, g, test_idx, calib, regression, n_bootstrap, seed, extra, perms_all)
-    const_pred = np.nanstd(np.where(np.isin(np.arange(n), test_idx), np.nan, scores), axis=-1) < 1e-7
+    with warnings.catch_warnings():  # skipped cells have no score at all: their spread is NaN, not a warning
+        warnings.filterwarnings("ignore", message="Degrees of freedom <= 0", category=RuntimeWarning)
+        const_pred = np.nanstd(np.where(np.isin(np.arange(n), test_idx), np.nan, scores), axis=-1) < 1e-7
     findings += checks.cell_findings(ident, zero_var, const_pred & ~skipped, inp.layers, inp.positions)
     findings += checks.grid_findings(m, inp.layers, inp.positions, not_conv, skipped)
     config = {"method": method, "target": target if labels is None else "labels", "folds": folds,

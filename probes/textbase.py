@@ -151,7 +151,7 @@ def _gain(grid: ProbeGrid, tg: ProbeGrid, n_boot: int, seed: int) -> dict[str, n
     diff = bp - bt[None]
     gain = grid.metrics["auroc"] - tg.metrics["auroc"]
     with np.errstate(all="ignore"):
-        lo, hi = np.nanquantile(diff, 0.025, axis=-1), np.nanquantile(diff, 0.975, axis=-1)
+        lo, hi = metrics.nan_quantile(diff, 0.025, axis=-1), metrics.nan_quantile(diff, 0.975, axis=-1)
     sd_p, sd_t = grid.metrics.get("null_auroc_sd"), tg.metrics.get("null_auroc_sd")
     if sd_p is not None and sd_t is not None and min(grid.config.get("n_permutations", 0),
                                                      tg.config.get("n_permutations", 0)) >= 10:

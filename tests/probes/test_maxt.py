@@ -78,7 +78,7 @@ def test_planted_cell_keeps_smallest_corrected_p():
         assert pc[PLANTED] == 1 / (1 + N_PERM)
         others = np.delete(pc.reshape(-1), PLANTED[0] * P + PLANTED[1])
         assert np.mean(others < 0.05) <= 0.05                     # the 99 noise cells are rarely "significant"
-        assert "p_FWER = 0.01 (max-T over 100 cells)" in grid.summary()
+        assert f"p_FWER = 0.01 (max-T over 100 cells; the floor for {N_PERM} permutations)" in grid.summary()
 
 
 def test_heldout_confirmation_of_the_picked_cell():
