@@ -129,7 +129,7 @@ def _design_xfail(pkg: str, edges: str) -> pytest.MarkDecorator:
 
 
 @pytest.mark.parametrize("pkg", [
-    pytest.param("interp", marks=_design_xfail("interp", "interp.effects/patching/steer")),
+    pytest.param("interp", marks=_design_xfail("interp", "interp.effects/patching/steer/attribution")),
     pytest.param("viz", marks=_design_xfail("viz", "viz.compare/gridinfo/heatmap/report/roc")),
 ])
 def test_design_layers_import_no_probes(pkg):
