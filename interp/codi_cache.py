@@ -46,6 +46,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
+import formats
 from interp import store
 from interp.activations import ActivationCache, ToHost, config_hash, gather_plan, load_cache, store_dtype
 from interp.hooks import _check_layers, record_residuals
@@ -293,7 +294,7 @@ def codi_cache(model, prompts: Any, layers: str | int | Sequence[int] = "all", p
         result = load_codi_cache(out)
         if setup.gen_tokens:  # the generated text joins the sample table on disk too
             _add_generated(result, cm.tokenizer)
-            store._atomic_write_bytes(Path(out) / "samples.jsonl", store.samples_jsonl(result.samples))
+            formats.atomic_write_bytes(Path(out) / "samples.jsonl", store.samples_jsonl(result.samples))
     else:
         result = ActivationCache(layers=setup.layers, positions=setup.labels, samples=setup.samples,
                                  meta={**meta, "complete": True},

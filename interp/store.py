@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,9 @@ import torch
 from jaxtyping import Bool, Float
 from safetensors.torch import load_file, save_file
 from torch import Tensor
+
+import formats
+from formats import TMP_PREFIX, file_sha256, tmp_name
 
 __all__ = ["FORMAT", "Part", "StoreWriter", "open_writer", "read_meta", "read_samples", "open_parts",
            "check_folder", "samples_hash", "EXTRA_KEYS", "load_extras", "shard_rows",
@@ -58,43 +60,12 @@ def shard_rows(shard_size: int | None, row_bytes: int, batch_size: int) -> int:
     return int(shard_size or max(batch_size, SHARD_BYTES // max(row_bytes, 1) // batch_size * batch_size))
 
 
-TMP_PREFIX = ".codi-lens-"  # temporaries: `.codi-lens-<name>.<random>.tmp`; only these are ever cleaned up
 REWRITE = "re-run the same cache call with a fresh out= folder (or delete the folder and cache again)"
-
-
-def tmp_name(path: Path) -> Path:
-    """A temporary sibling of `path` that cannot collide with a user's file (project prefix + random suffix).
-
-    >>> tmp_name(Path("c/meta.json")).name.startswith(".codi-lens-meta.json.")
-    True
-    """
-    return path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}.tmp")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 hex digest of a file, read in chunks.
-
-    >>> len(file_sha256(__file__))
-    64
-    """
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verify_file(path: Path, expected: str | None) -> None:
     """Raise if `path` does not hash to `expected` (no-op when no checksum was recorded: an older store)."""
-    if expected is not None and file_sha256(path) != expected:
-        raise ValueError(f"{path} does not match the checksum recorded in meta.json: the file was changed, "
-                         f"damaged or swapped after it was written. To fix it, {REWRITE}.")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = tmp_name(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    formats.verify_file(path, expected, fix=REWRITE)
 
 
 def _json_value(v: Any) -> Any:
@@ -206,7 +177,7 @@ class StoreWriter:
         digest = file_sha256(tmp)
         os.replace(tmp, path)
         self.meta["checksums"][path.name] = digest  # recorded at once, so a resume can verify this shard
-        _atomic_write_bytes(self.folder / "meta.json", json.dumps(self.meta, indent=2).encode())
+        formats.atomic_write_bytes(self.folder / "meta.json", json.dumps(self.meta, indent=2).encode())
         self._next_shard += 1
         self._fill = 0
 
@@ -215,7 +186,7 @@ class StoreWriter:
             self._write_shard()
         self.meta["complete"] = True
         self.meta["n_shards"] = self._next_shard
-        _atomic_write_bytes(self.folder / "meta.json", json.dumps(self.meta, indent=2).encode())
+        formats.atomic_write_bytes(self.folder / "meta.json", json.dumps(self.meta, indent=2).encode())
 
 
 def open_writer(folder: str | os.PathLike, meta: dict, samples: pd.DataFrame, shard_size: int) -> StoreWriter:
@@ -246,8 +217,8 @@ def open_writer(folder: str | os.PathLike, meta: dict, samples: pd.DataFrame, sh
                 extra.unlink()
     meta = {**meta, "complete": False, "n_shards": None, "checksums": sums}
     if old is None:
-        _atomic_write_bytes(folder / "samples.jsonl", samples_jsonl(samples))
-    _atomic_write_bytes(folder / "meta.json", json.dumps(meta, indent=2).encode())
+        formats.atomic_write_bytes(folder / "samples.jsonl", samples_jsonl(samples))
+    formats.atomic_write_bytes(folder / "meta.json", json.dumps(meta, indent=2).encode())
     return StoreWriter(folder=folder, meta=meta, shard_size=shard_size, start_row=min(n_done * shard_size,
                        meta["n_samples"]), _next_shard=n_done)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LEAVES = ("poslabels", "basemodels", "problems")
+LEAVES = ("poslabels", "basemodels", "problems", "formats")
 LIBRARY = ("codi", "interp", "probes", "viz")
 PACKAGES = (*LEAVES, *LIBRARY, "app")
 FORBIDDEN = {
