@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LEAVES = ("poslabels", "basemodels", "problems", "formats")
+LEAVES = ("poslabels", "basemodels", "problems", "formats", "argcheck")
 LIBRARY = ("codi", "interp", "probes", "viz")
 PACKAGES = (*LEAVES, *LIBRARY, "app")
 FORBIDDEN = {
