@@ -21,7 +21,7 @@ from typing import Any
 from argcheck.errors import BadArgument
 
 __all__ = ["check_int", "check_float", "check_bool", "check_str", "check_choice", "check_strings", "check_layers",
-           "check_out_folder", "check_path_exists", "check_new_path"]
+           "check_out_folder", "check_path_exists", "check_new_path", "check_floats", "check_ints"]
 
 
 def _is_int(value: Any) -> bool:
@@ -129,6 +129,38 @@ def check_strings(name: str, value: Any, *, nonempty: bool = True, fix: str = ""
         if not isinstance(v, str):
             raise BadArgument(f"{name}[{i}]", v, "must be a string", fix)
     return list(value)
+
+
+def check_floats(name: str, value: Any, *, min: float | None = None, min_open: bool = False, nonempty: bool = True,
+                 fix: str = "") -> list[float]:
+    """A list (or tuple) of finite numbers, each > `min` (`min_open`) or >= `min`; a single number is refused.
+
+    >>> check_floats("Cs", (0.1, 1), min=0, min_open=True)
+    [0.1, 1.0]
+    """
+    allowed = "must be a list of finite numbers" + ("" if min is None else f" {'>' if min_open else '>='} {min}")
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, range)) or (nonempty and not value):
+        raise BadArgument(name, value, allowed + (" (at least one)" if nonempty else ""),
+                          fix or f"pass {name}=[...] with one number each")
+    for i, v in enumerate(value):
+        check_float(f"{name}[{i}]", v, min=min, min_open=min_open, fix=fix)
+    return [float(v) for v in value]
+
+
+def check_ints(name: str, value: Any, *, min: int | None = None, max: int | None = None, nonempty: bool = True,
+               fix: str = "") -> list[int]:
+    """A list (or tuple) of integers within [min, max]; a single number or a string is refused.
+
+    >>> check_ints("inject_nan_steps", [3, 5], min=1)
+    [3, 5]
+    """
+    allowed = "must be a list of " + _range_text("integers", min, max)
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, range)) or (nonempty and not value):
+        raise BadArgument(name, value, allowed + (" (at least one)" if nonempty else ""),
+                          fix or f"pass {name}=[...] with one integer each")
+    for i, v in enumerate(value):
+        check_int(f"{name}[{i}]", v, min=min, max=max, fix=fix)
+    return [int(v) for v in value]
 
 
 def check_layers(name: str, value: Any, n_layers: int) -> list[int]:

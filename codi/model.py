@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -103,7 +104,12 @@ class CODIModel(CODIRunner):
             cfg = dataclasses.replace(cfg, lora_target_modules=None)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            peft_model = get_peft_model(hf, lora) if cfg.finetune == "lora" else hf.requires_grad_(True)
+            with warnings.catch_warnings():
+                # peft 0.21.2 reads `model.is_gradient_checkpointing`, which transformers 5.23 deprecates with a
+                # FutureWarning (renamed is_activation_checkpointing); nothing for a user to do, so not shown.
+                warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                                        category=FutureWarning)
+                peft_model = get_peft_model(hf, lora) if cfg.finetune == "lora" else hf.requires_grad_(True)
             prj = Projection(base.d_model, cfg.prj_dim, cfg.prj_layer_norm, cfg.prj_dropout)
             embed = hf.get_input_embeddings()  # statistics of embedded tokens (includes any scaling, e.g. Gemma)
             with torch.no_grad():

@@ -167,7 +167,7 @@ def test_bad_input_raises_before_writing(tmp_path):
         train(model(), probs, busy, max_steps=1, batch_size=8, progress=False)
     with pytest.raises(ValueError, match="not a multiple of micro_batch_size"):
         train(model(), probs, tmp_path / "a", max_steps=1, batch_size=8, micro_batch_size=3, progress=False)
-    with pytest.raises(ValueError, match="no training problems"):
+    with pytest.raises(ValueError, match=r"problems=\[\]: must be a non-empty list"):
         train(model(), [], tmp_path / "a", max_steps=1, progress=False)
     assert not (tmp_path / "a").exists() and not train_dir(tmp_path / "a").exists()
     train(model(), probs, tmp_path / "b", max_steps=1, batch_size=8, progress=False)
