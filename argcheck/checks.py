@@ -28,6 +28,11 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _set(name: str, value: object) -> str:
+    """How a user sets `name`: `name=value` for an argument, `--flag value` for a command-line flag."""
+    return f"{name} {value}" if name.startswith("-") else f"{name}={value}"
+
+
 def _range_text(kind: str, min: float | None, max: float | None) -> str:
     if min is not None and max is not None:
         return f"{kind} in {min}..{max}"
@@ -51,7 +56,7 @@ def check_int(name: str, value: Any, *, min: int | None = None, max: int | None 
                                                                else _range_text("an integer", min, max))
     if not _is_int(value) or (min is not None and value < min) or (max is not None and value > max):
         if not fix and min is not None and (_is_int(value) or isinstance(value, float)):
-            fix = f"pass {name}={min} or more" if max is None else f"pass {name} between {min} and {max}"
+            fix = f"pass {_set(name, min)} or more" if max is None else f"pass {name} between {min} and {max}"
         raise BadArgument(name, value, allowed, fix)
     return int(value)
 
@@ -214,11 +219,12 @@ def check_new_path(name: str, value: Any, *, fix: str = "") -> Path:
     'report.html'
     """
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
-        raise BadArgument(name, value, "must be a file path (non-empty)", fix or f"pass {name}='result.html'")
+        raise BadArgument(name, value, "must be a file path (non-empty)",
+                          fix or f"pass {_set(name, repr('result.html'))}")
     p = Path(value)
     if p.is_dir():
         raise BadArgument(name, value, "is an existing folder; a file path is needed here",
-                          fix or f"pass {name}={str(p / 'result')!r} or another file name")
+                          fix or f"pass {_set(name, repr(str(p / 'result')))} or another file name")
     if any(parent.is_file() for parent in p.parents):
         raise BadArgument(name, value, "lies under an existing file, which cannot hold files",
                           fix or "choose a path whose parent is a folder")
@@ -235,11 +241,11 @@ def check_out_folder(name: str, value: Any, *, fix: str = "") -> Path:
     """
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
         raise BadArgument(name, value, "must be a folder path (non-empty)",
-                          fix or f"pass {name}='runs/name' (a new or resumable folder)")
+                          fix or f"pass {_set(name, repr('runs/name'))} (a new or resumable folder)")
     p = Path(value)
     if p.exists() and not p.is_dir():
         raise BadArgument(name, value, "is an existing file, not a folder",
-                          fix or f"pass {name}= a folder path (new, or one this call wrote before)")
+                          fix or f"pass {_set(name, 'FOLDER')}, a folder path (new, or one this call wrote before)")
     if any(parent.is_file() for parent in p.parents):
         raise BadArgument(name, value, "lies under an existing file, which cannot hold folders",
                           fix or "choose a path whose parent is a folder")

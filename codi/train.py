@@ -46,7 +46,7 @@ from codi import train_state as ts
 from codi.train_config import TrainConfig, TrainRecord
 from formats import atomic_write_json
 
-__all__ = ["train", "train_dir", "TrainConfig", "TrainRecord", "default_lr", "lr_factor", "LOSS_KEYS"]
+__all__ = ["train", "train_dir", "check_run", "TrainConfig", "TrainRecord", "default_lr", "lr_factor", "LOSS_KEYS"]
 
 RECORD = "train_record.json"
 TRAIN_CONFIG = "train_config.json"
@@ -140,21 +140,10 @@ def train(cm, problems: list, out: str | Path, *, config: TrainConfig | None = N
         raise BadArgument("config", config, "must be a TrainConfig or None", "pass config=TrainConfig(...) or "
                           "keyword overrides such as max_steps=100")
     cfg = TrainConfig.from_dict({**(config.to_dict() if config else {}), **overrides})
-    check_bool("resume", resume)
-    out = check_out_folder("out", out, fix="pass out='runs/name', a new folder for the trained model")
     _check_model(cm)
     _check_problems(problems, cfg.batch_size)
-    run_dir = train_dir(out)
-    existing = ts.list_checkpoints(run_dir)
-    if existing and not resume:
-        raise BadArgument("resume", resume, f"{run_dir} already holds checkpoints ({existing[-1].name})",
-                          "pass resume=True (--resume) to continue that run, or choose a new output folder")
-    if resume and not existing:
-        raise BadArgument("resume", resume, f"there is nothing to resume: {run_dir} holds no checkpoint",
-                          "drop resume=True (--resume) to start a new run, or pass the out folder of the run")
-    if out.exists() and any(out.iterdir()) and not (resume and existing):
-        raise BadArgument("out", str(out), "already exists and is not empty; the trained model is written there "
-                          "at the end", "choose a new output folder (or resume=True to continue a run)")
+    existing = check_run(out, resume)
+    out, run_dir = Path(out), train_dir(out)
     created = not run_dir.exists()
     run = _Run(cm, problems, out, cfg)
     try:
@@ -168,6 +157,31 @@ def train(cm, problems: list, out: str | Path, *, config: TrainConfig | None = N
         if created and run.rec.step == 0 and not run.rec.events and run.acc.is_main_process:
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing learned yet: leave no folder behind
         raise
+
+
+def check_run(out: str | Path, resume: bool) -> list[Path]:
+    """The checks of `train` on `out` and `resume` (also run by the CLI before it loads a model); returns the
+    checkpoints to resume from.
+
+        >>> check_run("runs/new-run", resume=True)
+        Traceback (most recent call last):
+        ...
+        argcheck.errors.BadArgument: resume=True: there is nothing to resume: runs/new-run-train holds no ...
+    """
+    check_bool("resume", resume)
+    out = check_out_folder("out", out, fix="pass out='runs/name', a new folder for the trained model")
+    run_dir = train_dir(out)
+    existing = ts.list_checkpoints(run_dir)
+    if existing and not resume:
+        raise BadArgument("resume", resume, f"{run_dir} already holds checkpoints ({existing[-1].name})",
+                          "pass resume=True to continue that run, or choose a new output folder")
+    if resume and not existing:
+        raise BadArgument("resume", resume, f"there is nothing to resume: {run_dir} holds no checkpoint",
+                          "drop resume=True to start a new run, or pass the out folder of the run")
+    if out.exists() and any(out.iterdir()) and not (resume and existing):
+        raise BadArgument("out", str(out), "already exists and is not empty; the trained model is written there "
+                          "at the end", "choose a new output folder (or resume=True to continue a run)")
+    return existing
 
 
 def _check_model(cm) -> None:
