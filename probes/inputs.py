@@ -71,9 +71,15 @@ def check_grid(name: str, grid: Any) -> None:
                           "pass the grid probes.sweep returned, or probes.ProbeGrid.load(folder)")
 
 
-def check_enough_groups(groups: np.ndarray, folds: int) -> None:
-    """Refuse `folds` larger than the number of groups (every cell would be skipped)."""
-    n_groups = len(np.unique(np.asarray(groups).astype(str)))
+def check_sweep_inputs(inp: Inputs, folds: int, target: str | None) -> None:
+    """After `resolve`: refuse a constant target (R^2 would read 1.0 everywhere) and `folds` larger than the number
+    of groups (every cell would be skipped)."""
+    if len(inp.y) and np.ptp(np.asarray(inp.y, np.float64)) == 0:
+        name = "labels" if target is None else "target"
+        raise BadArgument(name, target if target is not None else inp.y, f"every sample has the value "
+                          f"{inp.y.flat[0]!r}: a constant target has nothing to predict (R^2 is undefined, not 1.0)",
+                          "probe a target that varies")
+    n_groups = len(np.unique(np.asarray(inp.groups).astype(str)))
     if folds > n_groups:
         raise BadArgument("folds", folds, f"is more than the {n_groups} groups of these samples (each fold needs at "
                           f"least one group)", f"use folds <= {n_groups}, or more samples")
@@ -111,8 +117,7 @@ def resolve(data: Any, target: str = "label", labels=None, groups=None, layers=N
         raise ValueError(f"control has {len(control)} entries for {n} samples")
     if inp.valid.shape != (n, len(inp.positions)):
         raise ValueError(f"valid mask has shape {inp.valid.shape}, expected {(n, len(inp.positions))}")
-    inp.y = _check_labels(y, regression, multiclass, "labels" if labels is not None or not _is_cache(data) else
-                          f"target {target!r}")
+    inp.y = _check_labels(y, regression, multiclass)
     if np.any([g is None or (isinstance(g, float) and np.isnan(g)) for g in groups]):
         raise ValueError("groups contain missing values (None/NaN): give every sample a group")
     inp.groups = groups
@@ -195,15 +200,12 @@ def _from_array(data, labels, groups, layers, positions, valid, control) -> tupl
                   read_layer=read_layer, control=control), n
 
 
-def _check_labels(y: np.ndarray, regression: bool, multiclass: bool = False, what: str = "labels") -> np.ndarray:
+def _check_labels(y: np.ndarray, regression: bool, multiclass: bool = False) -> np.ndarray:
     if y.dtype.kind in "OUS" or (y.dtype.kind == "f" and not np.all(np.isfinite(y))):
         if y.dtype.kind == "f":
             raise ValueError("labels contain NaN/inf: drop those samples or fill the labels")
         raise ValueError(f"labels must be numeric, got values like {list(y[:3])}: map them to 0/1 first")
     if regression:
-        if len(y) and np.ptp(y.astype(np.float64)) == 0:
-            raise ValueError(f"{what}: every value is {y.flat[0]!r}: a constant target has nothing to predict (R^2 "
-                             f"is undefined, not 1.0); probe a target that varies")
         return y.astype(np.float64)
     vals = np.unique(y)
     if len(vals) < 2:

@@ -18,7 +18,7 @@ from argcheck import check_choice
 from probes import checks, metrics
 from probes.fitting import fit_chunk_logreg, fit_chunk_ridge, inner_masks_for
 from probes.grid import Finding, ProbeGrid
-from probes.inputs import check_enough_groups, check_finite, check_fit_args, resolve
+from probes.inputs import check_finite, check_fit_args, check_sweep_inputs, resolve
 from probes.methods import DEFAULT_CS
 from probes.multiclass import DEFAULT_C, fit_chunk_multiclass, multiclass_metrics
 from probes.splits import check_splits, group_kfold, heldout_split, permute_labels
@@ -64,7 +64,7 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
         raise ValueError(f"Cs={Cs}: pass positive regularisation values")
     inp = resolve(data, target=target, labels=labels, groups=groups, layers=layers, positions=positions,
                   valid=valid, control=control, regression=regression, multiclass=method == "multiclass")
-    check_enough_groups(inp.groups, folds)
+    check_sweep_inputs(inp, folds, target if labels is None else None)
     if method == "multiclass":
         return _sweep_multiclass(inp, target if labels is None else "labels", folds, Cs[0], n_permutations,
                                  n_bootstrap, seed, chunk, max_iter, progress)
