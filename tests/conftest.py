@@ -40,3 +40,9 @@ def refused(tmp_path, monkeypatch) -> Callable[..., str]:
         return msg
 
     return check
+
+
+@pytest.fixture
+def snapshot() -> Callable[[Path], dict[str, str]]:
+    """`snapshot(folder)`: every path under `folder` -> "dir" or its sha256 (compare before / after a call)."""
+    return tree
