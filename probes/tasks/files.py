@@ -75,7 +75,7 @@ def _records(path: Path) -> list[tuple[int, dict]]:
 
 
 def load_jsonl(path: str | Path, label_key: str = "label", group_key: str = "group", labels: str = "auto") -> Task:
-    """One JSON object per line with "text", a label and a group; other keys are kept.
+    r"""One JSON object per line with "text", a label and a group; other keys are kept.
 
     `labels`: "binary" (every label 0/1, true/false, honest/deceptive, ...: a label 2 or 0.5 is refused with its
     line), "numeric" (finite numbers, for ridge probes), or "auto" (binary when any label is a word or a bool or
