@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from argcheck import BadArgument, check_bool, check_out_folder
 from codi import train_state as ts
-from codi.train_config import TrainConfig, TrainRecord
+from codi.train_config import TrainConfig, TrainRecord, check_model, check_problems
 from formats import atomic_write_json
 
 __all__ = ["train", "train_dir", "check_run", "TrainConfig", "TrainRecord", "default_lr", "lr_factor", "LOSS_KEYS"]
@@ -140,8 +140,8 @@ def train(cm, problems: list, out: str | Path, *, config: TrainConfig | None = N
         raise BadArgument("config", config, "must be a TrainConfig or None", "pass config=TrainConfig(...) or "
                           "keyword overrides such as max_steps=100")
     cfg = TrainConfig.from_dict({**(config.to_dict() if config else {}), **overrides})
-    _check_model(cm)
-    _check_problems(problems, cfg.batch_size)
+    check_model(cm)
+    check_problems(problems, cfg.batch_size)
     existing = check_run(out, resume)
     out, run_dir = Path(out), train_dir(out)
     created = not run_dir.exists()
@@ -182,28 +182,6 @@ def check_run(out: str | Path, resume: bool) -> list[Path]:
         raise BadArgument("out", str(out), "already exists and is not empty; the trained model is written there "
                           "at the end", "choose a new output folder (or resume=True to continue a run)")
     return existing
-
-
-def _check_model(cm) -> None:
-    if not all(hasattr(cm, a) for a in ("make_batch", "loss", "config", "save_pretrained")):
-        raise BadArgument("cm", cm, "must be a CODIModel (make_batch, loss, config, save_pretrained)",
-                          "build one with codi.CODIModel.from_config(codi.CODIConfig(base_model=...))")
-
-
-def _check_problems(problems, batch_size: int) -> None:
-    """A non-empty list of problems (codi.data.Problem or dicts with question, cot, answer), at least one batch."""
-    if isinstance(problems, (str, bytes, dict)) or not hasattr(problems, "__len__") or not len(problems):
-        raise BadArgument("problems", problems, "must be a non-empty list of problems",
-                          "pass e.g. codi.data.arithmetic(2000) or codi.data.load('train.jsonl')")
-    for i, prob in enumerate(problems):
-        get = prob.get if isinstance(prob, dict) else lambda k, prob=prob: getattr(prob, k, None)
-        bad = [k for k in ("question", "cot", "answer") if not isinstance(get(k), str)]
-        if bad:
-            raise BadArgument(f"problems[{i}]", prob, f"must have string fields question, cot, answer (lacks {bad})",
-                              "use codi.data.Problem or dicts in the GSM8k-Aug format")
-    if len(problems) < batch_size:
-        raise BadArgument("batch_size", batch_size, f"is more than the {len(problems)} problems given (one "
-                          f"optimizer step needs a whole batch)", f"use batch_size <= {len(problems)} or more problems")
 
 
 class _Run:
@@ -256,14 +234,13 @@ class _Run:
         for ckpt in reversed(ckpts):
             try:
                 ts.verify_checkpoint(ckpt)
-            except ValueError as err:
-                if not self.acc.is_main_process:
-                    raise
-                aside = ts.set_aside(ckpt)
+            except ValueError as err:  # every process finds the same damage; the main one sets it aside
+                aside = ts.set_aside(ckpt) if self.acc.is_main_process else ckpt.with_name(f"{ckpt.name}.damaged")
                 damaged.append({"kind": "damaged_checkpoint", "checkpoint": ckpt.name, "moved_to": aside.name,
                                 "error": str(err)})
-                print(f"codi train: checkpoint {ckpt} is damaged ({err}); moved it to {aside.name} and falling back "
-                      f"to the checkpoint before it", file=sys.stderr, flush=True)
+                if self.acc.is_main_process:
+                    print(f"codi train: checkpoint {ckpt} is damaged ({err}); moved it to {aside.name} and falling "
+                          f"back to the checkpoint before it", file=sys.stderr, flush=True)
                 continue
             _check_same_run(ckpt, self.cfg, self.codi_cfg)
             st = self.restore(ckpt)

@@ -1,4 +1,5 @@
-"""`TrainConfig` (every setting of `codi.train`, checked when it is made) and `TrainRecord` (what a run did).
+"""`TrainConfig` (every setting of `codi.train`, checked when it is made), `TrainRecord` (what a run did) and the
+checks of `codi.train`'s model and problems.
 
     >>> from codi.train_config import TrainConfig
     >>> TrainConfig(max_steps=20, batch_size=8).batch_size
@@ -19,7 +20,7 @@ from pathlib import Path
 from argcheck import BadArgument, check_bool, check_choice, check_float, check_int, check_ints
 from formats import atomic_write_text, read_json
 
-__all__ = ["TrainConfig", "TrainRecord", "MIXED_PRECISION"]
+__all__ = ["TrainConfig", "TrainRecord", "MIXED_PRECISION", "check_model", "check_problems"]
 
 MIXED_PRECISION = ("auto", "bf16", "no")
 
@@ -147,3 +148,26 @@ class TrainRecord:
     def load(cls, path: str | Path) -> TrainRecord:
         p = Path(path)
         return cls(**read_json(p / "train_record.json" if p.is_dir() else p))
+
+
+def check_model(cm) -> None:
+    """`codi.train`'s model: anything with make_batch, loss, config and save_pretrained (a CODIModel)."""
+    if not all(hasattr(cm, a) for a in ("make_batch", "loss", "config", "save_pretrained")):
+        raise BadArgument("cm", cm, "must be a CODIModel (make_batch, loss, config, save_pretrained)",
+                          "build one with codi.CODIModel.from_config(codi.CODIConfig(base_model=...))")
+
+
+def check_problems(problems, batch_size: int) -> None:
+    """A non-empty list of problems (codi.data.Problem or dicts with question, cot, answer), at least one batch."""
+    if isinstance(problems, (str, bytes, dict)) or not hasattr(problems, "__len__") or not len(problems):
+        raise BadArgument("problems", problems, "must be a non-empty list of problems",
+                          "pass e.g. codi.data.arithmetic(2000) or codi.data.load('train.jsonl')")
+    for i, prob in enumerate(problems):
+        get = prob.get if isinstance(prob, dict) else lambda k, prob=prob: getattr(prob, k, None)
+        bad = [k for k in ("question", "cot", "answer") if not isinstance(get(k), str)]
+        if bad:
+            raise BadArgument(f"problems[{i}]", prob, f"must have string fields question, cot, answer (lacks {bad})",
+                              "use codi.data.Problem or dicts in the GSM8k-Aug format")
+    if len(problems) < batch_size:
+        raise BadArgument("batch_size", batch_size, f"is more than the {len(problems)} problems given (one "
+                          f"optimizer step needs a whole batch)", f"use batch_size <= {len(problems)} or more problems")
