@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from argcheck import BadArgument
 from codi.config import CODIConfig
 from formats import (
     atomic_save_safetensors,
@@ -208,6 +209,9 @@ def load_checkpoint(cls, folder: str | os.PathLike, device=None, dtype=None):
     """Build the base from the saved config, then load adapter, prj, <bot>/<eot> rows and tokenizer strictly."""
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
+    if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip():
+        raise BadArgument("folder", folder, "must be the path of a folder written by CODIModel.save_pretrained",
+                          "pass e.g. 'runs/codi-smol'")
     folder = Path(folder)
     _check_folder(folder)
     verify_checksums(folder)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from argcheck import BadArgument
 from codi.batch import IGNORE, CODIBatch, make_batch
 from codi.config import CODIConfig, lora_targets_for
 from codi.loop import position_ids
@@ -83,6 +84,8 @@ class CODIModel(CODIRunner):
 
         from basemodels import load_model
 
+        if not isinstance(cfg, CODIConfig):
+            raise BadArgument("cfg", cfg, "must be a CODIConfig", "pass CODIConfig(base_model='smollm2-135m', ...)")
         cfg.validate()
         base = load_model(weights or cfg.base_model, dtype=dtype, device=device)
         hf = base.model

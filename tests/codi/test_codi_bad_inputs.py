@@ -280,6 +280,8 @@ CASES = [
      lambda t, c: (copy_ckpt(t, c), (t / "ckpt" / "checksums.json").write_text("[1, "))),
     ("ckpt-foreign-weights", lambda t, c: codi.CODIModel.from_pretrained(t / "ckpt"), V, "foreign files",
      lambda t, c: (copy_ckpt(t, c), (t / "ckpt" / "extra.bin").write_bytes(b"x"))),
+    ("ckpt-folder-empty", lambda t, c: codi.CODIModel.from_pretrained(""), V, "folder=''"),
+    ("model-config-dict", lambda t, c: codi.CODIModel.from_config({"base_model": "tiny-llama"}), V, "cfg="),
     ("ckpt-not-a-folder", lambda t, c: codi.CODIModel.from_pretrained(t / "nope"), F, "nope"),
     ("ckpt-official-state-dict", lambda t, c: codi.CODIModel.from_pretrained(t), V, "codi.convert",
      lambda t, c: save_sd(t, c.sd)),
@@ -296,6 +298,12 @@ CASES = [
      lambda t, c: tamper_run(t, c, "no-key")),
     ("run-model-adapter-flip", lambda t, c: verify_checkpoint(last_run_ckpt(t)), V, "adapter_model.safetensors",
      lambda t, c: tamper_run(t, c, "model")),
+    # ---- codi.evaluate
+    ("evaluate-mode-unknown", lambda t, c: codi.evaluate(c.cm, c.probs, modes=("latent",)), V, "modes='latent'"),
+    ("evaluate-modes-string", lambda t, c: codi.evaluate(c.cm, c.probs, modes="codi"), V, "modes='codi'"),
+    ("evaluate-no-problems", lambda t, c: codi.evaluate(c.cm, []), V, "problems=[]"),
+    ("evaluate-batch-0", lambda t, c: codi.evaluate(c.cm, c.probs, batch_size=0), V, "batch_size=0"),
+    ("evaluate-tokens-0", lambda t, c: codi.evaluate(c.cm, c.probs, max_new_tokens=0), V, "max_new_tokens=0"),
     # ---- organisms
     ("organism-unknown", lambda t, c: codi.organisms.load("pointer9"), V, "name='pointer9'"),
     ("organism-name-none", lambda t, c: codi.organisms.folder(None), V, "name=None"),
