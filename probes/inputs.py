@@ -55,7 +55,7 @@ def check_fit_args(*, folds: int | None = None, Cs=None, inner_folds: int = 3, n
     check_float("tol", tol, min=0, min_open=True)
     check_float("search_tol", search_tol, min=0, min_open=True)
     check_int("max_iter", max_iter, min=1)
-    if device is not None:
+    if device is not None and type(device).__name__ != "device":  # a torch.device is fine too
         check_str("device", device, fix="pass None (CUDA when present), 'cpu' or 'cuda'")
     check_bool("progress", progress)
     check_float("test_size", test_size, min=0, max=1, min_open=True, max_open=True, none_ok=True,
