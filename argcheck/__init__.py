@@ -18,7 +18,9 @@ from argcheck.checks import (
     check_bool,
     check_choice,
     check_float,
+    check_floats,
     check_int,
+    check_ints,
     check_layers,
     check_new_path,
     check_out_folder,
@@ -29,4 +31,4 @@ from argcheck.checks import (
 from argcheck.errors import BadArgument
 
 __all__ = ["BadArgument", "check_int", "check_float", "check_bool", "check_str", "check_choice", "check_strings",
-           "check_layers", "check_out_folder", "check_path_exists", "check_new_path"]
+           "check_layers", "check_out_folder", "check_path_exists", "check_new_path", "check_floats", "check_ints"]

@@ -21,11 +21,16 @@ from typing import Any
 from argcheck.errors import BadArgument
 
 __all__ = ["check_int", "check_float", "check_bool", "check_str", "check_choice", "check_strings", "check_layers",
-           "check_out_folder", "check_path_exists", "check_new_path"]
+           "check_out_folder", "check_path_exists", "check_new_path", "check_floats", "check_ints"]
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _set(name: str, value: object) -> str:
+    """How a user sets `name`: `name=value` for an argument, `--flag value` for a command-line flag."""
+    return f"{name} {value}" if name.startswith("-") else f"{name}={value}"
 
 
 def _range_text(kind: str, min: float | None, max: float | None) -> str:
@@ -51,7 +56,7 @@ def check_int(name: str, value: Any, *, min: int | None = None, max: int | None 
                                                                else _range_text("an integer", min, max))
     if not _is_int(value) or (min is not None and value < min) or (max is not None and value > max):
         if not fix and min is not None and (_is_int(value) or isinstance(value, float)):
-            fix = f"pass {name}={min} or more" if max is None else f"pass {name} between {min} and {max}"
+            fix = f"pass {_set(name, min)} or more" if max is None else f"pass {name} between {min} and {max}"
         raise BadArgument(name, value, allowed, fix)
     return int(value)
 
@@ -131,6 +136,38 @@ def check_strings(name: str, value: Any, *, nonempty: bool = True, fix: str = ""
     return list(value)
 
 
+def check_floats(name: str, value: Any, *, min: float | None = None, min_open: bool = False, nonempty: bool = True,
+                 fix: str = "") -> list[float]:
+    """A list (or tuple) of finite numbers, each > `min` (`min_open`) or >= `min`; a single number is refused.
+
+    >>> check_floats("Cs", (0.1, 1), min=0, min_open=True)
+    [0.1, 1.0]
+    """
+    allowed = "must be a list of finite numbers" + ("" if min is None else f" {'>' if min_open else '>='} {min}")
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, range)) or (nonempty and not value):
+        raise BadArgument(name, value, allowed + (" (at least one)" if nonempty else ""),
+                          fix or f"pass {name}=[...] with one number each")
+    for i, v in enumerate(value):
+        check_float(f"{name}[{i}]", v, min=min, min_open=min_open, fix=fix)
+    return [float(v) for v in value]
+
+
+def check_ints(name: str, value: Any, *, min: int | None = None, max: int | None = None, nonempty: bool = True,
+               fix: str = "") -> list[int]:
+    """A list (or tuple) of integers within [min, max]; a single number or a string is refused.
+
+    >>> check_ints("inject_nan_steps", [3, 5], min=1)
+    [3, 5]
+    """
+    allowed = "must be a list of " + _range_text("integers", min, max)
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, range)) or (nonempty and not value):
+        raise BadArgument(name, value, allowed + (" (at least one)" if nonempty else ""),
+                          fix or f"pass {name}=[...] with one integer each")
+    for i, v in enumerate(value):
+        check_int(f"{name}[{i}]", v, min=min, max=max, fix=fix)
+    return [int(v) for v in value]
+
+
 def check_layers(name: str, value: Any, n_layers: int) -> list[int]:
     """"all", an int, or a non-empty sequence of ints in 0..n_layers -> sorted unique list.
 
@@ -182,11 +219,12 @@ def check_new_path(name: str, value: Any, *, fix: str = "") -> Path:
     'report.html'
     """
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
-        raise BadArgument(name, value, "must be a file path (non-empty)", fix or f"pass {name}='result.html'")
+        raise BadArgument(name, value, "must be a file path (non-empty)",
+                          fix or f"pass {_set(name, repr('result.html'))}")
     p = Path(value)
     if p.is_dir():
         raise BadArgument(name, value, "is an existing folder; a file path is needed here",
-                          fix or f"pass {name}={str(p / 'result')!r} or another file name")
+                          fix or f"pass {_set(name, repr(str(p / 'result')))} or another file name")
     if any(parent.is_file() for parent in p.parents):
         raise BadArgument(name, value, "lies under an existing file, which cannot hold files",
                           fix or "choose a path whose parent is a folder")
@@ -203,11 +241,11 @@ def check_out_folder(name: str, value: Any, *, fix: str = "") -> Path:
     """
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
         raise BadArgument(name, value, "must be a folder path (non-empty)",
-                          fix or f"pass {name}='runs/name' (a new or resumable folder)")
+                          fix or f"pass {_set(name, repr('runs/name'))} (a new or resumable folder)")
     p = Path(value)
     if p.exists() and not p.is_dir():
         raise BadArgument(name, value, "is an existing file, not a folder",
-                          fix or f"pass {name}= a folder path (new, or one this call wrote before)")
+                          fix or f"pass {_set(name, 'FOLDER')}, a folder path (new, or one this call wrote before)")
     if any(parent.is_file() for parent in p.parents):
         raise BadArgument(name, value, "lies under an existing file, which cannot hold folders",
                           fix or "choose a path whose parent is a folder")

@@ -2,6 +2,8 @@
 
     >>> str(BadArgument("folds", 1, "must be an integer >= 2", "pass folds=2 or more"))
     'folds=1: must be an integer >= 2. Fix: pass folds=2 or more.'
+    >>> str(BadArgument("--folds", 1, "must be an integer >= 2", "pass --folds 2 or more"))    # a flag
+    '--folds 1: must be an integer >= 2. Fix: pass --folds 2 or more.'
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ class BadArgument(ValueError, TypeError):
 
     def __init__(self, name: str, value: Any, allowed: str, fix: str = "", *, shown: str | None = None):
         self.name, self.value, self.allowed, self.fix = name, value, allowed, fix
-        text = f"{name}={shown if shown is not None else show(value)}: {allowed}"
+        shown = shown if shown is not None else show(value)
+        if name.startswith("-"):  # a command-line flag: `--max-steps -1`, or just `--resume` for a switch
+            text = f"{name}: {allowed}" if value is True else f"{name} {shown}: {allowed}"
+        else:
+            text = f"{name}={shown}: {allowed}"
         if fix:
             text += f". Fix: {fix}"
         super().__init__(text.rstrip(".") + ".")

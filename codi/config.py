@@ -19,6 +19,18 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from argcheck import (
+    BadArgument,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_ints,
+    check_str,
+    check_strings,
+)
+from formats import atomic_write_text, read_json
+
 __all__ = ["CODIConfig", "LOSS_TYPES", "FINETUNE", "lora_targets_for"]
 
 LOSS_TYPES = ("smooth_l1", "l1", "mse")
@@ -93,42 +105,67 @@ class CODIConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError naming the bad field and a fix."""
-        if not isinstance(self.base_model, str) or not self.base_model:
-            raise ValueError("CODIConfig.base_model must be a model name or folder, e.g. 'smollm2-135m'.")
-        if not isinstance(self.num_latents, int) or self.num_latents < 1:
-            raise ValueError(f"num_latents={self.num_latents!r}: a CODI model needs at least 1 continuous "
-                             f"thought (the paper uses 6). For a model without latents, use the base model directly.")
-        if self.finetune not in FINETUNE:
-            raise ValueError(f"finetune={self.finetune!r}; choose one of {FINETUNE} ('full' also trains embeddings "
-                             f"and norms, for small from-scratch bases).")
-        if self.latent_distill_weight < 0:
-            raise ValueError(f"latent_distill_weight={self.latent_distill_weight}: use 0 (off) or a positive weight.")
-        if self.loss_type not in LOSS_TYPES:
-            raise ValueError(f"loss_type={self.loss_type!r}; choose one of {LOSS_TYPES}.")
-        if self.prj_dim is not None and self.prj_dim < 1:
-            raise ValueError(f"prj_dim={self.prj_dim}: use a positive size or None (= d_model).")
-        if self.lora_r < 1:
-            raise ValueError(f"lora_r={self.lora_r}: LoRA rank must be >= 1.")
-        if not 0.0 <= self.lora_dropout < 1.0 or not 0.0 <= self.prj_dropout < 1.0:
-            raise ValueError("lora_dropout and prj_dropout must be in [0, 1).")
+        """Check every field's type and range; raise `argcheck.BadArgument` naming the field, the value and a fix.
+
+        >>> CODIConfig("tiny-gpt2", lora_alpha=-5)
+        Traceback (most recent call last):
+        ...
+        argcheck.errors.BadArgument: lora_alpha=-5: must be a finite number > 0. Fix: LoRA scales its update by ...
+        """
+        check_str("base_model", self.base_model, fix="pass a registry name such as 'smollm2-135m' or a model folder")
+        check_int("num_latents", self.num_latents, min=1, max=1024,
+                  fix="a CODI model needs at least 1 continuous thought (the paper uses 6); for none, use the base "
+                      "model directly")
+        for name in ("use_prj", "prj_layer_norm", "distill_div_std", "train_special_rows", "eos_separators",
+                     "include_last_cot_step"):
+            check_bool(name, getattr(self, name))
+        check_int("prj_dim", self.prj_dim, min=1, none_ok=True, fix="use a positive size, or None (= d_model)")
+        for name in ("prj_dropout", "lora_dropout"):
+            check_float(name, getattr(self, name), min=0, max=1, max_open=True, fix=f"use {name}=0.0 .. 0.5")
+        check_choice("finetune", self.finetune, FINETUNE,
+                     fix="'lora' trains adapters; 'full' also trains embeddings and norms (small from-scratch bases)")
+        check_int("lora_r", self.lora_r, min=1, fix="LoRA rank must be >= 1 (the official scripts use 128)")
+        check_float("lora_alpha", self.lora_alpha, min=0, min_open=True,
+                    fix="LoRA scales its update by lora_alpha / lora_r; the official scripts use 32")
+        if self.lora_target_modules is not None:
+            check_strings("lora_target_modules", self.lora_target_modules,
+                          fix="pass layer names such as ['q_proj', 'v_proj'], or None to use every Linear layer")
+        check_choice("loss_type", self.loss_type, LOSS_TYPES)
         if isinstance(self.distill_layers, str):
-            if self.distill_layers != "all":
-                raise ValueError(f"distill_layers={self.distill_layers!r}: use 'all' or a list of ints.")
-        elif not self.distill_layers or not all(isinstance(x, int) and x >= 0 for x in self.distill_layers):
-            raise ValueError(f"distill_layers={self.distill_layers!r}: use 'all' or a non-empty list of "
-                             f"layer indices 0..n_layers.")
+            check_choice("distill_layers", self.distill_layers, ["all"], fix="use 'all' or a list of layer indices")
+        else:
+            check_ints("distill_layers", self.distill_layers, min=0, fix="use 'all' or a non-empty list of layer "
+                                                                         "indices 0..n_layers")
+        weights = ("teacher_ce_weight", "student_ce_weight", "distill_weight", "latent_distill_weight")
+        for name in weights:
+            check_float(name, getattr(self, name), min=0, fix=f"use {name}=0 (off) or a positive weight")
+        if not any(getattr(self, name) > 0 for name in weights):
+            raise BadArgument("student_ce_weight", self.student_ce_weight, "at least one loss weight must be > 0 "
+                              "(all are 0: training would change nothing)", "keep the defaults (1.0 each)")
+        check_int("seed", self.seed, min=0)
+        check_int("max_length", self.max_length, min=8, fix="use e.g. max_length=512")
+        for name in ("base_n_layers", "base_d_model", "base_vocab_size"):
+            check_int(name, getattr(self, name), min=1, none_ok=True,
+                      fix="leave it None; CODIModel.from_config fills it in")
+        check_str("base_model_type", self.base_model_type, none_ok=True)
+        if not isinstance(self.extra, dict):
+            raise BadArgument("extra", self.extra, "must be a dict (free-form notes saved with the config)",
+                              "pass extra={} or a dict of JSON values")
         self._validate_text()
 
     def _validate_text(self) -> None:
-        if "{question}" not in self.prompt_template or "{cot}" not in self.cot_template:
-            raise ValueError("prompt_template must contain '{question}' and cot_template '{cot}'.")
-        if "{answer}" not in self.answer_template:
-            raise ValueError(f"answer_template={self.answer_template!r} must contain '{{answer}}'.")
+        for name in ("prompt_template", "cot_template", "answer_template", "answer_marker"):
+            check_str(name, getattr(self, name), nonempty=name != "cot_template")
+        for name, slot in (("prompt_template", "{question}"), ("cot_template", "{cot}"),
+                           ("answer_template", "{answer}")):
+            if slot not in getattr(self, name):
+                raise BadArgument(name, getattr(self, name), f"must contain {slot!r}",
+                                  f"e.g. {name}={getattr(CODIConfig, name)!r}")
         prefix = self.answer_template.split("{answer}")[0]
-        if not self.answer_marker or self.answer_marker not in prefix:
-            raise ValueError(f"answer_marker={self.answer_marker!r} must appear in answer_template before "
-                             f"'{{answer}}' (template: {self.answer_template!r}).")
+        if self.answer_marker not in prefix:
+            raise BadArgument("answer_marker", self.answer_marker, f"must appear in answer_template before "
+                              f"'{{answer}}' (template: {self.answer_template!r})",
+                              "make the marker the text right before the answer, e.g. 'The answer is:'")
 
     def layers_to_distill(self, n_layers: int) -> list[int]:
         """Resolve `distill_layers` for a base with `n_layers` blocks (HF hidden_states indices 0..n_layers)."""
@@ -152,20 +189,17 @@ class CODIConfig:
         return cls(**d)
 
     def save(self, path: str | os.PathLike) -> Path:
+        """Write the config as JSON, atomically (nothing is written when a value is not JSON)."""
         path = Path(path)
-        text = json.dumps(self.to_dict(), indent=2)  # serialise before touching the disk
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CODIConfig:
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}).") from err
+        """Read a config written by `save` (a damaged file raises ValueError naming it)."""
+        d = read_json(path)
+        if not isinstance(d, dict):
+            raise ValueError(f"{path} holds a JSON {type(d).__name__}, not a CODIConfig object.")
         return cls.from_dict(d)
 
 

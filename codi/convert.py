@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from argcheck import BadArgument, check_bool, check_float, check_int, check_out_folder, check_str
 from codi.config import CODIConfig
 
 __all__ = ["convert", "official_state_dict", "load_official"]
@@ -37,26 +38,40 @@ _PRJ = {"1.weight": "fc_in.weight", "1.bias": "fc_in.bias", "3.weight": "fc_out.
 
 
 def load_official(path: str | os.PathLike) -> dict[str, Tensor]:
-    """Read an official state dict: a `.safetensors`/`.bin` file or a folder holding one (pickles: weights only)."""
+    """Read an official state dict: a `.safetensors`/`.bin` file or a folder holding one (pickles: weights only).
+
+    Anything else (a text file, a damaged file, a pickle of objects) raises ValueError naming the file.
+    """
     from safetensors.torch import load_file
 
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip() or not Path(path).exists():
+        raise FileNotFoundError(f"path={str(path)!r}: no such file or folder. Fix: pass the official checkpoint's "
+                                f"pytorch_model.bin / model.safetensors, or its folder.")
     path = Path(path)
     if path.is_dir():
         found = [path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).exists()]
         if not found:
             raise FileNotFoundError(f"{path} holds neither model.safetensors nor pytorch_model.bin.")
         path = found[0]
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist.")
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    try:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError) as err:
-        raise ValueError(f"{path} cannot be read with torch.load(weights_only=True) ({err}). It holds more than "
-                         f"tensors; codi-lens never unpickles arbitrary objects. Re-save the state dict as "
-                         f"safetensors in a trusted environment.") from None
-    if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if path.suffix == ".safetensors" or (len(head) == 9 and head[8:9] == b"{"):
+        try:
+            sd = load_file(str(path))
+        except Exception as err:  # SafetensorError names no file
+            raise ValueError(f"{path} is not a readable safetensors file ({err}); pass an official CODI "
+                             f"model.safetensors or pytorch_model.bin.") from None
+    elif head[:2] == b"PK" or head[:1] == b"\x80":  # torch zip archive, or a legacy pickle
+        try:
+            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, AttributeError, KeyError, EOFError, ValueError) as err:
+            raise ValueError(f"{path} cannot be read with torch.load(weights_only=True) ({err}). It holds more than "
+                             f"tensors or is damaged; codi-lens never unpickles arbitrary objects. Re-save the state "
+                             f"dict as safetensors in a trusted environment.") from None
+    else:
+        raise ValueError(f"{path} is neither a safetensors file nor a torch checkpoint (it starts with {head!r}); "
+                         f"pass an official CODI model.safetensors or pytorch_model.bin.")
+    if not isinstance(sd, dict) or not sd or not all(isinstance(v, Tensor) for v in sd.values()):
         raise ValueError(f"{path} is not a flat state dict of tensors.")
     return sd
 
@@ -76,6 +91,14 @@ def _split(sd: dict[str, Tensor]) -> tuple[dict, dict, dict]:
             base[k] = val
     if not lora:
         raise ValueError("the state dict has no LoRA weights (lora_A/lora_B); is it an official CODI checkpoint?")
+    unknown = sorted(set(prj) - set(_PRJ))
+    missing = sorted({"1.weight", "1.bias", "3.weight", "3.bias"} - set(prj)) if prj else []
+    if unknown or missing:
+        raise ValueError("the projection keys do not match the official layout prj.1 (Linear), prj.3 (Linear), "
+                         "prj.ln (LayerNorm): " + (f"unknown {['prj.' + k for k in unknown]}" if unknown else "")
+                         + ("; " if unknown and missing else "") + (f"missing {['prj.' + k for k in missing]}"
+                                                                    if missing else "")
+                         + ". Was a key renamed? Restore the original key names.")
     return lora, prj, base
 
 
@@ -120,6 +143,13 @@ def _check_base(cm, base: dict[str, Tensor]) -> None:
                          + (f"{len(unknown)} keys unknown to it (e.g. {unknown[:3]}); " if unknown else "")
                          + (f"{len(differ)} base weights differ (e.g. {differ[:3]}). " if differ else "")
                          + "Pass the base model it was trained on.")
+    seen = {k if k in ours else legacy.get(k) for k in base}
+    emb, head = cm.model.get_input_embeddings().weight, cm.model.get_output_embeddings()
+    tied = {k for k, t in ours.items() if head is not None and head.weight is emb and t.data_ptr() == emb.data_ptr()}
+    lacking = sorted(k for k in ours if k not in seen and not k.endswith(_BUFFERS) and not (k in tied and tied & seen))
+    if lacking:
+        raise ValueError(f"the state dict lacks {len(lacking)} base weight(s) of {cm.base_name!r} (e.g. "
+                         f"{lacking[:3]}): the file is incomplete or was edited. Use the complete official file.")
 
 
 def convert(path: str | os.PathLike, base_model: str, *, num_latents: int = 6, lora_alpha: float = 32.0,
@@ -134,7 +164,12 @@ def convert(path: str | os.PathLike, base_model: str, *, num_latents: int = 6, l
     from codi.checkpoint import key_diff
     from codi.model import CODIModel
 
-    lora, prj, base = _split(load_official(path))
+    _check_args(base_model, num_latents, lora_alpha, eos_separators, config, out)
+    sd = load_official(path)
+    try:
+        lora, prj, base = _split(sd)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
     inferred = _infer_config(base_model, lora, prj, num_latents=num_latents, lora_alpha=lora_alpha,
                              eos_separators=eos_separators)
     if config is not None:
@@ -142,18 +177,21 @@ def convert(path: str | os.PathLike, base_model: str, *, num_latents: int = 6, l
             if getattr(config, f) != getattr(inferred, f) and not (f == "prj_dim" and config.prj_dim is None):
                 raise ValueError(f"config.{f}={getattr(config, f)!r} but the checkpoint has {getattr(inferred, f)!r}.")
         inferred = config
-    cm = CODIModel.from_config(inferred, device=device, dtype=dtype)
+    cm = _build(CODIModel, inferred, device, dtype)
     ours = {k: v for k, v in cm.model.named_parameters() if ".lora_" in k}
     diff = key_diff({k: tuple(v.shape) for k, v in ours.items()}, {k: tuple(v.shape) for k, v in lora.items()},
                     f"the LoRA weights of {path}")
     if diff:
-        raise ValueError(diff)
+        raise ValueError(diff + f"\nWrong base model? The checkpoint was not trained on {base_model!r}.")
     emb_key = next(k for k, p in cm.model.named_parameters() if p is cm.model.get_input_embeddings().weight)
     if emb_key not in base or base[emb_key].shape[0] != cm.vocab_size + 3:
         shape = tuple(base[emb_key].shape) if emb_key in base else None
         raise ValueError(f"expected {emb_key} with {cm.vocab_size} + 3 rows (pad, <bot>, <eot>) for base "
                          f"{base_model!r}; found {shape}. Wrong base model?")
-    _check_base(cm, base)
+    try:
+        _check_base(cm, base)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
     with torch.no_grad():
         for k, p in ours.items():
             p.copy_(lora[k].to(p))
@@ -169,6 +207,28 @@ def convert(path: str | os.PathLike, base_model: str, *, num_latents: int = 6, l
     if out is not None:
         cm.save_pretrained(out)
     return cm
+
+
+def _check_args(base_model, num_latents, lora_alpha, eos_separators, config, out) -> None:
+    check_str("base_model", base_model, fix="pass the base the checkpoint was trained on, e.g. 'gpt2-124m'")
+    check_int("num_latents", num_latents, min=1)
+    check_float("lora_alpha", lora_alpha, min=0, min_open=True)
+    check_bool("eos_separators", eos_separators)
+    if config is not None and not isinstance(config, CODIConfig):
+        raise BadArgument("config", config, "must be a CODIConfig or None")
+    if out is not None:
+        check_out_folder("out", out)
+
+
+def _build(cls, cfg: CODIConfig, device, dtype):
+    """`cls.from_config(cfg)`; LoRA targets that the base lacks mean a checkpoint of another architecture."""
+    try:
+        return cls.from_config(cfg, device=device, dtype=dtype)
+    except ValueError as err:
+        if "not found in the base model" not in str(err):  # peft: the LoRA targets are not layers of this base
+            raise
+        raise ValueError(f"wrong base model: the checkpoint's LoRA adapts layers {cfg.lora_target_modules}, which "
+                         f"{cfg.base_model!r} does not have. Pass the base model it was trained on.") from None
 
 
 def official_state_dict(cm, dtype: torch.dtype | None = None) -> dict[str, Tensor]:

@@ -21,6 +21,8 @@ import os
 import random
 from pathlib import Path
 
+from argcheck import BadArgument, check_float, check_int, check_new_path
+from formats import atomic_write_text
 from problems.arithmetic import MAX_VALUE, NUMBER_RE, STEP_RE, Problem, arithmetic  # noqa: F401 (re-exported)
 
 # ----------------------------------------------------------------------------------------------------------
@@ -79,6 +81,25 @@ def _json_array_items(text: str, path: Path) -> list[tuple[int, object]]:
         items.append((line, obj))
 
 
+def read_text_lines(path: Path) -> str:
+    r"""A text file as UTF-8; invalid bytes raise ValueError naming the file, the line and the byte.
+
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "bad.jsonl"; _ = p.write_bytes(b'{"a": 1}\n{"q": "\xff"}\n')
+        >>> read_text_lines(p)
+        Traceback (most recent call last):
+        ...
+        ValueError: ...bad.jsonl: line 2: not UTF-8 text (byte 0xff at offset 16); save the file as UTF-8.
+    """
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ValueError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+                         f"save the file as UTF-8.") from None
+
+
 def load(path: str | os.PathLike) -> list[Problem]:
     """Read a GSM8k-Aug file: a JSON array of records or JSONL, each with `question`, `cot`, `answer`.
 
@@ -86,10 +107,12 @@ def load(path: str | os.PathLike) -> list[Problem]:
 
         >>> probs = load("gsm8k_aug_test.jsonl")        # doctest: +SKIP
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise BadArgument("path", path, "must be the path of a GSM8k-Aug .json or .jsonl file")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such data file; pass a GSM8k-Aug .json or .jsonl file")
-    text = path.read_text(encoding="utf-8")
+    text = read_text_lines(path)
     stripped = text.lstrip()
     if not stripped:
         raise ValueError(f"{path}: file is empty; expected GSM8k-Aug records (question, cot, answer)")
@@ -116,16 +139,16 @@ def save(problems: list[Problem], path: str | os.PathLike) -> Path:
 
         >>> save(arithmetic(10), "/tmp/arith.jsonl")    # doctest: +SKIP
     """
-    path = Path(path)
+    path = check_new_path("path", path, fix="pass a file name such as 'heldout.jsonl'")
+    if isinstance(problems, (str, bytes)) or not all(hasattr(p, "to_dict") for p in problems):
+        raise BadArgument("problems", problems, "must be a list of codi.data.Problem", "e.g. codi.data.arithmetic(10)")
     recs = [p.to_dict() for p in problems]
     if path.suffix == ".jsonl":
         body = "".join(json.dumps(r) + "\n" for r in recs)
     else:
         body = "[\n" + ",\n".join(json.dumps(r) for r in recs) + "\n]\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, body)
     return path
 
 
@@ -136,12 +159,12 @@ def split(problems: list[Problem], test_frac: float = 0.1, seed: int = 0) -> tup
         >>> len(train), len(test)
         (80, 20)
     """
-    if not 0.0 < test_frac < 1.0:
-        raise ValueError(f"test_frac must be strictly between 0 and 1, got {test_frac}")
+    check_float("test_frac", test_frac, min=0, max=1, min_open=True, max_open=True, fix="use e.g. test_frac=0.1")
+    check_int("seed", seed)
     n_test = round(test_frac * len(problems))
     if n_test == 0 or n_test == len(problems):
-        raise ValueError(f"test_frac={test_frac} on {len(problems)} problems leaves an empty split; "
-                         f"use more problems or another fraction")
+        raise BadArgument("test_frac", test_frac, f"leaves an empty split of {len(problems)} problems",
+                          "use more problems or another fraction")
     order = list(range(len(problems)))
     random.Random(f"codi-split-{seed}").shuffle(order)
     test_idx = set(order[:n_test])

@@ -24,6 +24,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
+from argcheck import BadArgument, check_bool, check_choice, check_int
 from codi.batch import answer_tokens, extract_answer, left_pad, prompt_token_ids
 
 MODES = ("codi", "no_cot", "cot")
@@ -70,11 +71,17 @@ def evaluate(cm, problems: list, batch_size: int = 16, modes: tuple[str, ...] = 
 
         >>> res = evaluate(cm, test, batch_size=32, modes=("codi", "cot"))    # doctest: +SKIP
     """
-    bad = [m for m in modes if m not in MODES]
-    if bad:
-        raise ValueError(f"unknown evaluation mode(s) {bad}; choose from {MODES}")
-    if not problems:
-        raise ValueError("no problems to evaluate; pass a held-out split, e.g. codi.data.split(...)[1]")
+    if isinstance(modes, str) or not modes:
+        raise BadArgument("modes", modes, f"must be a non-empty tuple of modes from {MODES}", "e.g. modes=('codi',)")
+    for m in modes:
+        check_choice("modes", m, MODES)
+    if isinstance(problems, (str, bytes)) or not problems:
+        raise BadArgument("problems", problems, "must be a non-empty list of problems",
+                          "pass a held-out split, e.g. codi.data.split(...)[1]")
+    check_int("batch_size", batch_size, min=1)
+    check_int("max_new_tokens", max_new_tokens, min=1)
+    check_int("cot_max_new_tokens", cot_max_new_tokens, min=1)
+    check_bool("progress", progress)
     results = {}
     for mode in modes:
         model = no_cot_model if (mode == "no_cot" and no_cot_model is not None) else cm

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from argcheck import BadArgument
 from codi.batch import IGNORE, CODIBatch, make_batch
 from codi.config import CODIConfig, lora_targets_for
 from codi.loop import position_ids
@@ -82,6 +84,8 @@ class CODIModel(CODIRunner):
 
         from basemodels import load_model
 
+        if not isinstance(cfg, CODIConfig):
+            raise BadArgument("cfg", cfg, "must be a CODIConfig", "pass CODIConfig(base_model='smollm2-135m', ...)")
         cfg.validate()
         base = load_model(weights or cfg.base_model, dtype=dtype, device=device)
         hf = base.model
@@ -103,7 +107,12 @@ class CODIModel(CODIRunner):
             cfg = dataclasses.replace(cfg, lora_target_modules=None)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            peft_model = get_peft_model(hf, lora) if cfg.finetune == "lora" else hf.requires_grad_(True)
+            with warnings.catch_warnings():
+                # peft 0.21.2 reads `model.is_gradient_checkpointing`, which transformers 5.23 deprecates with a
+                # FutureWarning (renamed is_activation_checkpointing); nothing for a user to do, so not shown.
+                warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                                        category=FutureWarning)
+                peft_model = get_peft_model(hf, lora) if cfg.finetune == "lora" else hf.requires_grad_(True)
             prj = Projection(base.d_model, cfg.prj_dim, cfg.prj_layer_norm, cfg.prj_dropout)
             embed = hf.get_input_embeddings()  # statistics of embedded tokens (includes any scaling, e.g. Gemma)
             with torch.no_grad():

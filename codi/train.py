@@ -34,96 +34,23 @@ import dataclasses
 import json
 import math
 import shutil
+import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from argcheck import BadArgument, check_bool, check_out_folder
 from codi import train_state as ts
+from codi.train_config import TrainConfig, TrainRecord, check_model, check_problems
+from formats import atomic_write_json
 
+__all__ = ["train", "train_dir", "check_run", "TrainConfig", "TrainRecord", "default_lr", "lr_factor", "LOSS_KEYS"]
+
+RECORD = "train_record.json"
+TRAIN_CONFIG = "train_config.json"
 LOSS_KEYS = ("total", "teacher_ce", "student_ce", "distill", "latent_distill")
-
-
-@dataclass
-class TrainConfig:
-    """Training settings; JSON round trip with `to_dict`/`from_dict`/`save`/`load`."""
-
-    lr: float | None = None            # None: default_lr(n_params)
-    epochs: float = 1.0
-    max_steps: int | None = None       # overrides epochs when set
-    batch_size: int = 16               # problems per optimizer step, all processes together
-    micro_batch_size: int | None = None  # problems per process per forward; None: batch_size // processes
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    warmup_frac: float = 0.03
-    min_lr_frac: float = 0.0           # cosine decays to lr * min_lr_frac
-    max_grad_norm: float = 2.0
-    seed: int = 0
-    checkpoint_every: int = 100        # optimizer steps; a step-0 checkpoint is always written
-    keep_checkpoints: int = 2          # newest kept, plus the newest good one
-    mixed_precision: str = "auto"      # "auto" (bf16 on CUDA when supported), "bf16", "no"
-    guard: bool = True
-    guard_smoothing: float = 0.9       # EMA factor of the smoothed loss
-    guard_rise: float = 0.5            # relative rise over the best smoothed loss that counts as divergence
-    guard_patience: int = 10           # consecutive risen steps before a rollback
-    guard_min_steps: int = 5           # no rise checks before this many steps
-    rollback_lr_factor: float = 0.5
-    max_rollbacks: int = 5
-    inject_nan_steps: list[int] = field(default_factory=list)  # testing the guard: NaN loss once at these steps
-    progress: bool = True
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; valid fields: {sorted(names)}")
-        d = dict(d)
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
-        return cls(**d)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
-
-    @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-@dataclass
-class TrainRecord:
-    """What happened in a run: `<out>-train/train_record.json` (live, at every checkpoint) and
-    `<out>/train_record.json` (final)."""
-
-    config: dict
-    codi_config: dict
-    lr: float
-    n_params: int
-    world_size: int
-    grad_accum: int
-    total_steps: int
-    step: int = 0
-    losses: list[dict] = field(default_factory=list)   # one entry per optimizer step of the kept trajectory
-    events: list[dict] = field(default_factory=list)   # rollbacks, resumes
-    wall_s: float = 0.0
-    finished: bool = False
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "TrainRecord":
-        p = Path(path)
-        return cls(**json.loads((p / "train_record.json" if p.is_dir() else p).read_text()))
 
 
 def default_lr(n_params: int) -> float:
@@ -201,31 +128,60 @@ def train(cm, problems: list, out: str | Path, *, config: TrainConfig | None = N
     """Train `cm` (a CODIModel) on `problems` (codi.data.Problem list); write checkpoints and the final model to
     `out`. Keyword overrides set TrainConfig fields (`lr=`, `epochs=`, `max_steps=`, `batch_size=`, ...).
 
-    `resume=True` continues from the newest checkpoint in `<out>-train` (exactly: the next losses equal an
-    uninterrupted run's); without it, a run that already has checkpoints, or a non-empty `out`, is an error.
+    Every argument is checked before anything is written (`argcheck.BadArgument` names it). `resume=True`
+    continues from the newest intact checkpoint in `<out>-train` (exactly: the next losses equal an uninterrupted
+    run's; a damaged newest checkpoint is named, set aside and the one before it used); with nothing to resume it
+    is an error, as is a run that already has checkpoints without `resume=True`, or a non-empty `out`. A run that
+    fails before its first optimizer step removes the run folder it created, so the corrected rerun starts clean.
 
         >>> rec = train(cm, codi.data.arithmetic(256), "runs/t", max_steps=20, batch_size=8)   # doctest: +SKIP
     """
+    if config is not None and not isinstance(config, TrainConfig):
+        raise BadArgument("config", config, "must be a TrainConfig or None", "pass config=TrainConfig(...) or "
+                          "keyword overrides such as max_steps=100")
     cfg = TrainConfig.from_dict({**(config.to_dict() if config else {}), **overrides})
-    out = Path(out)
-    if not problems:
-        raise ValueError("no training problems; pass a non-empty list (e.g. codi.data.arithmetic(2000))")
-    existing = ts.list_checkpoints(train_dir(out))
-    if existing and not resume:
-        raise ValueError(f"{train_dir(out)} already holds checkpoints ({existing[-1].name}); pass resume=True "
-                         f"to continue that run or choose a new output folder")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not (resume and existing):
-        raise ValueError(f"{out} already exists and is not empty; the trained model is written there at the "
-                         f"end. Choose a new output folder (or resume=True to continue a run with checkpoints)")
-    if len(problems) < cfg.batch_size:
-        raise ValueError(f"{len(problems)} problems is fewer than one batch ({cfg.batch_size}); lower batch_size")
+    check_model(cm)
+    check_problems(problems, cfg.batch_size)
+    existing = check_run(out, resume)
+    out, run_dir = Path(out), train_dir(out)
+    created = not run_dir.exists()
     run = _Run(cm, problems, out, cfg)
-    if existing:
-        run.resume_from(existing[-1])
-    else:
-        torch.manual_seed(cfg.seed * 1000 + run.rank)  # dropout streams; restored exactly from checkpoints
-        run.save(good=True)
-    return run.loop()
+    try:
+        if existing:
+            run.resume_from(existing)
+        else:
+            torch.manual_seed(cfg.seed * 1000 + run.rank)  # dropout streams; restored exactly from checkpoints
+            run.save(good=True)
+        return run.loop()
+    except Exception:
+        if created and run.rec.step == 0 and not run.rec.events and run.acc.is_main_process:
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing learned yet: leave no folder behind
+        raise
+
+
+def check_run(out: str | Path, resume: bool) -> list[Path]:
+    """The checks of `train` on `out` and `resume` (also run by the CLI before it loads a model); returns the
+    checkpoints to resume from.
+
+        >>> check_run("runs/new-run", resume=True)
+        Traceback (most recent call last):
+        ...
+        argcheck.errors.BadArgument: resume=True: there is nothing to resume: runs/new-run-train holds no ...
+    """
+    check_bool("resume", resume)
+    out = check_out_folder("out", out, fix="pass out='runs/name', a new folder for the trained model")
+    run_dir = train_dir(out)
+    existing = ts.list_checkpoints(run_dir)
+    if existing and not resume:
+        raise BadArgument("resume", resume, f"{run_dir} already holds checkpoints ({existing[-1].name})",
+                          "pass resume=True to continue that run, or choose a new output folder")
+    if resume and not existing:
+        raise BadArgument("resume", resume, f"there is nothing to resume: {run_dir} holds no checkpoint",
+                          "drop resume=True to start a new run, or pass the out folder of the run")
+    if out.exists() and any(out.iterdir()) and not (resume and existing):
+        raise BadArgument("out", str(out), "already exists and is not empty; the trained model is written there "
+                          "at the end", "choose a new output folder (or resume=True to continue a run)")
+    return existing
 
 
 class _Run:
@@ -241,8 +197,9 @@ class _Run:
         self.world, self.rank = acc.num_processes, acc.process_index
         self.micro = cfg.micro_batch_size or max(1, cfg.batch_size // self.world)
         if cfg.batch_size % (self.micro * self.world):
-            raise ValueError(f"batch_size {cfg.batch_size} is not a multiple of micro_batch_size {self.micro} x "
-                             f"{self.world} processes; use batch_size = micro x processes x accumulation")
+            raise BadArgument("micro_batch_size", self.micro, f"batch_size {cfg.batch_size} is not a multiple of "
+                              f"micro_batch_size {self.micro} x {self.world} processes",
+                              "use batch_size = micro_batch_size x processes x accumulation")
         self.accum = cfg.batch_size // (self.micro * self.world)
         self.total = cfg.max_steps or max(1, math.ceil(cfg.epochs * (len(problems) // cfg.batch_size)))
         self.cm, self.problems, self.out, self.cfg, self.run_dir = cm, problems, out, cfg, train_dir(out)
@@ -271,18 +228,32 @@ class _Run:
         self.lr_scale, self.guard, self.injected = st["lr_scale"], _Guard(self.cfg, st["guard"]), set(st["injected"])
         return st
 
-    def resume_from(self, ckpt: Path) -> None:
-        _check_same_run(ckpt, self.cfg, self.codi_cfg)
-        st = self.restore(ckpt)
-        self.rec.events, self.wall_before = st["events"], st["wall_s"]
-        self.rec.events.append({"kind": "resume", "step": self.rec.step, "checkpoint": ckpt.name})
+    def resume_from(self, ckpts: list[Path]) -> None:
+        """Continue from the newest intact checkpoint; a damaged one is named, set aside, and the one before used."""
+        damaged = []
+        for ckpt in reversed(ckpts):
+            try:
+                ts.verify_checkpoint(ckpt)
+            except ValueError as err:  # every process finds the same damage; the main one sets it aside
+                aside = ts.set_aside(ckpt) if self.acc.is_main_process else ckpt.with_name(f"{ckpt.name}.damaged")
+                damaged.append({"kind": "damaged_checkpoint", "checkpoint": ckpt.name, "moved_to": aside.name,
+                                "error": str(err)})
+                if self.acc.is_main_process:
+                    print(f"codi train: checkpoint {ckpt} is damaged ({err}); moved it to {aside.name} and falling "
+                          f"back to the checkpoint before it", file=sys.stderr, flush=True)
+                continue
+            _check_same_run(ckpt, self.cfg, self.codi_cfg)
+            st = self.restore(ckpt)
+            self.rec.events, self.wall_before = st["events"] + damaged, st["wall_s"]
+            self.rec.events.append({"kind": "resume", "step": self.rec.step, "checkpoint": ckpt.name})
+            return
+        raise ValueError(f"every checkpoint in {self.run_dir / ts.CKPT_DIR} is damaged (set aside: "
+                         f"{[d['moved_to'] for d in damaged]}); start a new run in a new output folder")
 
     def save(self, good: bool) -> None:
         acc, rec = self.acc, self.rec
         final = ts.checkpoint_dir(self.run_dir, rec.step)
-        tmp = final.with_name(final.name + ".tmp")
-        if acc.is_main_process and tmp.exists():
-            shutil.rmtree(tmp)
+        tmp = ts.temporary_dir(final, clean=acc.is_main_process)  # one name on every process; stale ones removed
         acc.wait_for_everyone()
         state = {"step": rec.step, "lr_scale": self.lr_scale, "guard": self.guard.state(),
                  "injected": sorted(self.injected), "good": good, "losses": rec.losses, "events": rec.events,
@@ -382,7 +353,8 @@ class _Run:
             self.opt.step()
             self.opt.zero_grad(set_to_none=True)
             rec.step += 1
-            rec.losses.append({"step": rec.step, **losses, "lr": lr, "grad_norm": gnorm})
+            rec.losses.append({"step": rec.step, **{k: v if math.isfinite(v) else str(v) for k, v in losses.items()},
+                               "lr": lr, "grad_norm": gnorm if math.isfinite(gnorm) else str(gnorm)})
             bar.update(1)
             bar.set_postfix(loss=f"{losses['total']:.3f}", t_ce=f"{losses['teacher_ce']:.3f}",
                             s_ce=f"{losses['student_ce']:.3f}", dist=f"{losses['distill']:.3f}", lr=f"{lr:.2g}")
@@ -394,8 +366,8 @@ class _Run:
             cm.eval()
         if acc.is_main_process:
             _write_record(self.run_dir, rec, self.wall())
-            cm.save_pretrained(self.out, extra_files={"train_record.json": json.dumps(rec.to_dict(), indent=1),
-                                                      "train_config.json": json.dumps(cfg.to_dict(), indent=1)})
+            cm.save_pretrained(self.out, extra_files={RECORD: json.dumps(rec.to_dict(), indent=1),
+                                                      TRAIN_CONFIG: json.dumps(cfg.to_dict(), indent=1)})
         acc.wait_for_everyone()
         return rec
 
@@ -409,9 +381,7 @@ def train_dir(out: str | Path) -> Path:
 def _write_record(out: Path, rec: TrainRecord, wall_s: float) -> None:
     rec.wall_s = wall_s
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "train_record.json.tmp"
-    tmp.write_text(json.dumps(rec.to_dict(), indent=1))
-    tmp.replace(out / "train_record.json")
+    atomic_write_json(out / RECORD, rec.to_dict())
 
 
 def _check_same_run(ckpt: Path, cfg: TrainConfig, codi_cfg: dict) -> None:

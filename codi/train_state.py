@@ -7,8 +7,12 @@ A checkpoint is a folder `checkpoints/step_000050/` holding
     optimizer.json             the rest of the optimizer state dict (param groups, non-tensor values)
     rng_<rank>.safetensors     torch CPU (and CUDA) generator states of each process
     rng_<rank>.json            Python `random` and numpy generator states of each process
-    state.json                 step, learning-rate scale, divergence-guard state, loss history, configs
-It is written under a temporary name and renamed when complete, so a killed run never leaves half a checkpoint.
+    state.json                 step, learning-rate scale, divergence-guard state, loss history, configs, and the
+                               sha256 of every other file ("checksums"), checked before a resume or rollback reads it
+It is written under a project temporary name (`.codi-lens-step_NNNNNN.ckpt.tmp`, removed by the next save of that
+step) and renamed when complete, so a killed run never leaves half a checkpoint; a damaged checkpoint (a file
+changed, cut or missing) raises ValueError naming the file, and `codi.train` sets it aside and resumes from the one
+before.
 
     >>> ckpts = list_checkpoints("runs/codi-smol-train")           # doctest: +SKIP
     >>> state = read_state(ckpts[-1])                          # doctest: +SKIP
@@ -16,29 +20,46 @@ It is written under a temporary name and renamed when complete, so a killed run 
 
 from __future__ import annotations
 
-import json
+import os
 import random
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from formats import TMP_PREFIX, atomic_save_safetensors, atomic_write_json, clean_temporaries, read_json, verify_file
 
 CKPT_DIR = "checkpoints"
+STATE = "state.json"
+TRAINABLE, OPTIMIZER, OPTIMIZER_JSON = "trainable.safetensors", "optimizer.safetensors", "optimizer.json"
+STATE_KEYS = ("step", "lr_scale", "guard", "injected", "good", "losses", "events", "wall_s", "train_config",
+              "codi_config")
+_STEP_RE = re.compile(r"step_\d{6,}")
 
 
 def checkpoint_dir(out: Path, step: int) -> Path:
     return Path(out) / CKPT_DIR / f"step_{step:06d}"
 
 
+def temporary_dir(final: Path, clean: bool) -> Path:
+    """The temporary folder a checkpoint is written into: the same name on every process; with `clean`, stale
+    temporaries of this step (a killed run) are removed first."""
+    final = Path(final)
+    if clean:
+        clean_temporaries(final.parent, final.name)
+    return final.with_name(f"{TMP_PREFIX}{final.name}.ckpt.tmp")
+
+
 def list_checkpoints(out: str | Path) -> list[Path]:
-    """Complete checkpoints under `<run folder>/checkpoints`, oldest first (temporary folders are ignored)."""
+    """Complete checkpoints under `<run folder>/checkpoints`, oldest first (temporaries and set-aside damaged
+    checkpoints are ignored)."""
     root = Path(out) / CKPT_DIR
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and
-                  not p.name.endswith(".tmp") and (p / "state.json").is_file())
+    return sorted(p for p in root.iterdir() if p.is_dir() and _STEP_RE.fullmatch(p.name) and (p / STATE).is_file())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -102,23 +123,33 @@ def write_checkpoint_tmp(tmp: Path, *, cm, trainable: dict[str, torch.Tensor], o
     """Write this process's share of a checkpoint into the temporary folder `tmp` (main writes the model)."""
     tmp.mkdir(parents=True, exist_ok=True)
     r_tensors, r_plain = rng_state()
-    save_file(r_tensors, str(tmp / f"rng_{rank}.safetensors"))
-    (tmp / f"rng_{rank}.json").write_text(json.dumps(r_plain))
+    atomic_save_safetensors(r_tensors, tmp / f"rng_{rank}.safetensors")
+    atomic_write_json(tmp / f"rng_{rank}.json", r_plain, indent=None)
     if not is_main:
         return
     cm.save_pretrained(tmp / "model")
-    save_file({k: v.detach().cpu().contiguous() for k, v in trainable.items()}, str(tmp / "trainable.safetensors"))
+    atomic_save_safetensors({k: v.detach().cpu().contiguous() for k, v in trainable.items()}, tmp / TRAINABLE)
     o_tensors, o_struct = optimizer_to_flat(optimizer.state_dict())
-    save_file(o_tensors, str(tmp / "optimizer.safetensors"))
-    (tmp / "optimizer.json").write_text(json.dumps(o_struct))
-    (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    atomic_save_safetensors(o_tensors, tmp / OPTIMIZER)
+    atomic_write_json(tmp / OPTIMIZER_JSON, o_struct, indent=None)
+    atomic_write_json(tmp / STATE, state)
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != STATE)
 
 
 def finish_checkpoint(tmp: Path, final: Path, keep: int, protect: list[Path]) -> None:
-    """Rename a complete temporary checkpoint into place and delete old ones beyond `keep` (never `protect`)."""
+    """Record the sha256 of every file in state.json, rename the complete temporary checkpoint into place and
+    delete old ones beyond `keep` (never `protect`)."""
+    from formats import file_sha256
+
+    state = read_json(tmp / STATE)
+    state["checksums"] = {rel: file_sha256(tmp / rel) for rel in _files(tmp)}
+    atomic_write_json(tmp / STATE, state)
     if final.exists():
         shutil.rmtree(final)
-    tmp.rename(final)
+    os.replace(tmp, final)
     keep_names = {p.name for p in protect}
     ckpts = list_checkpoints(final.parent.parent)
     for old in ckpts[:-keep] if keep > 0 else []:
@@ -126,24 +157,53 @@ def finish_checkpoint(tmp: Path, final: Path, keep: int, protect: list[Path]) ->
             shutil.rmtree(old, ignore_errors=True)
 
 
+def verify_checkpoint(ckpt: Path) -> dict:
+    """Check a checkpoint before it is read: state.json parses and holds every key, and every file matches the
+    sha256 recorded when it was written (checkpoints written before checksums existed: state.json only). Raises
+    ValueError naming the damaged file; returns the state."""
+    ckpt = Path(ckpt)
+    st = read_state(ckpt)
+    missing = [k for k in STATE_KEYS if k not in st] if isinstance(st, dict) else list(STATE_KEYS)
+    if missing:
+        raise ValueError(f"{ckpt / STATE} lacks {missing}: the file was edited or damaged.")
+    for rel, digest in (st.get("checksums") or {}).items():
+        path = ckpt / rel
+        if not path.is_file():
+            raise ValueError(f"{path} is missing from the checkpoint (it was recorded when the checkpoint was "
+                             f"written): the checkpoint is damaged.")
+        verify_file(path, digest, fix="resume from an earlier checkpoint (codi.train does this by itself)")
+    return st
+
+
+def set_aside(ckpt: Path) -> Path:
+    """Rename a damaged checkpoint to `<name>.damaged[-k]` (kept for inspection, never listed again)."""
+    ckpt = Path(ckpt)
+    k, aside = 1, ckpt.with_name(f"{ckpt.name}.damaged")
+    while aside.exists():
+        k += 1
+        aside = ckpt.with_name(f"{ckpt.name}.damaged-{k}")
+    os.replace(ckpt, aside)
+    return aside
+
+
 def mark_bad(ckpt: Path) -> None:
     """Record in `ckpt/state.json` that training diverged again right after rolling back to it."""
     st = read_state(ckpt)
     st["good"] = False
-    tmp = Path(ckpt) / "state.json.tmp"
-    tmp.write_text(json.dumps(st, indent=1))
-    tmp.replace(Path(ckpt) / "state.json")
+    atomic_write_json(Path(ckpt) / STATE, st)
 
 
 def read_state(ckpt: Path) -> dict:
-    return json.loads((Path(ckpt) / "state.json").read_text())
+    """The checkpoint's state.json (a damaged file raises ValueError naming it)."""
+    return read_json(Path(ckpt) / STATE)
 
 
 def load_checkpoint(ckpt: Path, *, params: dict[str, torch.nn.Parameter], optimizer: torch.optim.Optimizer,
                     rank: int) -> dict:
-    """Restore parameters (in place), optimizer and this process's RNG from `ckpt`; return its state.json."""
+    """Verify `ckpt`, then restore parameters (in place), optimizer and this process's RNG; return its state."""
     ckpt = Path(ckpt)
-    saved = load_file(str(ckpt / "trainable.safetensors"))
+    state = verify_checkpoint(ckpt)
+    saved = load_file(str(ckpt / TRAINABLE))
     missing, extra = sorted(set(params) - set(saved)), sorted(set(saved) - set(params))
     if missing or extra:
         raise ValueError(f"{ckpt}: trainable parameters do not match the model (missing {missing[:5]}, "
@@ -154,10 +214,10 @@ def load_checkpoint(ckpt: Path, *, params: dict[str, torch.nn.Parameter], optimi
                 raise ValueError(f"{ckpt}: parameter {name} has shape {tuple(saved[name].shape)} in the "
                                  f"checkpoint but {tuple(p.shape)} in the model; use the same CODIConfig")
             p.copy_(saved[name].to(p.device, p.dtype))
-    structure = json.loads((ckpt / "optimizer.json").read_text())
-    tensors = load_file(str(ckpt / "optimizer.safetensors"))
+    structure = read_json(ckpt / OPTIMIZER_JSON)
+    tensors = load_file(str(ckpt / OPTIMIZER))
     optimizer.load_state_dict(optimizer_from_flat(tensors, structure))
     rng_file = ckpt / f"rng_{rank}.safetensors"
     if rng_file.is_file():
-        set_rng_state(load_file(str(rng_file)), json.loads((ckpt / f"rng_{rank}.json").read_text()))
-    return read_state(ckpt)
+        set_rng_state(load_file(str(rng_file)), read_json(ckpt / f"rng_{rank}.json"))
+    return state

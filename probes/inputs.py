@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 import poslabels
+from argcheck import BadArgument, check_bool, check_float, check_floats, check_int, check_str
 
 
 @dataclass
@@ -26,6 +27,62 @@ class Inputs:
     read_layer: Callable[[int], np.ndarray]   # layer index -> float32 [n, P, d]
     meta: dict = field(default_factory=dict)
     control: np.ndarray | None = None
+
+
+def check_fit_args(*, folds: int | None = None, Cs=None, inner_folds: int = 3, n_permutations: int | None = 0,
+                   n_bootstrap: int | None = 1000, seed: int = 0, chunk: int = 8, tol: float = 1e-4,
+                   search_tol: float = 1e-3, max_iter: int = 500, device: str | None = None, progress: bool = False,
+                   test_size: float | None = None, target: str | None = "label") -> None:
+    """The argument checks shared by `probes.sweep`, `text_baseline` and `transfer`, run before any work:
+    `argcheck.BadArgument` names the argument, its value, what is allowed and the fix.
+
+    >>> check_fit_args(folds=1)
+    Traceback (most recent call last):
+    ...
+    argcheck.errors.BadArgument: folds=1: must be an integer >= 2. Fix: ...
+    """
+    if folds is not None:
+        check_int("folds", folds, min=2, fix="cross-validation needs at least 2 folds; the default is 5")
+    if Cs is not None:
+        check_floats("Cs", Cs, min=0, min_open=True, fix="pass positive regularisation values, e.g. Cs=(0.1, 1.0)")
+    check_int("inner_folds", inner_folds, min=2, fix="the nested C search needs at least 2 folds (default 3)")
+    check_int("n_permutations", n_permutations, min=0, none_ok=True,
+              fix="use 0 (no p-values) or e.g. 100 label shuffles")
+    check_int("n_bootstrap", n_bootstrap, min=10, none_ok=True,
+              fix="confidence intervals need bootstrap replicates; use e.g. n_bootstrap=1000")
+    check_int("seed", seed, min=0)
+    check_int("chunk", chunk, min=1)
+    check_float("tol", tol, min=0, min_open=True)
+    check_float("search_tol", search_tol, min=0, min_open=True)
+    check_int("max_iter", max_iter, min=1)
+    if device is not None and type(device).__name__ != "device":  # a torch.device is fine too
+        check_str("device", device, fix="pass None (CUDA when present), 'cpu' or 'cuda'")
+    check_bool("progress", progress)
+    check_float("test_size", test_size, min=0, max=1, min_open=True, max_open=True, none_ok=True,
+                fix="use e.g. test_size=0.25 (a fraction of the groups held out), or None")
+    if target is not None:
+        check_str("target", target, fix="name a column of the cache's sample table, e.g. target='label'")
+
+
+def check_grid(name: str, grid: Any) -> None:
+    """A ProbeGrid-like result (layers, positions, metrics, scores, y, groups, config)."""
+    if not all(hasattr(grid, a) for a in ("layers", "positions", "metrics", "scores", "y", "groups", "config")):
+        raise BadArgument(name, grid, "must be a ProbeGrid (a probes.sweep result)",
+                          "pass the grid probes.sweep returned, or probes.ProbeGrid.load(folder)")
+
+
+def check_sweep_inputs(inp: Inputs, folds: int, target: str | None) -> None:
+    """After `resolve`: refuse a constant target (R^2 would read 1.0 everywhere) and `folds` larger than the number
+    of groups (every cell would be skipped)."""
+    if len(inp.y) and np.ptp(np.asarray(inp.y, np.float64)) == 0:
+        name = "labels" if target is None else "target"
+        raise BadArgument(name, target if target is not None else inp.y, f"every sample has the value "
+                          f"{inp.y.flat[0]!r}: a constant target has nothing to predict (R^2 is undefined, not 1.0)",
+                          "probe a target that varies")
+    n_groups = len(np.unique(np.asarray(inp.groups).astype(str)))
+    if folds > n_groups:
+        raise BadArgument("folds", folds, f"is more than the {n_groups} groups of these samples (each fold needs at "
+                          f"least one group)", f"use folds <= {n_groups}, or more samples")
 
 
 def _is_cache(data: Any) -> bool:
@@ -45,6 +102,9 @@ def resolve(data: Any, target: str = "label", labels=None, groups=None, layers=N
 
     >>> inp = resolve(np.zeros((4, 2, 3, 8)), labels=[0, 1, 0, 1], groups=[0, 0, 1, 1])
     """
+    if data is None or isinstance(data, (str, bytes)):
+        raise BadArgument("data", data, "must be an ActivationCache or an array [sample, layer, position, d]",
+                          "pass interp.load_cache(folder), or an array with labels= and groups=")
     if _is_cache(data):
         inp, n = _from_cache(data, target, labels, groups, layers, positions, control)
     else:

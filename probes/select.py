@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from argcheck import BadArgument, check_str
 from probes.grid import ProbeGrid
+from probes.inputs import check_grid
 from probes.metrics import delong as _delong
 
 
@@ -52,9 +54,15 @@ def pick_best(grid: ProbeGrid, select: str = "auroc", report: str = "test_auroc"
     >>> grid = probes.sweep(acts, labels=y, groups=g, test_size=0.5, seed=0)
     >>> probes.pick_best(grid)["test_auroc"]
     """
+    check_grid("grid", grid)
+    check_str("select", select)
+    check_str("report", report)
+    if select not in grid.metrics:
+        raise BadArgument("select", select, f"is not a metric of this grid ({sorted(grid.metrics)[:12]}...)",
+                          "pass e.g. select='auroc' (classification) or 'r2' (ridge)")
     if report not in grid.metrics:
-        raise ValueError(f"this grid has no {report!r}: run probes.sweep(..., test_size=0.25) so that a held-out "
-                         f"part of the groups is left for reporting")
+        raise ValueError(f"report={report!r}: this grid has no {report!r}: run probes.sweep(..., test_size=0.25) "
+                         f"so that a held-out part of the groups is left for reporting")
     layer, pos = grid.best(select, positions=positions, layers=layers)
     out = {"layer": layer, "position": pos, select: grid.sel(select, layer, pos),
            report: grid.sel(report, layer, pos)}

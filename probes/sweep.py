@@ -14,10 +14,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from argcheck import check_choice
 from probes import checks, metrics
 from probes.fitting import fit_chunk_logreg, fit_chunk_ridge, inner_masks_for
 from probes.grid import Finding, ProbeGrid
-from probes.inputs import check_finite, resolve
+from probes.inputs import check_finite, check_fit_args, check_sweep_inputs, resolve
 from probes.methods import DEFAULT_CS
 from probes.multiclass import DEFAULT_C, fit_chunk_multiclass, multiclass_metrics
 from probes.splits import check_splits, group_kfold, heldout_split, permute_labels
@@ -50,8 +51,10 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     Solver tolerances (logreg): `tol` for the fit on the real labels, `search_tol` for the inner C search and the
     permutation refits (looser: moves their held-out AUROC by < 0.001, benchmarks/results/probes.md).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    check_choice("method", method, METHODS, fix="'logreg' for a binary target, 'ridge' for a number, 'multiclass'")
+    check_fit_args(folds=folds, Cs=Cs, inner_folds=inner_folds, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
+                   seed=seed, chunk=chunk, tol=tol, search_tol=search_tol, max_iter=max_iter, device=device,
+                   progress=progress, test_size=test_size, target=target)
     regression = method == "ridge"
     if method == "multiclass":
         Cs = tuple(Cs) if Cs is not None else (DEFAULT_C,)
@@ -61,6 +64,7 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
         raise ValueError(f"Cs={Cs}: pass positive regularisation values")
     inp = resolve(data, target=target, labels=labels, groups=groups, layers=layers, positions=positions,
                   valid=valid, control=control, regression=regression, multiclass=method == "multiclass")
+    check_sweep_inputs(inp, folds, target if labels is None else None)
     if method == "multiclass":
         return _sweep_multiclass(inp, target if labels is None else "labels", folds, Cs[0], n_permutations,
                                  n_bootstrap, seed, chunk, max_iter, progress)
@@ -213,7 +217,7 @@ def _prepass(inp, regression: bool) -> tuple[np.ndarray, np.ndarray]:
                 ident[li, pi] = checks.identical_fraction(X[v, pi], y[v], g[v], fp[v, pi])
     dups = checks.duplicate_samples(fp_all, g)
     if dups:
-        raise AssertionError(f"{len(dups)} pair(s) of samples in different groups have identical activations at every "
+        raise ValueError(f"{len(dups)} pair(s) of samples in different groups have identical activations at every "
                              f"cell (e.g. samples {dups[:3]}): they would sit on both sides of a split. Drop the "
                              f"duplicates or give them the same group")
     return ident, zero_var

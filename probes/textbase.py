@@ -32,8 +32,10 @@ from collections.abc import Sequence
 import numpy as np
 from jaxtyping import Bool, Float
 
+from argcheck import BadArgument, check_float
 from probes import checks, metrics
 from probes.grid import ProbeGrid
+from probes.inputs import check_fit_args, check_grid
 from probes.methods import DEFAULT_CS
 from probes.sweep import sweep
 
@@ -100,6 +102,12 @@ def text_baseline(grid: ProbeGrid, texts: Texts, n_permutations: int | None = No
     >>> bool((t.text_auroc == 1.0).all() and (t.gain_hi < 0).all())
     True
     """
+    check_grid("grid", grid)
+    check_fit_args(n_permutations=n_permutations, n_bootstrap=n_bootstrap, device=device, progress=progress)
+    check_float("threshold", threshold, min=0.5, max=1, fix="use e.g. threshold=0.95 (text AUROC that flags a cell)")
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise BadArgument("texts", texts, "must be a list (one entry per sample) of lists (one per grid position) "
+                          "of token strings or None", "see probes.text_baseline's docstring")
     cfg = grid.config
     if cfg.get("regression") or cfg.get("method") == "multiclass" or "auroc" not in grid.metrics:
         raise ValueError(f"the text baseline compares AUROCs: this grid is a {cfg.get('method')!r} sweep; pass a "

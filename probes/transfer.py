@@ -29,7 +29,7 @@ import torch
 from probes import checks, metrics
 from probes.fitting import fit_chunk_logreg, inner_masks_for
 from probes.grid import ProbeGrid
-from probes.inputs import Inputs, _is_cache, check_finite, resolve
+from probes.inputs import Inputs, _is_cache, check_finite, check_fit_args, resolve
 from probes.methods import DEFAULT_CS
 
 
@@ -55,9 +55,9 @@ def transfer(train, train_y, train_groups, test, test_y, test_groups, control=No
     Traceback (most recent call last):
     ValueError: the train set has layers [0, 1], the test set [0]: transfer scores each cell's probe on the same cell...
     """
+    check_fit_args(Cs=Cs, inner_folds=inner_folds, n_bootstrap=n_bootstrap, seed=seed, chunk=chunk, tol=tol,
+                   max_iter=max_iter, device=device, target=target)
     Cs = tuple(Cs) if Cs is not None else DEFAULT_CS
-    if not Cs or min(Cs) <= 0:
-        raise ValueError(f"Cs={Cs}: pass positive regularisation values")
     sets = {"train": _resolve(train, train_y, train_groups, layers, positions, target),
             "test": _resolve(test, test_y, test_groups, layers, positions, target)}
     if control is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from argcheck import BadArgument, check_bool, check_float, check_int, check_str, check_strings
 from probes.grid import ProbeGrid
 from viz.gridinfo import cell_text, chance_of, failed_cells, n_layers_of, plot_text
 from viz.position_kinds import KIND_TITLES, kind_groups, run_order
@@ -144,6 +145,15 @@ def heatmap(
     >>> fig = heatmap(grid, "auroc")
     >>> fig.data[0].z[i][j] == grid.sel("auroc", layer=fig.data[0].y[i], position=fig.data[0].x[j])
     """
+    if not all(hasattr(grid, a) for a in ("metrics", "layers", "positions")):
+        raise BadArgument("grid", grid, "must be a ProbeGrid", "pass a probes.sweep result or ProbeGrid.load(folder)")
+    check_str("metric", metric)
+    check_bool("depth_normalised", depth_normalised)
+    if chance is not _AUTO:
+        check_float("chance", chance, none_ok=True, fix="pass a number, None (sequential colours), or leave it out")
+    check_int("n_layers", n_layers, min=1, none_ok=True)
+    if positions is not None:
+        check_strings("positions", positions)
     trace, marker = heatmap_trace(grid, metric, depth_normalised, chance, positions, n_layers)
     fig = go.Figure([trace] + ([marker] if marker is not None else []))
     shapes, notes = kind_shapes(list(trace.x))

@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from argcheck import BadArgument, check_new_path, check_str
 from probes.grid import ProbeGrid
 from viz.compare import best_by_kind, compare
 from viz.gridinfo import fmt, model_name_of
@@ -235,6 +236,13 @@ def report(
 
     >>> report([grid], out="report.html", title="Deception in thoughts", png="report.png")
     """
+    out = check_new_path("out", out, fix="pass out='report.html'")
+    png = None if png is None else check_new_path("png", png, fix="pass png='report.png' or None")
+    check_str("title", title, nonempty=False)
+    check_str("metric", metric, fix="pass a metric of the grids, e.g. 'auroc' or 'r2'")
+    if isinstance(grids, (str, bytes)) or not isinstance(grids, (ProbeGrid, list, tuple)):
+        raise BadArgument("grids", grids, "must be a ProbeGrid or a list of them", "load saved sweeps with "
+                          "probes.ProbeGrid.load(folder)")
     grids = [grids] if isinstance(grids, ProbeGrid) else list(grids)
     _check_inputs(grids, names, lens, (extra_sections or []) + (lead_sections or []))
     names = list(names) if names is not None else [model_name_of(g, f"grid {i}") for i, g in enumerate(grids)]

@@ -20,11 +20,12 @@ answer), the input of a patching study.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 
+from argcheck import check_choice, check_int
 from codi.organisms.tasks import Task, modular_chain, pointer_chase
+from formats import read_json
 
 __all__ = ["available", "load", "pairs", "task_of", "folder", "pointer_chase", "modular_chain", "Task", "ROOT"]
 
@@ -38,21 +39,25 @@ def available() -> list[str]:
 
 
 def folder(name: str) -> Path:
-    """The shipped folder of organism `name`."""
-    if name not in available():
-        raise ValueError(f"unknown organism {name!r}; shipped: {available()}. Train one with "
-                         f"codi.organisms.train.train_organism.")
+    """The shipped folder of organism `name` (an unknown name raises `argcheck.BadArgument` listing the shipped).
+
+    >>> folder("pointer3").name
+    'pointer3'
+    """
+    check_choice("name", name, available(), fix="train one with codi.organisms.train.train_organism")
     return ROOT / name
 
 
 def task_of(name: str) -> Task:
     """The task (family and depth) organism `name` was trained on."""
-    meta = json.loads((folder(name) / META).read_text())
+    meta = read_json(folder(name) / META)
     t = meta["task"]
     return Task(t["family"], t["depth"], t["nodes"], t["names"])
 
 
 def _make(task: Task, n: int, seed: int = 0):
+    check_int("n", n, min=1, fix="ask for at least one problem")
+    check_int("seed", seed, min=0)
     return task.make(n, seed=seed, split="test")
 
 
@@ -69,6 +74,7 @@ def pairs(name: str, n: int, seed: int = 0, step: int = 1):
     that the value after `step` (1-based) differs and so does the answer. Pointer tasks only need a new start node;
     modular tasks a new start value."""
     task = task_of(name)
-    if not 1 <= step <= task.depth:
-        raise ValueError(f"step={step}: organism {name!r} has steps 1..{task.depth}.")
+    check_int("n", n, min=1, fix="ask for at least one pair")
+    check_int("seed", seed, min=0)
+    check_int("step", step, min=1, max=task.depth, fix=f"organism {name!r} has steps 1..{task.depth}")
     return task.pairs(n, seed=seed, step=step)

@@ -11,19 +11,24 @@ recipe, base record, accuracy table) and `ACCURACY.md`. About 5 minutes on one C
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from argcheck import BadArgument, check_choice, check_float, check_int, check_out_folder
+from codi.organisms import META
 from codi.organisms.base import BaseSpec, train_base
 from codi.organisms.recipe import ablation_accuracy, codi_from_base
 from codi.organisms.tasks import TASK_FAMILIES, Task
+from formats import atomic_write_json, atomic_write_text, clean_temporaries, tmp_name
 
 __all__ = ["OrganismSpec", "train_organism", "accuracy_table", "accuracy_markdown"]
+
+ACCURACY = "ACCURACY.md"
 
 
 @dataclass
@@ -38,9 +43,17 @@ class OrganismSpec:
     codi_lr: float = 1e-3
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_choice("family", self.family, sorted(TASK_FAMILIES))
+        check_int("depth", self.depth, min=1, max=16)
+        if not isinstance(self.base, BaseSpec):
+            raise BadArgument("base", self.base, "must be a BaseSpec", "pass base=BaseSpec(...) or leave the default")
+        check_int("codi_steps", self.codi_steps, min=1)
+        check_int("codi_batch", self.codi_batch, min=1)
+        check_float("codi_lr", self.codi_lr, min=0, min_open=True)
+        check_int("seed", self.seed, min=0)
+
     def task(self) -> Task:
-        if self.family not in TASK_FAMILIES:
-            raise ValueError(f"family={self.family!r}; choose one of {sorted(TASK_FAMILIES)}.")
         return TASK_FAMILIES[self.family](self.depth)
 
 
@@ -78,13 +91,18 @@ def train_organism(spec: OrganismSpec, out: str | Path, progress=print) -> dict:
     """Train base and CODI stage, evaluate, and write the organism folder `out` (must not exist)."""
     import codi
 
-    out = Path(out)
+    if not isinstance(spec, OrganismSpec):
+        raise BadArgument("spec", spec, "must be an OrganismSpec", "pass OrganismSpec(family='pointer', depth=3)")
+    out = check_out_folder("out", out)
     if out.exists():
-        raise FileExistsError(f"{out} exists; choose a new folder for the organism.")
+        raise FileExistsError(f"out={str(out)!r} exists; choose a new folder for the organism.")
     task = spec.task()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clean_temporaries(out.parent, out.name)  # a killed earlier run of the same organism
     torch.manual_seed(spec.seed)
     base, tok, base_rec = train_base(task, spec.base, progress=progress)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-work-", dir=out.parent if out.parent.exists() else None))
+    work = tmp_name(out)
+    work.mkdir()
     try:
         base.save_pretrained(work / "base")
         tok.save_pretrained(work / "base")
@@ -103,10 +121,9 @@ def train_organism(spec: OrganismSpec, out: str | Path, progress=print) -> dict:
                     spec=dict(asdict(spec), base=spec.base.to_dict()), base_record=base_rec, wall=wall,
                     accuracy=table, torch_threads=torch.get_num_threads())
         final = work / "codi"
-        (final / "organism.json").write_text(json.dumps(meta, indent=1))
-        (final / "ACCURACY.md").write_text(accuracy_markdown(task.name, table, wall))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        final.rename(out)
+        atomic_write_json(final / META, meta)
+        atomic_write_text(final / ACCURACY, accuracy_markdown(task.name, table, wall))
+        os.replace(final, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     progress(f"organism {task.name} written to {out}: {json.dumps(table)}")

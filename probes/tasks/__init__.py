@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from argcheck import check_int, check_str
 from probes.tasks.task import REQUIRED, Task  # noqa: F401 (re-exported)
 
 
@@ -40,6 +41,9 @@ def load(name: str, n: int = 200, seed: int = 0, **kwargs: Any) -> Task:
     >>> load("intermediate-values", n=300, step=1)
     >>> load("data/my_task.jsonl")
     """
+    check_str("name", name, fix=f"pass a task name ({', '.join(names())}) or a .jsonl/.csv file")
+    check_int("n", n, min=1, fix="ask for at least one sample")
+    check_int("seed", seed, min=0)
     p = str(name)
     if p.endswith(".jsonl") or p.endswith(".csv"):
         from probes.tasks.files import load_jsonl, load_liars_bench_csv
@@ -47,8 +51,6 @@ def load(name: str, n: int = 200, seed: int = 0, **kwargs: Any) -> Task:
     reg = _registry()
     if name not in reg:
         raise KeyError(f"unknown task {name!r}; built-in tasks are {sorted(reg)}, or pass a .jsonl/.csv path")
-    if n <= 0:
-        raise ValueError(f"n={n}: ask for at least one sample")
     return reg[name](n=n, seed=seed, **kwargs)
 
 

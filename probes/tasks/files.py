@@ -8,10 +8,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 
+from argcheck import check_choice, check_path_exists, check_str
 from probes.tasks.task import Task
 
 TEXT_COLS = ("text", "transcript", "messages", "statement", "response")
@@ -19,6 +21,9 @@ LABEL_COLS = ("label", "deceptive", "is_deceptive", "lie", "is_lie")
 GROUP_COLS = ("group", "question_id", "group_id", "pair_id", "index", "id")
 TRUE = {"true", "1", "yes", "deceptive", "lie", "t", "y"}
 FALSE = {"false", "0", "no", "honest", "truthful", "f", "n"}
+
+
+LABEL_KINDS = ("auto", "binary", "numeric")
 
 
 def _label(v, where: str) -> int:
@@ -31,34 +36,89 @@ def _label(v, where: str) -> int:
         return 1
     if s in FALSE:
         return 0
-    raise ValueError(f"{where}: label {v!r} is not binary; use 0/1 or true/false (or honest/deceptive)")
+    raise ValueError(f"{where}: label {v!r} is not binary; use 0/1 or true/false (or honest/deceptive), or "
+                     f"labels='numeric' for a numeric target")
 
 
-def load_jsonl(path: str | Path, label_key: str = "label", group_key: str = "group") -> Task:
-    """One JSON object per line with "text", a binary or numeric label, and a group; other keys are kept."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found")
-    samples = []
-    for i, line in enumerate(path.read_text().splitlines()):
+def _number(v, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"{where}: label {v!r} is not a finite number (labels='numeric')")
+    return v
+
+
+def read_text(path: Path) -> str:
+    """A text file as UTF-8; invalid bytes raise ValueError naming the file, the line and the byte."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); save "
+                         f"the file as UTF-8") from None
+
+
+def _records(path: Path) -> list[tuple[int, dict]]:
+    out = []
+    for i, line in enumerate(read_text(path).splitlines()):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{i + 1}: not valid JSON ({err.msg})") from err
+            raise ValueError(f"{path}:{i + 1}: not valid JSON ({err.msg})") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path}:{i + 1}: a JSON {type(rec).__name__}, not an object with text, label, group")
+        out.append((i + 1, rec))
+    if not out:
+        raise ValueError(f"{path}: no samples (the file is empty); write one JSON object per line")
+    return out
+
+
+def load_jsonl(path: str | Path, label_key: str = "label", group_key: str = "group", labels: str = "auto") -> Task:
+    r"""One JSON object per line with "text", a label and a group; other keys are kept.
+
+    `labels`: "binary" (every label 0/1, true/false, honest/deceptive, ...: a label 2 or 0.5 is refused with its
+    line), "numeric" (finite numbers, for ridge probes), or "auto" (binary when any label is a word or a bool or
+    every label is 0/1, else numeric). Errors name the file and the line.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.jsonl"
+    >>> _ = p.write_text('{"text": "a", "label": 1, "group": "q0"}\n{"text": "b", "label": 2, "group": "q1"}\n')
+    >>> load_jsonl(p, labels="binary")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...t.jsonl:2: label 2 is not binary; use 0/1 or true/false (or honest/deceptive), or ...
+    """
+    check_choice("labels", labels, LABEL_KINDS)
+    for name, key in (("label_key", label_key), ("group_key", group_key)):
+        check_str(name, key)
+    path = Path(check_path_exists("path", path, fix="pass a .jsonl file with one sample per line"))
+    recs = _records(path)
+    for ln, rec in recs:
         for k in ("text", label_key, group_key):
             if k not in rec:
-                raise ValueError(f"{path}:{i + 1}: missing key {k!r} (has {sorted(rec)}); every line needs text, "
+                raise ValueError(f"{path}:{ln}: missing key {k!r} (has {sorted(rec)}); every line needs text, "
                                  f"{label_key} and {group_key} (group = what must stay on one side of a split)")
-        lab = rec.pop(label_key)
-        rec["label"] = lab if isinstance(lab, (int, float)) and not isinstance(lab, bool) else \
-            _label(lab, f"{path}:{i + 1}")
+        if not isinstance(rec["text"], str) or rec[group_key] is None or isinstance(rec[group_key], (dict, list)):
+            raise ValueError(f"{path}:{ln}: text must be a string and {group_key} a string or number (found "
+                             f"{rec['text']!r}, {rec[group_key]!r})")
+    raw = [rec[label_key] for _, rec in recs]
+    if labels == "auto":
+        words = any(isinstance(v, (bool, str)) for v in raw)
+        labels = "binary" if words or all(not isinstance(v, bool) and v in (0, 1) for v in raw) else "numeric"
+    samples, ids = [], set()
+    for (ln, rec), lab in zip(recs, raw):
+        where = f"{path}:{ln}"
+        rec = dict(rec)
+        del rec[label_key]
+        rec["label"] = _label(lab, where) if labels == "binary" else _number(lab, where)
         rec["group"] = str(rec.pop(group_key))
-        rec.setdefault("id", f"{path.stem}-{i}")
-        rec["id"] = str(rec["id"])
+        rec["id"] = str(rec.get("id", f"{path.stem}-{ln - 1}"))
+        if rec["id"] in ids:
+            raise ValueError(f"{where}: id {rec['id']!r} appears twice; give every sample its own id")
+        ids.add(rec["id"])
         samples.append(rec)
-    return Task(path.stem, samples, {"path": str(path)})
+    return Task(path.stem, samples, {"path": str(path), "labels": labels})
 
 
 def _messages_text(v) -> tuple[str, str]:
@@ -95,10 +155,12 @@ def load_liars_bench_csv(path: str | Path, text_col: str | None = None, label_co
     (true/false, 1/0, deceptive/honest), group from GROUP_COLS (else each row is its own group). Other columns
     (dataset, model, ...) are kept.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found")
-    df = pd.read_csv(path)
+    path = Path(check_path_exists("path", path, fix="pass a CSV file with a text and a label column"))
+    read_text(path)  # invalid UTF-8: name the file and the line
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValueError(f"{path}: not a readable CSV ({err})") from None
     tc = _pick(df, text_col, TEXT_COLS, "text")
     lc = _pick(df, label_col, LABEL_COLS, "label")
     gc = _pick(df, group_col, GROUP_COLS, "group")

@@ -16,6 +16,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from formats import atomic_write_text
+
 __all__ = ["Task", "REQUIRED"]
 
 REQUIRED = ("id", "text", "label", "group")
@@ -81,7 +83,7 @@ class Task:
         """One JSON object per line; `load(path)` reads it back."""
         lines = "\n".join(json.dumps(s) for s in self.samples) + "\n"
         path = Path(path)
-        path.write_text(lines)
+        atomic_write_text(path, lines)
         return path
 
     def __repr__(self) -> str:

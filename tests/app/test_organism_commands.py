@@ -39,4 +39,4 @@ def test_train_refuses_an_existing_folder_and_a_bad_family(tmp_path, capsys):
     assert main(["organism", "train", "--out", str(tmp_path)]) == 2
     assert "exists; choose a new folder" in capsys.readouterr().err
     assert main(["organism", "train", "--family", "maze", "--out", str(tmp_path / "new")]) == 2
-    assert "family='maze'" in capsys.readouterr().err
+    assert "--family 'maze'" in capsys.readouterr().err

@@ -25,9 +25,14 @@ def saved(request, tmp_path_factory):
     return cm, folder
 
 
-def _copy(folder, tmp_path):
+def _copy(folder, tmp_path, checksums=False):
+    """A copy to edit by hand. Without its checksums.json (as after a deliberate hand edit), so that the tests
+    below reach the strict key, shape and config checks behind the checksums (tests/codi/test_bad_inputs.py checks
+    that an edited file with its checksums in place is refused by name)."""
     dst = tmp_path / "copy"
     shutil.copytree(folder, dst)
+    if not checksums:
+        (dst / "checksums.json").unlink()
     return dst
 
 
@@ -50,8 +55,8 @@ def test_folder_layout_and_peft_loads_the_adapter(saved):
 
     cm, folder = saved
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["adapter", "codi_config.json", "projection.safetensors", "special_tokens.safetensors",
-                     "tokenizer", "training_record.json"]
+    assert names == ["adapter", "checksums.json", "codi_config.json", "projection.safetensors",
+                     "special_tokens.safetensors", "tokenizer", "training_record.json"]
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
     assert set(load_file(str(folder / "special_tokens.safetensors"))) == {"bot", "eot"}
     base = interp.load_model(cm.base_name).model

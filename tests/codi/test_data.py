@@ -99,5 +99,5 @@ def test_split_deterministic_disjoint():
     assert (len(tr), len(te)) == (80, 20)
     assert [p.id for p in te] == [p.id for p in te2]
     assert not {p.id for p in tr} & {p.id for p in te}
-    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+    with pytest.raises(ValueError, match="test_frac=1.0: must be a finite number > 0 and < 1"):
         data.split(probs, test_frac=1.0)

@@ -37,7 +37,7 @@ def test_accuracy_counts_exact_matches(cm):
 
 
 def test_bad_mode_and_empty_input(cm):
-    with pytest.raises(ValueError, match="unknown evaluation mode"):
+    with pytest.raises(ValueError, match="modes='latent': must be one of 'codi', 'no_cot', 'cot'"):
         evaluate(cm, data.arithmetic(2), modes=("latent",))
-    with pytest.raises(ValueError, match="no problems"):
+    with pytest.raises(ValueError, match=r"problems=\[\]: must be a non-empty list"):
         evaluate(cm, [])

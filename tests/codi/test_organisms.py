@@ -58,7 +58,7 @@ def test_bad_arguments_name_the_fix():
         tasks.pointer_chase(2).make(3, split="dev")
     with pytest.raises(ValueError, match="step=4"):
         codi.organisms.pairs("pointer3", 2, step=4)
-    with pytest.raises(ValueError, match="unknown organism 'nope'"):
+    with pytest.raises(ValueError, match="name='nope': must be one of 'pointer2'"):
         codi.organisms.load("nope")
 
 

@@ -167,7 +167,7 @@ def test_bad_input_raises_before_writing(tmp_path):
         train(model(), probs, busy, max_steps=1, batch_size=8, progress=False)
     with pytest.raises(ValueError, match="not a multiple of micro_batch_size"):
         train(model(), probs, tmp_path / "a", max_steps=1, batch_size=8, micro_batch_size=3, progress=False)
-    with pytest.raises(ValueError, match="no training problems"):
+    with pytest.raises(ValueError, match=r"problems=\[\]: must be a non-empty list"):
         train(model(), [], tmp_path / "a", max_steps=1, progress=False)
     assert not (tmp_path / "a").exists() and not train_dir(tmp_path / "a").exists()
     train(model(), probs, tmp_path / "b", max_steps=1, batch_size=8, progress=False)
@@ -175,3 +175,29 @@ def test_bad_input_raises_before_writing(tmp_path):
         train(model(), probs, tmp_path / "b", max_steps=2, batch_size=8, progress=False)
     with pytest.raises(ValueError, match=r"training settings differ.*'lr'"):
         train(model(), probs, tmp_path / "b", resume=True, max_steps=2, batch_size=8, lr=0.5, progress=False)
+
+
+def test_kill_during_the_final_save_leaves_a_temporary_that_the_next_run_removes(tmp_path):
+    """kill -9 while the trained model is being written: `out` never exists half-written, only a project temporary
+    beside it; `--resume` then writes the complete model and removes the temporary."""
+    out = tmp_path / "final"
+    proc = subprocess.Popen(_cli(out, "--max-steps", "2", "--checkpoint-every", "100"), env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, stray = time.time() + 180, []
+    while not stray and proc.poll() is None and time.time() < deadline:
+        stray = [p for p in os.scandir(tmp_path) if p.name.startswith(".codi-lens-final.")]
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate()
+    assert stray and proc.returncode == -signal.SIGKILL, f"not killed during the final save: {err.decode()[-2000:]}"
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".codi-lens-final.")]
+
+    res = subprocess.run(_cli(out, "--max-steps", "2", "--checkpoint-every", "100", "--resume"), env=ENV,
+                         capture_output=True, timeout=300)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final", "final-train"]   # nothing stray remains
+    from codi.checkpoint import verify_checksums
+
+    assert verify_checksums(out)                                                     # every file complete
+    rec = TrainRecord.load(out)
+    assert rec.finished and rec.step == 2 and [e["kind"] for e in rec.events] == ["resume"]
+    codi.CODIModel.from_pretrained(out)

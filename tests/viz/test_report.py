@@ -162,7 +162,8 @@ def test_cli_report(grid, big_grid, tmp_path, capsys):
     doc = (tmp_path / "r.html").read_text()
     assert "<h1>CLI &lt;x&gt;</h1>" in doc and "Across models" in doc and "Logit lens" in doc
     assert cli_main(["report", "--probe", str(tmp_path / "missing"), "--out", str(tmp_path / "x.html")]) == 2
-    assert "no grid.json" in capsys.readouterr().err and not (tmp_path / "x.html").exists()
+    err = capsys.readouterr().err
+    assert "--probe" in err and "none is there" in err and not (tmp_path / "x.html").exists()
 
 
 def test_regression_grid_draws_r2_and_no_roc(tmp_path):
