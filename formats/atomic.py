@@ -32,6 +32,7 @@ __all__ = ["TMP_PREFIX", "tmp_name", "is_temporary", "clean_temporaries", "atomi
 
 TMP_PREFIX = ".codi-lens-"  # temporaries: `.codi-lens-<name>.<random>.tmp`; only these are ever cleaned up
 _TMP_SUFFIX = ".tmp"
+_OLD_SUFFIX = ".old"  # the previous folder during a replace (see staged_folder)
 
 
 def tmp_name(path: str | os.PathLike) -> Path:
@@ -157,26 +158,50 @@ def atomic_save_safetensors(tensors: Mapping[str, Any], path: str | os.PathLike,
     return digest
 
 
+def _set_aside_name(final: Path) -> Path:
+    """Where `staged_folder(replace=True)` keeps the previous folder during the swap (never a `.tmp` name, so
+    `clean_temporaries` cannot remove it)."""
+    return final.with_name(f"{TMP_PREFIX}{final.name}.{secrets.token_hex(4)}{_OLD_SUFFIX}")
+
+
+def _recover_set_aside(final: Path) -> None:
+    """Finish a swap that a kill interrupted: restore the previous folder when `final` is missing, else drop it."""
+    for old in sorted(final.parent.glob(f"{TMP_PREFIX}{final.name}.*{_OLD_SUFFIX}")):
+        if not final.exists():
+            os.replace(old, final)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def staged_folder(final: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
     """Build a folder under a temporary sibling name; it takes `final`'s name only when the block succeeds.
 
     On an exception the temporary is removed and `final` is as it was. With `replace=True` an existing `final` is
-    swapped out (renamed aside, then removed) only after the new folder is complete; otherwise an existing
-    `final` is an error raised before anything is written. Stale temporaries of the same name (a killed earlier
-    run) are removed first.
+    swapped out (renamed aside, then removed) only after the new folder is complete; a kill between the two renames
+    is repaired by the next call (the previous folder comes back). Otherwise an existing `final` is an error raised
+    before anything is written. Stale temporaries of the same name (a killed earlier run) are removed first.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for text in ("old", "new"):
+    ...     with staged_folder(d / "run", replace=True) as tmp:
+    ...         atomic_write_text(tmp / "v.txt", text)
+    >>> (d / "run" / "v.txt").read_text(), sorted(p.name for p in d.iterdir())
+    ('new', ['run'])
     """
     final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _recover_set_aside(final)
     if final.exists() and not replace:
         raise FileExistsError(f"{final} already exists; choose another folder or remove it first.")
-    final.parent.mkdir(parents=True, exist_ok=True)
     clean_temporaries(final.parent, final.name)
     tmp = tmp_name(final)
     tmp.mkdir()
     try:
         yield tmp
         if final.exists():
-            old = tmp_name(final)
+            old = _set_aside_name(final)
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
