@@ -211,6 +211,8 @@ def run(source: BatchSource, *, batch_size: int, out: str | os.PathLike | None =
     meta = _meta(source, sdt, batch_size, shard_size)
     ranks = Ranks.current()
     ranks.check_model_device(source.device)
+    ranks.check_same("inputs (model, prompts, layers, positions, batch_size or out)",
+                     {**meta, "batch_size": batch_size, "out": None if out is None else str(out)})
     keys, n = tuple(source.extra_keys), len(source.samples)
     writer, start = None, 0
     if out is not None:

@@ -18,6 +18,8 @@ that was killed resumes with any number of processes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,6 +114,18 @@ class Ranks:
         t = torch.tensor([value], dtype=torch.long, device=self.device())
         torch.distributed.broadcast(t, src=0)
         return int(t.item())
+
+    def check_same(self, what: str, meta: dict) -> None:
+        """Raise on every process unless all processes were given the same `meta` (inputs and settings)."""
+        if self.world == 1:
+            return
+        digest = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()
+        mine = torch.tensor([int(digest[:15], 16)], dtype=torch.long, device=self.device())
+        every = [torch.empty_like(mine) for _ in range(self.world)]
+        torch.distributed.all_gather(every, mine)
+        if len({int(t.item()) for t in every}) > 1:
+            raise ValueError(f"the {self.world} processes were given different {what}; under accelerate launch "
+                             f"they split ONE run: pass the same model, prompts and settings on every process.")
 
     def barrier(self) -> None:
         if self.world > 1:

@@ -53,6 +53,12 @@ arrays = dict(plain=torch.from_numpy(mem.array()), plain_valid=torch.from_numpy(
               **{k: torch.from_numpy(v) for k, v in cmem.extras.items()})
 save_file(arrays, str(out / f"rank{rank}.safetensors"))
 (out / f"rank{rank}.json").write_text(json.dumps([mem.samples.to_dict("records"), cmem.samples.to_dict("records")]))
+try:  # each process given other prompts: refused on every process, before any work
+    interp.cache(m, prompts[rank:], batch_size=3, progress=False)
+    refused = "no error"
+except ValueError as err:
+    refused = str(err)
+(out / f"rank{rank}.refused").write_text(refused)
 """
 
 KILLED = """
@@ -126,6 +132,7 @@ def test_two_processes_write_the_one_process_store(inputs):
         np.testing.assert_array_equal(got["codi_valid"].numpy(), codi_c.valid)
         for key, value in codi_c.extras.items():
             np.testing.assert_array_equal(got[key].numpy(), value)
+        assert "given different inputs" in (d / "two" / f"rank{rank}.refused").read_text()
         samples = json.loads((d / "two" / f"rank{rank}.json").read_text())
         assert samples[0] == plain.samples.to_dict("records") and samples[1] == codi_c.samples.to_dict("records")
 
