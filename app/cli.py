@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("models", help="list the model names that load offline, with size and whether present")
     s.set_defaults(func=cmd_models)
 
-    s = sub.add_parser("cache", help="cache the residual stream of a model on prompts into a store folder")
+    s = sub.add_parser("cache", help="cache the residual stream of a model on prompts into a store folder (several "
+                       "processes: accelerate launch --multi_gpu --num_processes N -m app cache ...)")
     s.add_argument("--model", default="smollm2-135m", help="registry name, local folder or HF id")
     s.add_argument("--prompts", nargs="+", metavar="FILE_OR_TEXT",
                    help="prompt texts, or .txt (one per line) / .jsonl / .json files; default: 4 built-in prompts")
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--layers", default="all", help="'all' or e.g. '0,5,10-12' (0 = embeddings .. n_layers)")
     s.add_argument("--positions", default="all", help="'all' or labels e.g. 'tok_0,last,prompt[-2]'")
     s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--shard-size", type=int, help="rows per shard file (default: about 256 MB of rows)")
     s.add_argument("--padding-side", choices=["left", "right"], help="default: the tokenizer's")
     s.add_argument("--dtype", help="model dtype (default float32 on CPU, bfloat16 on CUDA)")
     s.add_argument("--device", help="default cuda when present, else cpu")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-import poslabels
+from app.cache_command import cmd_cache
 from app.flags import check_compare, check_demo, check_patch, check_probe, check_report, parse_ints
 from app.train_commands import codi_problems
+
+__all__ = ["cmd_models", "cmd_cache", "cmd_report", "cmd_probe", "cmd_patch", "cmd_demo", "cmd_compare"]
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -33,137 +35,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     return cmd_organism_list(args)
 
 
-DEFAULT_CACHE_PROMPTS = [
-    "The capital of France is",
-    "Tom has 3 bags of 4 apples. He eats 2. How many are left?",
-    "def add(a, b):\n    return",
-    "The opposite of hot is",
-]
-
-
-def _cache_prompts(items: list[str] | None) -> list:
-    """--prompts values: a .txt file (one prompt per line), a .jsonl/.json file (dicts with "text" or strings),
-    or the prompt text itself."""
-    import json
-    from pathlib import Path
-
-    if not items:
-        return list(DEFAULT_CACHE_PROMPTS)
-    prompts: list = []
-    for item in items:
-        path = Path(item)
-        if not path.is_file():
-            prompts.append(item)
-        elif path.suffix == ".jsonl":
-            prompts += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        elif path.suffix == ".json":
-            prompts += json.loads(path.read_text())
-        else:
-            prompts += [line for line in path.read_text().splitlines() if line.strip()]
-    return prompts
-
-
-def _parse_layers(text: str) -> str | list[int]:
-    if text == "all":
-        return "all"
-    layers: list[int] = []
-    for part in text.split(","):
-        lo, dash, hi = part.strip().partition("-")
-        layers += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
-    return layers
-
-
-def cmd_cache(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
-
-    import numpy as np
-
-    import interp
-
-    if args.task or (Path(args.model).expanduser() / "codi_config.json").exists():
-        return _cmd_cache_task(args)  # CODI checkpoints and task files/names (interp.codi_cache)
-    positions = "all" if args.positions == "all" else [p.strip() for p in args.positions.split(",")]
-    prompts = _cache_prompts(args.prompts)
-    layers = _parse_layers(args.layers)
-    m = interp.load_model(args.model, dtype=args.dtype, device=args.device)
-    out = args.out or f"runs/cache-{m.name.replace('/', '-')}"
-    t0 = time.perf_counter()
-    c = interp.cache(m, prompts, layers=layers, positions=positions, batch_size=args.batch_size, out=out,
-                     padding_side=args.padding_side)
-    seconds = time.perf_counter() - t0
-    size = sum(f.stat().st_size for f in Path(out).iterdir()) / 2**20
-    print(f"{c!r}")
-    print(f"cached {len(c)} prompts x {len(c.layers)} layers x {len(c.positions)} positions x {c.meta['d_model']} "
-          f"({c.meta['dtype']}) in {seconds:.2f} s -> {out} ({size:.1f} MB, {c.meta['n_shards']} shard(s))")
-    print(f"valid cells: {int(c.valid.sum())} of {c.valid.size} (samples have {c.valid.sum(1).min()}.."
-          f"{c.valid.sum(1).max()} of the positions)")
-    shown = sorted({c.layers[0], c.layers[len(c.layers) // 2], c.layers[-1]})
-    tokens = [lab for lab in map(poslabels.parse, c.positions) if lab.kind == "token" and not lab.relative]
-    last = "last" if "last" in c.positions or tokens else c.positions[0]  # `last` resolves from stored tok_*
-    norms = {layer: np.linalg.norm(c.sel(layer=layer, position=last, allow_missing=True), axis=-1) for layer in shown}
-    print(f"residual norm at position {last!r}: "
-          + "  ".join(f"layer {k}: mean {v.mean():.2f}" for k, v in norms.items()))
-    print(f"read it back: interp.load_cache({out!r}).sel(layer={shown[-1]}, position={last!r})")
-    return 0
-
-
-def _task_records(task: str, n: int | None, seed: int) -> list:
-    import json
-    from pathlib import Path
-
-    path = Path(task).expanduser()
-    if path.suffix in (".jsonl", ".json") or path.exists():
-        if not path.exists():
-            raise FileNotFoundError(f"task file {path} not found; pass a .jsonl/.json file or a task name.")
-        text = path.read_text()
-        rows = json.loads(text) if path.suffix == ".json" else [json.loads(x) for x in text.splitlines() if x.strip()]
-        return rows[:n] if n else rows
-    import probes.tasks
-
-    return probes.tasks.load(task, n=n or 200, seed=seed)
-
-
-def _cmd_cache_task(args: argparse.Namespace) -> int:
-    import time
-
-    import interp
-    from app.model_spec import load_for_cache
-    from interp.codi_cache import codi_cache, is_codi
-    from interp.identity import summary_text
-    from interp.templates import Template
-
-    positions = "all" if args.positions == "all" else [p.strip() for p in args.positions.split(",")]
-    layers = _parse_layers(args.layers)
-    records = _task_records(args.task, args.n, args.seed) if args.task else _cache_prompts(args.prompts)
-    template = None
-    if args.system or args.user or args.response:
-        template = Template(system=args.system, user=args.user or "{text}", response=args.response)
-    m = load_for_cache(args.model)
-    name = f"{m.config.base_model}-codi" if is_codi(m) else m.name
-    out = args.out or f"runs/cache-{str(name).replace('/', '-')}"
-    t0 = time.perf_counter()
-    if is_codi(m):
-        c = codi_cache(m, records, layers=layers, positions=positions, batch_size=args.batch_size, out=out,
-                       generate=args.generate, max_new_tokens=args.max_new_tokens, template=template)
-    else:
-        if template is not None:
-            from interp.templates import as_records, render_all
-
-            recs = as_records(records)
-            records = [{**r, "text": x.prompt + (x.response or "")} for r, x in zip(recs, render_all(template, recs,
-                                                                                                 m.tokenizer))]
-        c = interp.cache(m, records, layers=layers, positions=positions, batch_size=args.batch_size, out=out)
-    print(f"{c!r}")
-    print(f"cached {len(c)} samples x {len(c.layers)} layers x {len(c.positions)} positions in "
-          f"{time.perf_counter() - t0:.2f} s -> {out}")
-    extras = getattr(c, "extras", None) or {}
-    if extras:
-        print("latent views: "
-              + ", ".join(f"{k} {tuple(v.shape)}" for k, v in extras.items() if k.startswith("latent")))
-    if "generated_text" in c.samples:
-        print(f"generated (first sample): {c.samples['generated_text'].iloc[0]!r}")
-    print(summary_text(c))
     return 0
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 __all__ = ["load_for_cache"]
 
 
-def load_for_cache(spec: str | os.PathLike):
+def load_for_cache(spec: str | os.PathLike, device: str | None = None):
     """What `codi-lens cache --model` loads: a CODI checkpoint folder (with `codi_config.json`) as a CODIModel,
-    anything else with `interp.load_model`. Checks a checkpoint's base model is available before loading it.
+    anything else with `interp.load_model`, on `device` (default: the loader's). Checks a checkpoint's base model
+    is available before loading it.
 
     >>> load_for_cache("runs/codi-smol")        # CODIModel          # doctest: +SKIP
     >>> load_for_cache("smollm2-135m")          # interp.Model       # doctest: +SKIP
@@ -26,7 +27,7 @@ def load_for_cache(spec: str | os.PathLike):
     folder = Path(spec).expanduser()
     cfg_path = folder / "codi_config.json"
     if not cfg_path.exists():
-        return load_model(spec)
+        return load_model(spec, device=device)
     try:
         base = json.loads(cfg_path.read_text())["base_model"]
     except (json.JSONDecodeError, KeyError) as err:
@@ -44,4 +45,4 @@ def load_for_cache(spec: str | os.PathLike):
         )
     from codi.model import CODIModel
 
-    return CODIModel.from_pretrained(folder)
+    return CODIModel.from_pretrained(folder, device=device)

@@ -1,36 +1,28 @@
-"""`ActivationCache`, the residual stream `[sample, layer, position, d]` with its labels, sample table and
-metadata, and the pieces both cache paths share (plain `interp/cache.py`, CODI `interp/codi_cache.py`): the config
-hash, gathering a Plan's cells from recordings, the device -> host copy, the store dtype, and opening a store.
+"""`ActivationCache`, the residual stream `[sample, layer, position, d]` with its labels, sample table, extras
+and metadata, and `load_cache`, which opens a store folder as one (the files themselves are `interp.store`'s).
 
     >>> import interp
-    >>> c = interp.cache(interp.load_model("tiny-llama"), ["Hi"], layers=[1])
+    >>> c = interp.cache(interp.load_model("tiny-llama"), ["Hi"], layers=[1], progress=False)
     >>> type(c).__module__
     'interp.activations'
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from jaxtyping import Bool, Float, Int
-from torch import Tensor
 
+import argcheck
 from interp import positions as pos
 from interp import store
-from interp.hooks import Recording
 
-__all__ = ["ActivationCache", "load_cache", "config_hash", "gather_plan", "ToHost", "store_dtype"]
+__all__ = ["ActivationCache", "load_cache"]
 
-_VOLATILE_CONFIG = {"transformers_version", "dtype", "torch_dtype", "attn_implementation", "output_attentions",
-                    "output_hidden_states", "use_cache", "return_dict", "architectures"}
 
 class ActivationCache:
     """Residual stream `[sample, layer, position, d]` with labels, the sample table and metadata.
@@ -38,7 +30,8 @@ class ActivationCache:
     Numpy results are always float32 (bf16 stored values are widened); arrays of a cache loaded from disk are
     memory-mapped shards and only the selected cells are read.
 
-    >>> c = interp.cache(interp.load_model("tiny-llama"), ["The capital of France is", "Hi"])
+    >>> import interp
+    >>> c = interp.cache(interp.load_model("tiny-llama"), ["The capital of France is", "Hi"], progress=False)
     >>> c.layers, c.positions[:2], c.valid.shape        # positions: the union tok_0..tok_9 of both prompts
     ([0, 1, 2], ['tok_0', 'tok_1'], (2, 10))
     >>> c.sel(layer=1, position="last").shape           # alias resolved per sample from the valid mask
@@ -119,7 +112,11 @@ class ActivationCache:
     def summary(self, show: bool = True) -> str:
         """Shape, valid cells, latent views and the identity check (`interp.identity`); printed and returned.
 
-        >>> c.summary()          # warns when positions hold identical activations across labels
+        >>> import interp
+        >>> c = interp.cache(interp.load_model("tiny-llama"), ["Hi", "a b c"], layers=[1], progress=False)
+        >>> print(c.summary(show=False))      # the identity check warns when positions cannot differ
+        ActivationCache('tiny-llama', samples=2, layers=[1], positions=..., d_model=64, dtype=float32)
+        valid cells: ...
         """
         from interp.identity import summary_text
 
@@ -138,91 +135,22 @@ class ActivationCache:
             yield np.arange(lo, lo + p.n), p.take(slice(None))
 
 
-def config_hash(model: torch.nn.Module) -> str:
-    """Hash of the model config without run-time switches (attention kernel, dtype, output flags)."""
-    cfg = {k: v for k, v in model.config.to_dict().items() if not k.startswith("_") and k not in _VOLATILE_CONFIG}
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def gather_plan(rec: Recording, plan: pos.Plan) -> Float[Tensor, "batch layer pos d"]:
-    """Cells of a Plan from full per-call recordings (on the recording's device): out[b, l, p] =
-    rec.residuals[layer_l][plan.call[p]][b, plan.col[b, p]]."""
-    first = rec.residuals[rec.layers[0]][0]
-    b, d = first.shape[0], first.shape[-1]
-    out = first.new_zeros((b, len(rec.layers), len(plan.labels), d))
-    rows = torch.arange(b, device=first.device)[:, None]
-    calls = torch.tensor(plan.call)
-    for c in sorted(set(plan.call)):
-        idx = torch.nonzero(calls == c).flatten()
-        col = plan.col[:, idx].to(first.device)
-        for li, layer in enumerate(rec.layers):
-            out[:, li, idx.to(first.device)] = rec.residuals[layer][c][rows, col]
-    return out
-
-
-class ToHost:
-    """Device -> host copies. On CUDA: a side stream copies into two pinned staging buffers while the next batch
-    computes; `push` returns the batches whose copies are done (at most one is in flight). On CPU: pass-through."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.pending: list[tuple[Tensor, Tensor, Any]] = []
-        self.bufs: list[Tensor | None] = [None, None]
-        self.k = 0
-        if self.cuda:
-            self.stream = torch.cuda.Stream(device)
-
-    def push(self, x: Tensor, valid: Tensor) -> list[tuple[Tensor, Tensor]]:
-        if not self.cuda:
-            return [(x, valid)]
-        slot = self.k % 2
-        self.k += 1
-        if self.bufs[slot] is None or self.bufs[slot].shape[1:] != x.shape[1:] or len(self.bufs[slot]) < len(x):
-            self.bufs[slot] = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
-        view = self.bufs[slot][:len(x)]
-        self.stream.wait_stream(torch.cuda.current_stream(x.device))
-        with torch.cuda.stream(self.stream):
-            view.copy_(x, non_blocking=True)
-            x.record_stream(self.stream)
-            event = torch.cuda.Event()
-            event.record(self.stream)
-        self.pending.append((view, valid, event))
-        return self._ready(keep=1)
-
-    def flush(self) -> list[tuple[Tensor, Tensor]]:
-        return self._ready(keep=0)
-
-    def _ready(self, keep: int) -> list[tuple[Tensor, Tensor]]:
-        out = []
-        while len(self.pending) > keep:
-            view, valid, event = self.pending.pop(0)
-            event.synchronize()
-            out.append((view, valid))
-        return out
-
-
-def store_dtype(dtype: str | torch.dtype | None, model: torch.nn.Module) -> torch.dtype:
-    """The dtype a store keeps: `dtype` if given (float32, bfloat16, float16), else the model's bf16/fp16, else
-    float32."""
-    if dtype is None:
-        model_dtype = next(model.parameters()).dtype
-        return model_dtype if model_dtype in (torch.bfloat16, torch.float16) else torch.float32
-    dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    if dt not in (torch.float32, torch.bfloat16, torch.float16):
-        raise ValueError(f"dtype={dtype!r}: store float32, bfloat16 or float16.")
-    return dt
-
-
 def load_cache(folder: str | os.PathLike) -> ActivationCache:
-    """Open a cache folder written by `cache(..., out=folder)`; the arrays are memory-mapped, not read.
+    """Open a cache folder written by `cache(..., out=folder)`: the arrays are memory-mapped, not read; the extras
+    (CODI latent views, response ids) are read and verified once.
 
-    >>> c = load_cache("runs/c")
+    >>> import interp, tempfile
+    >>> out = tempfile.mkdtemp() + "/c"
+    >>> _ = interp.cache(interp.load_model("tiny-llama"), ["Hi", "a b c"], layers=[1], out=out, progress=False)
+    >>> c = load_cache(out)
     >>> c.sel(layer=1, position="last").dtype
     dtype('float32')
     """
+    argcheck.check_path_exists("folder", folder, kind="folder",
+                               fix="pass the out= folder of an interp.cache call (or of `codi-lens cache --out`)")
     meta = store.read_meta(folder)
     parts = store.open_parts(folder, meta)
     c = ActivationCache(layers=meta["layers"], positions=meta["positions"], samples=store.read_samples(folder),
                         meta=meta, parts=parts, folder=Path(folder))
-    c.extras = store.load_extras(folder)
+    c.extras = store.read_extras(folder, meta)
     return c

@@ -15,22 +15,32 @@ Plain models: `tok_0 .. tok_{n-1}` (index into each sample's real, unpadded toke
 CODI runs (labels `q_i`, `bot`, `latent_j`, `eot`, `resp_j`, alias `q[-k]`) produce one residual tensor per forward
 call of the latent loop. A `Plan` therefore names, per label, the forward call that holds it (`call`) and, per
 sample, the column inside that call (`col`). The CODI branch of `interp.cache` builds its Plan from the loop's
-`Segment` list with a function next to `plain_plan` here, and `interp.cache` gathers any Plan the same way.
+`Segment` list with a function next to `plain_plan` here. Turning a Plan into tensor indices is written once,
+`gather_indices` (per forward call: which labels it holds, at which column per sample), and `Plan.gather` picks
+those cells out of per-call residuals; the CODI cache and the intervention engine both read cells through it.
+
+    >>> import torch
+    >>> from interp.positions import Plan
+    >>> plan = Plan(["a", "b", "c"], call=[0, 1, 0], col=torch.tensor([[2, 0, 1]]), valid=torch.ones(1, 3, dtype=bool))
+    >>> calls = [torch.arange(4.0).reshape(1, 4, 1), 10 + torch.arange(2.0).reshape(1, 2, 1)]   # [batch, seq, d]
+    >>> plan.gather(calls)[0, :, 0].tolist()          # a: call 0 col 2, b: call 1 col 0, c: call 0 col 1
+    [2.0, 10.0, 1.0]
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from jaxtyping import Bool, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 import poslabels
 
-__all__ = ["Plan", "plain_labels", "plain_plan", "resolve_alias", "check_plain_labels", "codi_labels", "codi_plan"]
+__all__ = ["Plan", "CallCells", "gather_indices", "plain_labels", "plain_plan", "resolve_alias", "check_plain_labels",
+           "codi_labels", "codi_plan"]
 
 PLAIN_FORMS = "'all', 'tok_<i>' (i >= 0), 'last', 'prompt[-<k>]' (k >= 1), or an int i meaning 'tok_<i>'"
 
@@ -44,6 +54,74 @@ class Plan:
     call: list[int]
     col: Int[Tensor, "batch pos"]
     valid: Bool[Tensor, "batch pos"]
+
+    def gather(self, per_call: Sequence[Tensor] | Mapping[int, Tensor], first_call: int = 0,
+               out: Tensor | None = None) -> Float[Tensor, "batch pos d"]:
+        """The Plan's cells out of one layer's residuals, one tensor `[batch, seq, d]` per forward call:
+        `out[b, p] = per_call[call[p] - first_call][b, col[b, p]]`, zeros where `valid[b, p]` is False.
+
+        `first_call`: the call index of `per_call[0]` (a recording that began after the first call). `out=`: write
+        into this `[batch, pos, d]` tensor (e.g. a view of a `[batch, layer, pos, d]` buffer) instead of a new one.
+
+        >>> plan = plain_plan(["tok_0", "last"], lengths=[2, 3], seq_len=3, padding_side="left")
+        >>> h = torch.arange(6.0).reshape(2, 3, 1)            # [batch, seq, d]: sample 0 has a pad at column 0
+        >>> plan.gather([h])[..., 0].tolist()
+        [[1.0, 2.0], [3.0, 5.0]]
+        """
+        calls = per_call if isinstance(per_call, Mapping) else dict(enumerate(per_call))
+        first = calls[next(iter(calls))]
+        device = first.device
+        if out is None:
+            out = first.new_zeros((len(self.col), len(self.labels), first.shape[-1]))
+        rows = torch.arange(len(self.col), device=device)[:, None]
+        for cells in gather_indices(self, device):
+            out[:, cells.pos] = calls[cells.call - first_call][rows, cells.col]
+        invalid = ~self.valid.to(device)
+        if bool(invalid.any()):
+            out.masked_fill_(invalid[..., None], 0)
+        return out
+
+    def take(self, labels: Sequence[str]) -> Plan:
+        """The Plan of a subset of its labels, in the order given.
+
+        >>> plain_plan(["tok_0", "last"], lengths=[2], seq_len=2, padding_side="left").take(["last"]).col.tolist()
+        [[1]]
+        """
+        idx = [self.labels.index(label) for label in labels]
+        return Plan(list(labels), [self.call[i] for i in idx], self.col[:, idx], self.valid[:, idx])
+
+    def tile(self, k: int) -> Plan:
+        """The Plan of a batch repeated `k` times along the batch (rows `g * batch + b`), as a replicated run has.
+
+        >>> plain_plan(["last"], lengths=[1, 2], seq_len=2, padding_side="left").tile(2).col.tolist()
+        [[1], [1], [1], [1]]
+        """
+        return Plan(list(self.labels), list(self.call), self.col.repeat(k, 1), self.valid.repeat(k, 1))
+
+
+@dataclass(frozen=True)
+class CallCells:
+    """The cells of a Plan that one forward call holds: plan positions `pos` at column `col[b, i]` of sample b."""
+
+    call: int
+    pos: Int[Tensor, " n"]
+    col: Int[Tensor, "batch n"]
+
+
+def gather_indices(plan: Plan, device: torch.device | str | None = None) -> list[CallCells]:
+    """The one place a Plan becomes tensor indices: per forward call it reads (in call order), which of its
+    positions that call holds and their column per sample, on `device`.
+
+    >>> plan = Plan(["a", "b", "c"], call=[0, 1, 0], col=torch.tensor([[2, 0, 1]]), valid=torch.ones(1, 3, dtype=bool))
+    >>> [(c.call, c.pos.tolist(), c.col.tolist()) for c in gather_indices(plan)]
+    [(0, [0, 2], [[2, 1]]), (1, [1], [[0]])]
+    """
+    calls = torch.tensor(plan.call, dtype=torch.long)
+    out = []
+    for c in sorted(set(plan.call)):
+        pos = torch.nonzero(calls == c).flatten()
+        out.append(CallCells(int(c), pos.to(device), plan.col[:, pos].to(device)))
+    return out
 
 
 def _as_label(p: str | int) -> str:

@@ -119,6 +119,43 @@ def test_resume_after_killed_writer_equals_uninterrupted_run(llama, tmp_path):
     np.testing.assert_array_equal(resumed.valid, whole.valid)
 
 
+SELF_KILLED = """
+import os, signal, sys
+import interp, interp.store as store
+original = store.StoreWriter._write_shard
+def write_then_die(self):
+    original(self)
+    if self._next_shard == 2:  # kill -9 right after the second shard (rows 0-7; batch 2 holds rows 6-8)
+        os.kill(os.getpid(), signal.SIGKILL)
+store.StoreWriter._write_shard = write_then_die
+interp.cache(interp.load_model("tiny-llama", dtype="float32", device="cpu"), {prompts!r}, batch_size=3,
+             shard_size=4, out=sys.argv[1], progress=False)
+"""
+
+
+def test_resume_is_exact_when_the_shard_size_is_not_a_multiple_of_the_batch_size(llama, tmp_path):
+    """batch 3, shards of 4: the writer dies (SIGKILL) after rows 0-7, in the middle of batch 2. The driver keeps the
+    batch grid of an uninterrupted run (it recomputes batch 2 whole and drops rows 6-7), so every row comes from the
+    same batch as before and the resumed store equals an uninterrupted one, byte for byte."""
+    out = tmp_path / "killed"
+    script = tmp_path / "writer.py"
+    script.write_text(textwrap.dedent(SELF_KILLED.format(prompts=MANY)))
+    proc = subprocess.run([sys.executable, str(script), str(out)], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    meta = json.loads((out / "meta.json").read_text())
+    assert not meta["complete"] and sorted(meta["checksums"]) == ["shard_00000.safetensors",
+                                                                   "shard_00001.safetensors"]
+    resumed = interp.cache(llama, MANY, batch_size=3, shard_size=4, out=out, progress=False)
+    whole = interp.cache(llama, MANY, batch_size=3, shard_size=4, out=tmp_path / "whole", progress=False)
+    np.testing.assert_array_equal(resumed.array(), whole.array())
+    np.testing.assert_array_equal(resumed.valid, whole.valid)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "whole").iterdir())
+    for name in names:
+        assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+
+
 MEMORY = """
 import json, os, sys, threading, time
 import interp
