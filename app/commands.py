@@ -217,10 +217,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     folders = [Path(f) for f in args.probe]
     missing = [str(f) for f in folders if not (f / "grid.json").exists()]
     if missing:
-        raise FileNotFoundError(f"no grid.json in {missing}; pass folders written by ProbeGrid.save")
+        raise FileNotFoundError(f"no grid.json in {missing}; pass folders written by grid.save (probe or patch grids)")
     if args.name and len(args.name) != len(folders):
         raise ValueError(f"got {len(folders)} --probe folders but {len(args.name)} --name values: one each")
-    grids = [probes.ProbeGrid.load(f) for f in folders]
+    grids = [probes.load_grid(f) for f in folders]  # a probe sweep or any result grid (ablation, patching, ...)
     lens = viz.LensTable.load(args.lens) if args.lens else None
     out = viz.report(grids, out=args.out, title=args.title, names=args.name, lens=lens, metric=args.metric)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB, self-contained: opens in any browser, offline)")

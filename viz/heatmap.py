@@ -1,4 +1,5 @@
-"""Layer x position heatmap of one probe metric, positions in run order, failed cells marked with an x.
+"""Layer x position heatmap of one metric of any result grid (probes, ablation, patching, ...), positions in run
+order, failed cells marked with an x.
 
 >>> import viz
 >>> fig = viz.heatmap(grid, metric="auroc")                  # plotly Figure: y = layer, x = position
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from probes.grid import ProbeGrid
+from grids import ResultGrid
 from viz.gridinfo import cell_text, chance_of, failed_cells, n_layers_of, plot_text
 from viz.position_kinds import KIND_TITLES, kind_groups, run_order
 
@@ -33,7 +34,7 @@ def colour_range(values: np.ndarray, chance: float | None, metric: str) -> dict:
 
 
 def heatmap_trace(
-    grid: ProbeGrid,
+    grid: ResultGrid,
     metric: str = "auroc",
     depth_normalised: bool = False,
     chance: float | None | str = _AUTO,
@@ -126,7 +127,7 @@ def kind_shapes(labels: list[str], xref: str = "x", yref: str = "y domain") -> t
 
 
 def heatmap(
-    grid: ProbeGrid,
+    grid: ResultGrid,
     metric: str = "auroc",
     depth_normalised: bool = False,
     chance: float | None | str = _AUTO,
