@@ -14,7 +14,7 @@ file checksummed and verified on load, `grids.folder`). Ablation, patching, stee
 from grids.config import TYPED_KEYS, GridConfig
 from grids.finding import SEVERITIES, Finding
 from grids.folder import GRID_FILES, GRID_JSON, SCORES_FILE, TABLE_CSV, read_format
-from grids.grid import ResultGrid
+from grids.result import ResultGrid
 
 __all__ = ["ResultGrid", "Finding", "SEVERITIES", "GridConfig", "TYPED_KEYS", "GRID_JSON", "TABLE_CSV", "SCORES_FILE",
            "GRID_FILES", "read_format"]

@@ -1,4 +1,4 @@
-"""grids.grid.ResultGrid and grids.finding / grids.config: lookup, best cell, table, summary, typed config."""
+"""grids.result.ResultGrid and grids.finding / grids.config: lookup, best cell, table, summary, typed config."""
 
 from __future__ import annotations
 
