@@ -108,7 +108,13 @@ def answer_tokens(tokenizer, text: str, marker: str) -> tuple[list[int], int]:
 
 
 def prompt_token_ids(tokenizer, cfg: CODIConfig, question: str) -> list[int]:
-    """Student/teacher prompt ids: the formatted question (with the tokenizer's BOS if it adds one) [+ eos]."""
+    """Student/teacher prompt ids: the formatted question (with the tokenizer's BOS if it adds one) [+ eos].
+
+    >>> import interp
+    >>> tok = interp.load_model("tiny-gpt2").tokenizer
+    >>> prompt_token_ids(tok, CODIConfig("tiny-gpt2", eos_separators=True), "1+2?")[-1] == tok.eos_token_id
+    True
+    """
     ids = _tok(tokenizer, cfg.prompt_template.format(question=question), special=True)
     return ids + [tokenizer.eos_token_id] if cfg.eos_separators else ids
 
@@ -167,6 +173,11 @@ def _cot_text(cfg: CODIConfig, cot: str) -> str:
 
 
 def left_pad(rows: list[list[int]], pad: int) -> tuple[Tensor, Tensor]:
+    """Ids and mask of token rows padded on the LEFT with `pad` (prompts: the latent loop needs them so).
+
+    >>> [t.tolist() for t in left_pad([[5, 6], [7]], 0)]
+    [[[5, 6], [0, 7]], [[1, 1], [0, 1]]]
+    """
     n = max(len(r) for r in rows)
     ids = torch.tensor([[pad] * (n - len(r)) + r for r in rows], dtype=torch.long)
     mask = torch.tensor([[0] * (n - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
@@ -174,6 +185,11 @@ def left_pad(rows: list[list[int]], pad: int) -> tuple[Tensor, Tensor]:
 
 
 def right_pad(rows: list[list[int]], pad: int) -> tuple[Tensor, Tensor]:
+    """Ids and mask of token rows padded on the RIGHT with `pad` (responses, teacher sequences).
+
+    >>> [t.tolist() for t in right_pad([[5, 6], [7]], 0)]
+    [[[5, 6], [7, 0]], [[1, 1], [1, 0]]]
+    """
     n = max(len(r) for r in rows)
     ids = torch.tensor([r + [pad] * (n - len(r)) for r in rows], dtype=torch.long)
     mask = torch.tensor([[1] * len(r) + [0] * (n - len(r)) for r in rows], dtype=torch.long)

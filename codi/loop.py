@@ -118,6 +118,12 @@ class LatentRun:
 
     @property
     def n_calls(self) -> int:
+        """How many forward calls the run made (a reused prompt call counts: it is call 0).
+
+        >>> LatentRun([Segment("prompt", 0, 2, torch.ones(1, 2), 0)], *[torch.zeros(1, 0, 4)] * 2,
+        ...           torch.zeros(1, 0), torch.zeros(1, 0), None).n_calls
+        1
+        """
         return self.segments[-1].call + 1 if self.segments else 0
 
 

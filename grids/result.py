@@ -245,7 +245,16 @@ class ResultGrid:
     @classmethod
     def load(cls, folder: str | os.PathLike) -> ResultGrid:
         """Read a folder written by `save` (any grid folder: a probe grid is read without its labels), verified:
-        checksums, shapes and consistency; errors name the file and the fix."""
+        checksums, shapes and consistency; errors name the file and the fix.
+
+        >>> import tempfile, pathlib
+        >>> d = ResultGrid([0], ["a"], {"x": np.array([[2.0]])}).save(pathlib.Path(tempfile.mkdtemp()) / "g")
+        >>> _ = (d / "table.csv").write_text("layer,position,x\\n0,a,3.0\\n")      # a hand edit
+        >>> ResultGrid.load(d)
+        Traceback (most recent call last):
+        ...
+        ValueError: .../g/table.csv does not match the checksum recorded when it was written: ...
+        """
         payload, arrays = read_folder(folder)
         path = Path(folder) / "grid.json"
         fmt = payload.get("format")
@@ -259,13 +268,26 @@ class ResultGrid:
 
     @classmethod
     def wrong_format(cls, path: Path, payload: dict) -> str:
-        """The error text for a grid.json this class does not read."""
+        """The error text for a grid.json this class does not read.
+
+        >>> ResultGrid.wrong_format(Path("g/grid.json"), {"format": "x/9"})[:45]
+        "g/grid.json has format 'x/9'; ResultGrid.load"
+        """
         return (f"{path} has format {payload.get('format')!r}; {cls.__name__}.load reads {list(cls.READS)}. "
                 "Is this a folder written by grid.save(folder)?")
 
     @classmethod
     def parts(cls, payload: dict, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-        """Constructor arguments from grid.json's content and the arrays, with the checks every grid needs."""
+        """Constructor arguments from grid.json's content and the arrays, with the checks every grid needs.
+
+        >>> g = ResultGrid([0], ["a"], {"x": np.array([[1.0]])})
+        >>> sorted(ResultGrid.parts(g.payload(), g.arrays()))
+        ['config', 'layers', 'metrics', 'positions', 'scores', 'warnings']
+        >>> ResultGrid.parts({**g.payload(), "layers": [0, 0]}, {})
+        Traceback (most recent call last):
+        ...
+        ValueError: layers repeat an entry: [0, 0]
+        """
         layers, positions = payload["layers"], payload["positions"]
         if not isinstance(layers, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in layers):
             raise ValueError(f"layers must be a list of ints, got {layers!r:.80}")
@@ -287,5 +309,10 @@ class ResultGrid:
 
     @classmethod
     def from_parts(cls, payload: dict, arrays: dict[str, np.ndarray]) -> ResultGrid:
-        """The grid from grid.json's content and the arrays of scores.safetensors (checked)."""
+        """The grid from grid.json's content and the arrays of scores.safetensors (checked).
+
+        >>> g = ResultGrid([0], ["a"], {"x": np.array([[1.0]])}, scores=np.ones((1, 1, 2)))
+        >>> ResultGrid.from_parts(g.payload(), g.arrays()).scores.shape
+        (1, 1, 2)
+        """
         return cls(**cls.parts(payload, arrays))

@@ -174,7 +174,16 @@ class Recording:
 
     def at(self, layer: int, call: int) -> Tensor:
         """The residual at `layer` recorded in forward call number `call` (a `CallClock`'s number when the hooks
-        had one; the same as `residuals[layer][call]` when every call ran)."""
+        had one; the same as `residuals[layer][call]` when every call ran).
+
+        >>> import interp, torch
+        >>> m = interp.load_model("tiny-llama")
+        >>> clock = CallClock()
+        >>> with record_residuals(m.model, [1], clock=clock) as rec:
+        ...     clock(7); _ = m.model(torch.tensor([[3, 4]]))
+        >>> rec.calls, tuple(rec.at(1, 7).shape)
+        ([7], (1, 2, 64))
+        """
         if call not in self.calls:
             raise KeyError(f"forward call {call} was not recorded; recorded calls: {self.calls}")
         return self.residuals[layer][self.calls.index(call)]

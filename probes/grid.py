@@ -69,7 +69,15 @@ class ProbeGrid(ResultGrid):
             raise ValueError(f"groups has {len(self.groups)} entries but y has {len(self.y)}")
 
     def summary(self, metric: str | None = None) -> str:
-        """Human-readable summary: config, best cell, and every finding of the checks."""
+        """Human-readable summary: config, best cell, and every finding of the checks.
+
+        >>> g = ProbeGrid([0], ["a"], {"auroc": np.array([[0.7]])}, np.zeros((1, 1, 2)), np.array([0, 1]),
+        ...               np.array(["u", "v"]))
+        >>> print(g.summary())
+        ProbeGrid: 1 layers x 1 positions, 2 samples, 2 groups; method=None target=None folds=None
+        best cell: layer 0, a: auroc=0.700 (picked on the same data: optimistic)
+        checks: no findings
+        """
         if metric is None:
             metric = "auroc" if "auroc" in self.metrics else next(iter(self.metrics), None)
         c = self.config
@@ -97,16 +105,34 @@ class ProbeGrid(ResultGrid):
 
     # ---------------------------------------------------------------- disk
     def payload(self) -> dict:
-        """grid.json's content: the neutral grid's plus y, groups and their dtype."""
+        """grid.json's content: the neutral grid's plus y, groups and their dtype.
+
+        >>> g = ProbeGrid([0], ["a"], {"auroc": np.array([[0.7]])}, np.zeros((1, 1, 2)), np.array([0, 1]),
+        ...               np.array(["u", "v"]))
+        >>> g.payload()["groups"], g.payload()["format"]
+        (['u', 'v'], 'codi-lens.probegrid/2')
+        """
         return {**super().payload(), "y": json_safe(self.y), "groups": json_safe(self.groups),
                 "groups_dtype": "str" if self.groups.dtype.kind in "OUS" else "num"}
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """scores.safetensors: the held-out scores and y (float64)."""
+        """scores.safetensors: the held-out scores and y (float64).
+
+        >>> g = ProbeGrid([0], ["a"], {"auroc": np.array([[0.7]])}, np.zeros((1, 1, 2)), np.array([0, 1]),
+        ...               np.array(["u", "v"]))
+        >>> g.arrays()["y"].tolist()
+        [0.0, 1.0]
+        """
         return {**super().arrays(), "y": np.ascontiguousarray(self.y.astype(np.float64))}
 
     @classmethod
     def wrong_format(cls, path: Path, payload: dict) -> str:
+        """The error text for a folder that holds no probe sweep (a neutral grid is named as such).
+
+        >>> ProbeGrid.wrong_format(Path("p/grid.json"), {"format": "codi-lens.resultgrid/1",
+        ...                                              "config": {"kind": "patching"}})[:58]
+        "p/grid.json holds a result grid (kind 'patching'), not a p"
+        """
         kind = payload.get("config", {}).get("kind") if isinstance(payload.get("config"), dict) else None
         if payload.get("format") == ResultGrid.FORMAT:
             return (f"{path} holds a result grid (kind {kind!r}), not a probe sweep: it has no labels or groups. "
@@ -115,6 +141,13 @@ class ProbeGrid(ResultGrid):
 
     @classmethod
     def from_parts(cls, payload: dict, arrays: dict[str, np.ndarray]) -> ProbeGrid:
+        """The grid from grid.json's content and scores.safetensors; the labels in both must agree.
+
+        >>> g = ProbeGrid([0], ["a"], {"auroc": np.array([[0.7]])}, np.zeros((1, 1, 2)), np.array([0, 1]),
+        ...               np.array(["u", "v"]))
+        >>> ProbeGrid.from_parts(g.payload(), g.arrays()).y.tolist()
+        [0, 1]
+        """
         parts = cls.parts(payload, arrays)
         if parts["scores"] is None:
             raise ValueError("scores.safetensors has no 'scores' tensor")

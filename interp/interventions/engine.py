@@ -75,6 +75,14 @@ class Baseline:
 
     @property
     def latent_inputs(self) -> Tensor:
+        """The thoughts as fed back [batch, k, d] (`LatentRun.latent_inputs`).
+
+        >>> import codi
+        >>> from interp.interventions.batch import prepare
+        >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+        >>> baseline(cm, prepare(cm, ["1 + 1 = ?"], ["2"])).latent_inputs.shape
+        torch.Size([1, 2, 64])
+        """
         return self.run.latent_inputs
 
 
