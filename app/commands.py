@@ -48,10 +48,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     folders = [Path(f) for f in args.probe]
     missing = [str(f) for f in folders if not (f / "grid.json").exists()]
     if missing:
-        raise FileNotFoundError(f"no grid.json in {missing}; pass folders written by ProbeGrid.save")
+        raise FileNotFoundError(f"no grid.json in {missing}; pass folders written by grid.save (probe or patch grids)")
     if args.name and len(args.name) != len(folders):
         raise ValueError(f"got {len(folders)} --probe folders but {len(args.name)} --name values: one each")
-    grids = [probes.ProbeGrid.load(f) for f in folders]
+    grids = [probes.load_grid(f) for f in folders]  # a probe sweep or any result grid (ablation, patching, ...)
     lens = viz.LensTable.load(args.lens) if args.lens else None
     out = viz.report(grids, out=args.out, title=args.title, names=args.name, lens=lens, metric=args.metric)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB, self-contained: opens in any browser, offline)")
@@ -110,15 +110,13 @@ def _patch_model(args: argparse.Namespace):
 
 
 def _patch_curve(args: argparse.Namespace, model, problems, target) -> int:
-    import json
+    import formats
+    from interp import interventions
 
-    from formats import atomic_write_text
-    from interp import patching
-
-    fn = patching.necessity if args.study == "necessity" else patching.early_exit
+    fn = interventions.necessity if args.study == "necessity" else interventions.early_exit
     c = fn(model, problems)
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target, json.dumps(c.to_dict(), indent=1))
+    formats.atomic_write_json(target, c.to_dict())
     print(c.table().to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"wrote {target}")
     return 0
@@ -126,13 +124,13 @@ def _patch_curve(args: argparse.Namespace, model, problems, target) -> int:
 
 def _patch_pairs(args: argparse.Namespace, cm, problems) -> tuple[list, list]:
     """(clean, corrupt): the organism's pairs that differ from --hop on, or changed-number arithmetic pairs."""
-    from interp import patching
+    from interp import interventions
 
     if args.organism is not None:
         import codi.organisms as organisms
 
         return organisms.pairs(args.organism, args.n, seed=args.data_seed, step=args.hop)
-    clean, corrupt = patching.changed_number_pairs(problems, cm.tokenizer, seed=args.data_seed)
+    clean, corrupt = interventions.changed_number_pairs(problems, cm.tokenizer, seed=args.data_seed)
     if not clean:
         raise ValueError("no changed-number pairs could be made from these problems (they need GSM8k-Aug cot steps)")
     return clean, corrupt
@@ -141,11 +139,11 @@ def _patch_pairs(args: argparse.Namespace, cm, problems) -> tuple[list, list]:
 def cmd_patch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from interp import patching
+    from interp import interventions
 
     check_patch(args)
-    if args.study == "ablate" and args.mode not in patching.MODES:
-        raise ValueError(f"--mode {args.mode!r}: choose one of {patching.MODES}")
+    if args.study == "ablate" and args.mode not in interventions.MODES:
+        raise ValueError(f"--mode {args.mode!r}: choose one of {interventions.MODES}")
     parsed = parse_ints("--layers", args.layers, words=("input", "all"))
     layers = "all" if args.layers.strip() == "all" else \
         ["input"] * ("input" in parsed) + [x for x in parsed if x not in ("input", "all")]
@@ -161,13 +159,13 @@ def cmd_patch(args: argparse.Namespace) -> int:
     if curve:
         return _patch_curve(args, model, problems, target)
     if args.study == "ablate":
-        grid = patching.ablate(model, problems, positions=positions, layers=layers, mode=args.mode,
+        grid = interventions.ablate(model, problems, positions=positions, layers=layers, mode=args.mode,
                                together=args.together, max_rows=args.max_rows)
         metric = "delta_accuracy"
     else:
         clean, corrupt = _patch_pairs(args, cm, problems)
         if args.study == "attribute":
-            grid = patching.attribute(model, clean, corrupt, layers=layers, positions=positions,
+            grid = interventions.attribute(model, clean, corrupt, layers=layers, positions=positions,
                                       verify_top=args.verify_top, verify_sample=args.verify_sample,
                                       max_rows=args.max_rows)
             v = grid.config["verification"]
@@ -177,7 +175,7 @@ def cmd_patch(args: argparse.Namespace) -> int:
             for w in grid.warnings:
                 print(w)
         else:
-            grid = patching.patch(model, clean, corrupt, layers=layers, positions=positions,
+            grid = interventions.patch(model, clean, corrupt, layers=layers, positions=positions,
                                   max_rows=args.max_rows)
         metric = "recovered"
     grid.save(out)
@@ -190,7 +188,7 @@ def cmd_patch(args: argparse.Namespace) -> int:
     print(grid.config.get("baseline"))
     print(table.head(args.top).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"wrote {out}/grid.json, table.csv{', heatmap.html' if args.heatmap else ''}; "
-          f"viz.heatmap(probes.ProbeGrid.load({str(out)!r}), metric={metric!r})")
+          f"viz.heatmap(grids.ResultGrid.load({str(out)!r}), metric={metric!r})")
     return 0
 
 

@@ -18,7 +18,7 @@ Stages (each prints a line with the elapsed time; long ones show a tqdm bar):
    is only in the response (thoughts cannot depend on it: their probes must sit at chance);
 4. `intermediate-values` (3-step problems) cached the same way; ridge probes for the value of each step and a
    logistic probe for "step-1 value above the median";
-5. ablation of each continuous thought at the input (`interp.patching.ablate`, zero and mean);
+5. ablation of each continuous thought at the input (`interp.interventions.ablate`, zero and mean);
 6. the logit lens of the thoughts (`interp.lens.logit_lens`);
 7. `report.html` (`viz.report`) plus `summary.json`; every probe grid is saved under `<out>/grids/`.
 
@@ -193,7 +193,7 @@ def run_demo(
     """
     import viz
     from codi import data, evaluate
-    from interp import patching
+    from interp import interventions
     from interp.lens import logit_lens
     from probes import tasks
 
@@ -276,7 +276,7 @@ def run_demo(
         f"ablation of each thought at the input on {size.n_ablate} problems ({', '.join(size.ablate_modes)})",
     )
     abl = {
-        mode: patching.ablate(
+        mode: interventions.ablate(
             cm,
             eval_probs[: size.n_ablate],
             positions="latents",
@@ -302,8 +302,8 @@ def run_demo(
         f"accuracy {100 * abl['zero'].sel('delta_accuracy', -1, worst):+.1f} points"
     )
 
-    nec = patching.necessity(cm, eval_probs[: size.n_ablate], name=cm.config.base_model)
-    ex = patching.early_exit(cm, eval_probs[: size.n_ablate], name=cm.config.base_model)
+    nec = interventions.necessity(cm, eval_probs[: size.n_ablate], name=cm.config.base_model)
+    ex = interventions.early_exit(cm, eval_probs[: size.n_ablate], name=cm.config.base_model)
     summary["necessity"], summary["early_exit"] = nec.to_dict(), ex.to_dict()
     st.say("  accuracy with only the first j thoughts: "
            + ", ".join(f"{j}: {a:.2f}" for j, a in zip(nec.steps, nec.values["accuracy"]))

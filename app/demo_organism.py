@@ -2,7 +2,7 @@
 
 It shows what codi-lens reports when a model thinks in its latents (a positive control), before the real-weight
 study shows a model that may not. Accuracy (direct, written, CODI, ablated thoughts, first j thoughts) is measured
-again from the shipped weights; then `interp.organism_study.study` (multiclass probes of each step's value, the
+again from the shipped weights; then `app.organism_study.study` (multiclass probes of each step's value, the
 logit lens of each thought, patching with counterfactual answers).
 
     >>> from app.demo_organism import organism_stage
@@ -40,8 +40,8 @@ def organism_stage(name: str = "pointer3", n: int = 500, n_pairs: int = 200, n_p
 
     import codi
     import viz
+    from app.organism_study import study
     from codi.organisms.train import accuracy_table
-    from interp.organism_study import study
 
     cm, _ = codi.organisms.load(name)
     task = codi.organisms.task_of(name)
@@ -72,10 +72,10 @@ def organism_stage(name: str = "pointer3", n: int = 500, n_pairs: int = 200, n_p
                      viz.heatmap(g1, metric="clean_accuracy", chance=0.0,
                                  title=f"{name}: share of pairs whose answer becomes the counterfactual one")))
     from app.demo_report import curve_sections
-    from interp import curves
+    from interp import interventions
 
     held = codi.organisms.task_of(name).make(n, seed=11, split="test")
-    nec, ex = curves.necessity(cm, held, name=name), curves.early_exit(cm, held, name=name)
+    nec, ex = interventions.necessity(cm, held, name=name), interventions.early_exit(cm, held, name=name)
     say("  accuracy with only the first j thoughts: "
         + ", ".join(f"{j}: {a:.2f}" for j, a in zip(nec.steps, nec.values["accuracy"]))
         + "; LM head top-1 after j thoughts: "

@@ -70,7 +70,7 @@ def ablation_text(grids: dict) -> str:
 
 
 def curve_sections(nec, ex, who: str) -> list[tuple[str, object]]:
-    """Report sections of a necessity and an early-exit curve (`interp.curves`) of one model."""
+    """Report sections of a necessity and an early-exit curve (`interp.interventions.curves`) of one model."""
     import viz
 
     k = nec.config["num_latents"]

@@ -89,8 +89,8 @@ def compare_organisms(names: list[str], out: str | Path, n: int = 500, n_pairs: 
 
     import codi
     import viz
+    from app.organism_study import study
     from codi.organisms.train import accuracy_table
-    from interp.organism_study import study
 
     if not names:
         raise ValueError(f"no organisms to compare; shipped: {codi.organisms.available()}")

@@ -5,8 +5,8 @@
 
 One process, one torch thread for both sides, the same CODI model (merged), the same changed-number pairs and the
 same cells (every layer: the fed-back thought 'input' and residual layers 0..n_layers, x every latent position):
-- exact: `interp.patching.patch` (the batched engine with the shared prompt, the fastest exact sweep here);
-- AtP: `interp.patching.attribute` with `verify_top` = the top 10% of cells by |estimate| patched exactly (and
+- exact: `interp.interventions.patch` (the batched engine with the shared prompt, the fastest exact sweep here);
+- AtP: `interp.interventions.attribute` with `verify_top` = the top 10% of cells by |estimate| patched exactly (and
   `--sample` random cells for the false-negative check, 0 by default: the timed work is AtP + top 10%).
 Both are timed in wall and process CPU time, in the order AtP, exact, AtP (the AtP time is the mean of its two
 runs); agreement of the estimates with the exact sweep over every cell is reported (Spearman, top-10 overlap,
@@ -47,7 +47,7 @@ def main() -> None:
 
     from codi import data
     from codi.model import CODIModel
-    from interp import patching as P
+    from interp import interventions as P
 
     cm = CODIModel.from_pretrained(args.run).merge().eval()
     clean, corrupt = P.changed_number_pairs(data.arithmetic(4 * args.pairs, steps=3, seed=args.seed),

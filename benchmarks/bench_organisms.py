@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 import codi
+from app.organism_study import study
 from codi.organisms.train import accuracy_table
-from interp.organism_study import study
 
 RESULTS = Path(__file__).parent / "results" / "organisms.md"
 

@@ -12,7 +12,7 @@ loop;
 (`share_prompt=False`);
 - batched + shared prompt: as above, and the prompt call (question + <bot>), which latent cells never change,
 is
-  computed once and its KV cache tiled to the replicas (the default of `interp.patching.patch`).
+  computed once and its KV cache tiled to the replicas (the default of `interp.interventions.patch`).
 On a slow CPU the two slower methods are timed on a subset of the cells (layers 0, k, 2k, ... and 'input', all
 latent positions; `--subset-every k`) and scaled to the full sweep by cell count (time is linear in cells);
 the table says so. Every method's per-cell results are compared with the cell-by-cell ones (max abs
@@ -62,7 +62,7 @@ def _time(fn) -> tuple[float, object]:
 
 def bench(name: str, pairs: int, latents: int, every: int, seed: int) -> list[dict]:
     from codi import data
-    from interp import patching as P
+    from interp import interventions as P
 
     cm = _model(name, latents)
     clean, corrupt = P.changed_number_pairs(
@@ -178,7 +178,7 @@ def main() -> None:
     text = (
         f"# Patching sweep: batched vs cell by cell\n\nMachine: {_machine()}. Device: CPU, float32. "
         f"Command: `python benchmarks/bench_patching.py {' '.join(os.sys.argv[1:])}`\n\n"
-        "Sweep: `interp.patching.patch` over every layer (the fed-back thought 'input' and residual layers "
+        "Sweep: `interp.interventions.patch` over every layer (the fed-back thought 'input' and residual layers "
         "0..n_layers) x every latent position, changed-number pairs from `codi.data.arithmetic(steps=3)`, "
         "CODI models merged (`merge()`), LoRA r=8, untrained (timing does not depend on training). "
         "Seconds of the slower methods are measured on the listed subset of cells and scaled by cell "

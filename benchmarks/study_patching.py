@@ -11,7 +11,7 @@
 3. Activation patching on changed-number pairs (same problem, starting number changed, same token count):
    recovered fraction of the logit difference for every (layer, position) cell over <bot>, the thoughts, <eot>
    (and the question tokens with --with-question, costly on CPU).
-Writes grids (probes.ProbeGrid folders) and heatmaps under --out-dir and the summary to --md.
+Writes grids (grids.ResultGrid folders) and heatmaps under --out-dir and the summary to --md.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def main() -> None:
 
     import viz
     from codi.model import CODIModel
-    from interp import patching as P
+    from interp import interventions as P
 
     if not (Path(args.run) / "codi_config.json").exists():
         raise SystemExit(
@@ -116,7 +116,7 @@ def main() -> None:
         )
         rows.append((mode, g, t))
     base = rows[0][1].config["baseline"]
-    tf_ok = rows[0][1].y.astype(bool)
+    tf_ok = np.array(rows[0][1].config["baseline"]["correct"], dtype=bool)
     md.append("## 1. Removing one continuous thought (at the input)\n")
     md.append(
         f"Unablated: teacher-forced greedy accuracy {base['answer_accuracy']:.3f} (real greedy generation: "
@@ -174,7 +174,7 @@ def main() -> None:
         )
     )
     md.append(
-        f"\nGrids: `{out}/*` (probes.ProbeGrid.load), heatmaps `{out}/*.html`. Wall time "
+        f"\nGrids: `{out}/*` (grids.ResultGrid.load), heatmaps `{out}/*.html`. Wall time "
         f"{time.time() - t0:.0f} s.\n"
     )
     Path(args.md).parent.mkdir(parents=True, exist_ok=True)

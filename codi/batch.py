@@ -27,7 +27,8 @@ from torch import Tensor
 
 from codi.config import CODIConfig
 
-__all__ = ["CODIBatch", "make_batch", "answer_tokens", "prompt_token_ids", "extract_answer", "left_pad", "right_pad"]
+__all__ = ["CODIBatch", "make_batch", "answer_tokens", "prompt_token_ids", "extract_answer", "left_pad", "right_pad",
+           "pad_id", "response_lead", "answer_response", "text_response"]
 
 IGNORE = -100
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -107,9 +108,61 @@ def answer_tokens(tokenizer, text: str, marker: str) -> tuple[list[int], int]:
 
 
 def prompt_token_ids(tokenizer, cfg: CODIConfig, question: str) -> list[int]:
-    """Student/teacher prompt ids: the formatted question (with the tokenizer's BOS if it adds one) [+ eos]."""
+    """Student/teacher prompt ids: the formatted question (with the tokenizer's BOS if it adds one) [+ eos].
+
+    >>> import interp
+    >>> tok = interp.load_model("tiny-gpt2").tokenizer
+    >>> prompt_token_ids(tok, CODIConfig("tiny-gpt2", eos_separators=True), "1+2?")[-1] == tok.eos_token_id
+    True
+    """
     ids = _tok(tokenizer, cfg.prompt_template.format(question=question), special=True)
     return ids + [tokenizer.eos_token_id] if cfg.eos_separators else ids
+
+
+def pad_id(tokenizer) -> int:
+    """The id that pads batches: the tokenizer's pad token, else its eos (the project's one fallback).
+
+    >>> import interp
+    >>> pad_id(interp.load_model("tiny-gpt2").tokenizer)
+    0
+    """
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def response_lead(tokenizer, cfg: CODIConfig) -> list[int]:
+    """What every response starts with after <eot>: [eos] when `cfg.eos_separators`, else nothing.
+
+    >>> import interp
+    >>> response_lead(interp.load_model("tiny-gpt2").tokenizer, CODIConfig("tiny-gpt2", eos_separators=False))
+    []
+    """
+    return [tokenizer.eos_token_id] if cfg.eos_separators else []
+
+
+def answer_response(tokenizer, cfg: CODIConfig, answer: str) -> tuple[list[int], int, int]:
+    """The reference response of `answer` as trained: `[eos] + answer_template(answer) + eos`, and where the
+    answer's own tokens start and end (exclusive) in it.
+
+    >>> import interp
+    >>> tok = interp.load_model("tiny-gpt2").tokenizer
+    >>> ids, start, end = answer_response(tok, CODIConfig("tiny-gpt2"), "18")
+    >>> tok.decode(ids[start:end])
+    ' 18'
+    """
+    ids, before = answer_tokens(tokenizer, cfg.answer_template.format(answer=str(answer).strip()), cfg.answer_marker)
+    lead = response_lead(tokenizer, cfg)
+    return lead + ids + [tokenizer.eos_token_id], len(lead) + before + 1, len(lead) + len(ids)
+
+
+def text_response(tokenizer, cfg: CODIConfig, text: str) -> list[int]:
+    """A free-text response to teacher force after <eot>: `[eos] + text` (no closing eos: generation may go on).
+
+    >>> import interp
+    >>> tok = interp.load_model("tiny-gpt2").tokenizer
+    >>> text_response(tok, CODIConfig("tiny-gpt2", eos_separators=True), "hi")[0] == tok.eos_token_id
+    True
+    """
+    return response_lead(tokenizer, cfg) + _tok(tokenizer, text, special=False)
 
 
 def _cot_text(cfg: CODIConfig, cot: str) -> str:
@@ -120,6 +173,11 @@ def _cot_text(cfg: CODIConfig, cot: str) -> str:
 
 
 def left_pad(rows: list[list[int]], pad: int) -> tuple[Tensor, Tensor]:
+    """Ids and mask of token rows padded on the LEFT with `pad` (prompts: the latent loop needs them so).
+
+    >>> [t.tolist() for t in left_pad([[5, 6], [7]], 0)]
+    [[[5, 6], [0, 7]], [[1, 1], [0, 1]]]
+    """
     n = max(len(r) for r in rows)
     ids = torch.tensor([[pad] * (n - len(r)) + r for r in rows], dtype=torch.long)
     mask = torch.tensor([[0] * (n - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
@@ -127,6 +185,11 @@ def left_pad(rows: list[list[int]], pad: int) -> tuple[Tensor, Tensor]:
 
 
 def right_pad(rows: list[list[int]], pad: int) -> tuple[Tensor, Tensor]:
+    """Ids and mask of token rows padded on the RIGHT with `pad` (responses, teacher sequences).
+
+    >>> [t.tolist() for t in right_pad([[5, 6], [7]], 0)]
+    [[[5, 6], [7, 0]], [[1, 1], [1, 0]]]
+    """
     n = max(len(r) for r in rows)
     ids = torch.tensor([r + [pad] * (n - len(r)) for r in rows], dtype=torch.long)
     mask = torch.tensor([[1] * len(r) + [0] * (n - len(r)) for r in rows], dtype=torch.long)
@@ -144,8 +207,7 @@ def make_batch(tokenizer, cfg: CODIConfig, problems: list[Any]) -> CODIBatch:
     """
     if not problems:
         raise ValueError("make_batch got no problems.")
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    eos, pad = tokenizer.eos_token_id, pad_id(tokenizer)
     teacher, labels, t_pos, prompts, responses, s_pos, names, cots = [], [], [], [], [], [], [], []
     for i, p in enumerate(problems):
         q, cot, ans = _field(p, "question"), _field(p, "cot"), _field(p, "answer").strip()
@@ -155,10 +217,11 @@ def make_batch(tokenizer, cfg: CODIConfig, problems: list[Any]) -> CODIBatch:
         if cfg.eos_separators:
             cot_ids = cot_ids + [eos]
         try:
-            ans_ids, ans_pos = answer_tokens(tokenizer, cfg.answer_template.format(answer=ans), cfg.answer_marker)
+            response, start, _ = answer_response(tokenizer, cfg, ans)
         except ValueError as err:
             raise ValueError(f"problem {name!r}: {err}") from None
-        ans_ids = ans_ids + [eos]
+        lead = len(response_lead(tokenizer, cfg))
+        ans_ids, ans_pos = response[lead:], start - lead - 1  # answer + eos; the token right before the answer
         seq = prompt + cot_ids + ans_ids
         if len(seq) > cfg.max_length:
             raise ValueError(f"problem {name!r} has {len(seq)} teacher tokens > max_length={cfg.max_length}; "
@@ -168,9 +231,8 @@ def make_batch(tokenizer, cfg: CODIConfig, problems: list[Any]) -> CODIBatch:
         t_pos.append(len(prompt) + len(cot_ids) + ans_pos)
         cots.append([len(prompt), len(cot_ids)])
         prompts.append(prompt)
-        lead = [eos] if cfg.eos_separators else []
-        responses.append(lead + ans_ids)
-        s_pos.append(1 + len(lead) + ans_pos)
+        responses.append(response)
+        s_pos.append(start)  # inside the <eot> call: <eot> is column 0, response token r is column 1 + r
         names.append(name)
     t_ids, t_mask = right_pad(teacher, pad)
     t_labels = torch.tensor([r + [IGNORE] * (t_ids.shape[1] - len(r)) for r in labels], dtype=torch.long)

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from argcheck import BadArgument, check_bool, check_choice, check_int
-from codi.batch import answer_tokens, extract_answer, left_pad, prompt_token_ids
+from codi.batch import answer_tokens, extract_answer, left_pad, pad_id, prompt_token_ids
 
 MODES = ("codi", "no_cot", "cot")
 
@@ -41,7 +41,7 @@ def _same(pred: str, answer: str) -> bool:
 def _hf_generate(cm, rows: list[list[int]], max_new_tokens: int) -> list[str]:
     """Greedy continuation of token rows by the (LoRA) model itself, left padded, stopping at eos."""
     tok = cm.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    pad = pad_id(tok)
     ids, mask = left_pad(rows, pad)
     out = cm.model.generate(input_ids=ids.to(cm.device), attention_mask=mask.to(cm.device),
                             max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,

@@ -14,24 +14,45 @@ ids `cumsum(mask) - 1`, so a question's latents and answer do not depend on what
     (['prompt', 'latent', 'latent', 'latent', 'eot'], torch.Size([2, 3, 64]))
 
 Calls, in order (`Segment.call` numbers them):
-1. prompt: [q tokens..., <bot>], one call;
-2. latent j = 0..k-1: one call each, input = prj(last-layer hidden of the previous call's last position), or
-   `latent_input_fn(j, that)`;
-3. <eot> plus the teacher-forced response tokens in ONE call (segments "eot" and "response" share the call);
+1. prompt: [q tokens..., <bot>], one call (call 0);
+2. latent j = 0..k-1: one call each (call j + 1), input = prj(last-layer hidden of the previous call's last
+   position), or `latent_input_fn(j, that)`;
+3. <eot> plus the teacher-forced response tokens in ONE call (call k + 1; segments "eot" and "response" share it);
    when generating, every further token is one call (segment "response", index j, length 1).
 The "last-layer hidden" is HF `hidden_states[-1]` (after the final norm), as in the official code.
+
+Prompt reuse. Everything after the prompt call depends on the prompt only through that call's KV cache and its
+last-layer hidden state at the last position. `keep_prompt_state=True` returns both in `run.prompt_state` (a
+`PromptState`); handing it back as `prompt_state=` (to a run of the same prompts, or of replicas of them:
+`state.rows(index)`) skips the prompt call: call 0 is not run, the run starts at call 1, and its segments,
+call numbers and results are those of a full run (the prompt segment is still listed, as call 0). `on_call(n)` is
+called right before forward call n runs, so hooks that number calls by it (`interp.hooks.CallClock`) see the same
+numbers with and without reuse. Interventions that leave the prompt call alone reuse it across replicas this way.
+
+    >>> full = latent_loop(m.model, ids, mask, prj=torch.nn.Identity(), num_latents=3, eot_embeds=torch.zeros(d),
+    ...                    bot_embeds=torch.zeros(d), keep_prompt_state=True)
+    >>> seen = []
+    >>> again = latent_loop(m.model, ids, mask, prj=torch.nn.Identity(), num_latents=3, eot_embeds=torch.zeros(d),
+    ...                     bot_embeds=torch.zeros(d), prompt_state=full.prompt_state.rows(torch.arange(2)),
+    ...                     on_call=seen.append)
+    >>> seen, [s.call for s in again.segments] == [s.call for s in full.segments]
+    ([1, 2, 3, 4], True)
+    >>> torch.equal(again.latents, full.latents)
+    True
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-__all__ = ["Segment", "LatentRun", "latent_loop", "position_ids"]
+__all__ = ["Segment", "LatentRun", "PromptState", "latent_loop", "position_ids"]
 
 
 @dataclass
@@ -44,6 +65,39 @@ class Segment:
     attention_mask: Tensor  # [batch, length], 1 = real token
     call: int = 0  # which forward call (0-based, in call order)
     offset: int = 0  # where this segment starts inside that call's sequence
+
+
+@dataclass
+class PromptState:
+    """What the prompt call (call 0) leaves for the rest of the loop; hand it back as `prompt_state=` to skip that call.
+
+    `ids` [batch, p]: the prompt ids it was made from (checked on reuse); `mask` [batch, p (+1 for <bot>)]: that
+    call's attention mask; `cache`: the KV cache right after it (a Hugging Face Cache, a private copy);
+    `last_hidden` [batch, d]: the last-layer hidden state at the last position, from which thought 0 is made.
+    A run that reuses a state grows its cache, so each state serves one run: `rows` makes fresh copies.
+    """
+
+    ids: Int[Tensor, "batch p"]
+    mask: Int[Tensor, "batch p_bot"]
+    cache: Any
+    last_hidden: Float[Tensor, "batch d"]
+
+    def rows(self, index: Int[Tensor, " rows"]) -> PromptState:
+        """The state of prompts `index` (e.g. `torch.arange(b).repeat(r)`: r replicas of a batch of b), with a
+        fresh copy of the cache (a run grows the cache it is given).
+
+        >>> import interp
+        >>> m = interp.load_model("tiny-gpt2"); d = m.d_model
+        >>> s = latent_loop(m.model, torch.tensor([[5, 6]]), torch.tensor([[1, 1]]), prj=torch.nn.Identity(),
+        ...                 num_latents=1, eot_embeds=torch.zeros(d), keep_prompt_state=True).prompt_state
+        >>> s.rows(torch.tensor([0, 0, 0])).last_hidden.shape
+        torch.Size([3, 64])
+        """
+        index = index.to(self.last_hidden.device)
+        cache = copy.deepcopy(self.cache)
+        cache.batch_select_indices(index)
+        return PromptState(self.ids[index.to(self.ids.device)], self.mask[index.to(self.mask.device)], cache,
+                           self.last_hidden[index])
 
 
 @dataclass
@@ -60,9 +114,16 @@ class LatentRun:
     attention_mask: Tensor | None = None  # [batch, total length] mask over every position of the run
     n_forced: int = 0  # how many response tokens were teacher forced (the rest were generated)
     extra: dict = field(default_factory=dict)
+    prompt_state: PromptState | None = None  # with keep_prompt_state=True (or the state that was reused)
 
     @property
     def n_calls(self) -> int:
+        """How many forward calls the run made (a reused prompt call counts: it is call 0).
+
+        >>> LatentRun([Segment("prompt", 0, 2, torch.ones(1, 2), 0)], *[torch.zeros(1, 0, 4)] * 2,
+        ...           torch.zeros(1, 0), torch.zeros(1, 0), None).n_calls
+        1
+        """
         return self.segments[-1].call + 1 if self.segments else 0
 
 
@@ -99,17 +160,25 @@ def _pick(logits: Tensor, temperature: float, generator: torch.Generator | None)
 class _Caller:
     """Calls the model with the running mask, position ids and KV cache; keeps the segment bookkeeping."""
 
-    def __init__(self, model, keep_hidden: bool):
-        self.model, self.keep_hidden = model, keep_hidden
+    def __init__(self, model, keep_hidden: bool, on_call: Callable[[int], None] | None):
+        self.model, self.keep_hidden, self.on_call = model, keep_hidden, on_call
         self.cache = None
         self.mask: Tensor | None = None
         self.segments: list[Segment] = []
         self.hidden: list[tuple[Tensor, ...]] = []
         self.calls = 0
 
+    def resume(self, state: PromptState) -> None:
+        """Stand where the prompt call left off: its cache and mask, its segment listed, the next call is 1."""
+        self.cache, self.mask = state.cache, state.mask
+        self.segments.append(Segment("prompt", 0, state.mask.shape[1], state.mask, 0, 0))
+        self.calls = 1
+
     def __call__(self, embeds: Tensor, new_mask: Tensor, parts: list[tuple[str, int, int]], all_logits: bool):
         self.mask = new_mask if self.mask is None else torch.cat([self.mask, new_mask], dim=1)
         length = embeds.shape[1]
+        if self.on_call is not None:
+            self.on_call(self.calls)
         out = self.model(inputs_embeds=embeds, attention_mask=self.mask, position_ids=position_ids(self.mask, length),
                          past_key_values=self.cache, use_cache=True, output_hidden_states=True,
                          logits_to_keep=0 if all_logits else 1)
@@ -167,6 +236,9 @@ def latent_loop(
     generator: torch.Generator | None = None,
     keep_hidden_states: bool = False,
     keep_logits: bool = True,
+    prompt_state: PromptState | None = None,
+    keep_prompt_state: bool = False,
+    on_call: Callable[[int], None] | None = None,
 ) -> LatentRun:
     """Run prompt -> k latent steps -> <eot> (+ teacher-forced `response_ids`) -> `max_new_tokens` generated tokens.
 
@@ -175,6 +247,7 @@ def latent_loop(
     `response_mask`) are teacher forced in the <eot> call; generation continues after them (then they must have
     the same length in every row). `vocab_size` limits sampling/argmax to the first rows of the LM head.
     Greedy when `temperature == 0`. Generation stops when every row has produced `eos_token_id`.
+    `keep_prompt_state` / `prompt_state` / `on_call`: prompt reuse and call numbering (module docstring).
 
     >>> # see the module docstring for a runnable example
     """
@@ -187,17 +260,20 @@ def latent_loop(
                          "(tokenizer.padding_side = 'left').")
     embed = model.get_input_embeddings()
     batch, d = prompt_ids.shape[0], embed.weight.shape[1]
-    dev = prompt_ids.device
-    call = _Caller(model, keep_hidden_states)
+    dev, dtype = prompt_ids.device, embed.weight.dtype
+    call = _Caller(model, keep_hidden_states, on_call)
 
-    # 1. prompt (+ <bot>)
-    x = embed(prompt_ids)
+    # 1. prompt (+ <bot>): run, or stand where a given prompt state left off
     mask = prompt_mask.long()
     if bot_embeds is not None:
-        x = torch.cat([x, _as_rows(bot_embeds, batch, "bot_embeds", d).to(x.dtype)], dim=1)
         mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
-    out = call(x, mask, [("prompt", 0, x.shape[1])], all_logits=False)
-    h = out.hidden_states[-1][:, -1]
+    if prompt_state is None:
+        h, prompt_state = _prompt_call(call, embed, prompt_ids, mask, bot_embeds, keep_prompt_state)
+    else:
+        _check_state(prompt_state, prompt_ids, mask, keep_hidden_states)
+        kept = prompt_state.rows(torch.arange(batch)) if keep_prompt_state else None
+        call.resume(prompt_state)  # the run grows this state's cache: the state is used up
+        h, prompt_state = prompt_state.last_hidden, kept
 
     # 2. latent steps
     latents, inputs = [], []
@@ -209,11 +285,11 @@ def latent_loop(
             if thought.shape != h.shape:
                 raise ValueError(f"latent_input_fn returned shape {tuple(thought.shape)}; expected {tuple(h.shape)}")
         inputs.append(thought)
-        out = call(thought[:, None].to(x.dtype), mask.new_ones(batch, 1), [("latent", j, 1)], all_logits=False)
+        out = call(thought[:, None].to(dtype), mask.new_ones(batch, 1), [("latent", j, 1)], all_logits=False)
         h = out.hidden_states[-1][:, -1]
 
     # 3. <eot> + teacher-forced response, one call
-    x = _as_rows(eot_embeds, batch, "eot_embeds", d).to(x.dtype)
+    x = _as_rows(eot_embeds, batch, "eot_embeds", d).to(dtype)
     new_mask = mask.new_ones(batch, 1)
     parts = [("eot", 0, 1)]
     n_forced = 0 if response_ids is None else response_ids.shape[1]
@@ -247,4 +323,52 @@ def latent_loop(
         hidden_states=call.hidden if keep_hidden_states else None,
         attention_mask=call.mask,
         n_forced=n_forced,
+        prompt_state=prompt_state,
     )
+
+
+def _prompt_call(call: _Caller, embed, prompt_ids: Tensor, mask: Tensor, bot_embeds: Tensor | None,
+                 keep: bool) -> tuple[Tensor, PromptState | None]:
+    """Call 0: the prompt (+ <bot>). Returns the last-layer hidden at the last position and, with `keep`, the
+    prompt state (a copy of the cache, before later calls grow it)."""
+    batch, d = prompt_ids.shape[0], embed.weight.shape[1]
+    x = embed(prompt_ids)
+    if bot_embeds is not None:
+        x = torch.cat([x, _as_rows(bot_embeds, batch, "bot_embeds", d).to(x.dtype)], dim=1)
+    out = call(x, mask, [("prompt", 0, x.shape[1])], all_logits=False)
+    h = out.hidden_states[-1][:, -1]
+    return h, (PromptState(prompt_ids, mask, _detached_copy(call.cache), h.detach().clone()) if keep else None)
+
+
+def _detached_copy(cache: Any) -> Any:
+    """A deep copy of a KV cache whose tensors are detached clones (a cache made with gradients on holds tensors
+    that `copy.deepcopy` refuses to copy)."""
+    memo: dict[int, Any] = {}
+
+    def walk(obj: Any, depth: int) -> None:
+        if isinstance(obj, Tensor):
+            memo[id(obj)] = obj.detach().clone()
+        elif depth < 6:
+            items = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple)) else \
+                vars(obj).values() if hasattr(obj, "__dict__") else ()
+            for v in items:
+                walk(v, depth + 1)
+
+    walk(cache, 0)
+    return copy.deepcopy(cache, memo)
+
+
+def _check_state(state: PromptState, prompt_ids: Tensor, mask: Tensor, keep_hidden_states: bool) -> None:
+    """A prompt state fits only the prompts it was made from (or rows of them): same ids, same mask."""
+    if keep_hidden_states:
+        raise ValueError("keep_hidden_states=True needs the prompt call's hidden states, which a reused prompt state "
+                         "does not keep; run without prompt_state=.")
+    if state.ids.shape != prompt_ids.shape or state.mask.shape != mask.shape or \
+            not torch.equal(state.ids, prompt_ids.to(state.ids.device)) or not torch.equal(state.mask, mask):
+        raise ValueError(f"prompt_state was made from other prompts (ids {tuple(state.ids.shape)}, mask "
+                         f"{tuple(state.mask.shape)}) than these ({tuple(prompt_ids.shape)}, {tuple(mask.shape)}): "
+                         "hand a state back only to a run of the same prompts (state.rows(index) for replicas).")
+    if state.cache.get_seq_length() != state.mask.shape[1]:
+        raise ValueError(f"prompt_state's cache holds {state.cache.get_seq_length()} positions but its prompt call had "
+                         f"{state.mask.shape[1]}: the state was already used by a run, which grows the cache. Hand "
+                         "each run its own copy: state.rows(torch.arange(batch)).")

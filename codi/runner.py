@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from codi.batch import extract_answer, left_pad, prompt_token_ids, right_pad
+from codi.batch import extract_answer, left_pad, pad_id, prompt_token_ids, response_lead, right_pad, text_response
 from codi.config import CODIConfig
-from codi.loop import LatentRun, latent_loop
+from codi.loop import LatentRun, PromptState, latent_loop
 
 __all__ = ["Projection", "CODIRunner", "GenerateOutput"]
 
@@ -108,35 +108,59 @@ class CODIRunner(nn.Module):
             raise TypeError("pass a list of questions, e.g. [question], not a single string.")
         if not questions:
             raise ValueError("no questions given.")
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        ids, mask = left_pad([prompt_token_ids(self.tokenizer, self.config, q) for q in questions], pad)
+        ids, mask = left_pad([prompt_token_ids(self.tokenizer, self.config, q) for q in questions],
+                             pad_id(self.tokenizer))
         return ids.to(self.device), mask.to(self.device)
 
-    def _response_prefix(self, responses: list[str] | None, batch: int) -> tuple[Tensor | None, Tensor | None]:
-        lead = [self.tokenizer.eos_token_id] if self.config.eos_separators else []
+    def tokenize_responses(self, responses: list[str] | None, batch: int) -> tuple[Tensor | None, Tensor | None]:
+        """Right-padded ids and mask of free-text `responses` to teacher force after <eot> (`[eos] + text`), or of
+        the lead alone ([eos], or None when the config has no separators) when `responses` is None.
+
+        >>> import codi
+        >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=1, lora_r=4))
+        >>> ids, mask = cm.tokenize_responses(["7", "12 apples"], 2)     # right-padded, no lead (eos_separators off)
+        >>> mask.sum(1).tolist() == [len(cm.tokenizer(r)["input_ids"]) for r in ["7", "12 apples"]]
+        True
+        """
         if responses is None:
+            lead = response_lead(self.tokenizer, self.config)
             if not lead:
                 return None, None
             rows = [lead] * batch
         else:
             if len(responses) != batch:
                 raise ValueError(f"{len(responses)} responses for {batch} questions.")
-            rows = [lead + list(self.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
-        ids, mask = right_pad(rows, self.tokenizer.pad_token_id or 0)
+            rows = [text_response(self.tokenizer, self.config, r) for r in responses]
+        ids, mask = right_pad(rows, pad_id(self.tokenizer))
         return ids.to(self.device), mask.to(self.device)
+
+    _response_prefix = tokenize_responses  # the older name, still used by interp.codi_cache
 
     def run_ids(self, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor | None = None,
                 response_mask: Tensor | None = None, max_new_tokens: int = 0,
                 latent_input_fn: Callable[[int, Tensor], Tensor] | None = None, num_latents: int | None = None,
-                **kwargs) -> LatentRun:
-        """`latent_loop` with this model's projection, <bot>/<eot> rows, eos and vocabulary."""
+                prompt_state: PromptState | None = None, **kwargs) -> LatentRun:
+        """`latent_loop` with this model's projection, <bot>/<eot> rows, eos and vocabulary.
+
+        Prompt reuse: `keep_prompt_state=True` keeps the prompt call's KV cache and last hidden state in
+        `run.prompt_state`; `prompt_state=` hands one back to skip that call (see `codi.loop`), `on_call=` numbers
+        the calls for hooks.
+
+        >>> import codi
+        >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4))
+        >>> ids, mask = cm.tokenize_prompts(["1 + 2 = ?", "3 + 4 = ?"])
+        >>> full = cm.run_ids(ids, mask, max_new_tokens=3, keep_prompt_state=True)
+        >>> again = cm.run_ids(ids, mask, max_new_tokens=3, prompt_state=full.prompt_state.rows(torch.arange(2)))
+        >>> torch.equal(again.response_ids, full.response_ids)
+        True
+        """
         return latent_loop(
             self.model, prompt_ids, prompt_mask, prj=self.prj if self.config.use_prj else nn.Identity(),
             num_latents=self.config.num_latents if num_latents is None else num_latents,
             eot_embeds=self.eot_embeds, bot_embeds=self.bot_embeds, response_ids=response_ids,
             response_mask=response_mask, max_new_tokens=max_new_tokens, latent_input_fn=latent_input_fn,
-            eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id or 0,
-            vocab_size=self.vocab_size, **kwargs)
+            eos_token_id=self.tokenizer.eos_token_id, pad_token_id=pad_id(self.tokenizer),
+            vocab_size=self.vocab_size, prompt_state=prompt_state, **kwargs)
 
     def run(self, questions: list[str], responses: list[str] | None = None, max_new_tokens: int = 0,
             latent_input_fn: Callable[[int, Tensor], Tensor] | None = None, **kwargs) -> LatentRun:
@@ -149,7 +173,7 @@ class CODIRunner(nn.Module):
         ['prompt', 'latent', 'latent', 'latent', 'eot', 'response']
         """
         ids, mask = self.tokenize_prompts(questions)
-        r_ids, r_mask = self._response_prefix(responses, len(questions))
+        r_ids, r_mask = self.tokenize_responses(responses, len(questions))
         return self.run_ids(ids, mask, r_ids, r_mask, max_new_tokens, latent_input_fn, **kwargs)
 
     @torch.no_grad()

@@ -9,11 +9,11 @@
     (2, 64)
 """
 
-from interp import curves, hooks, identity, lens, patching, templates
+from interp import curves, hooks, identity, interventions, lens, patching, templates
 from interp.cache import ActivationCache, cache, load_cache
 from interp.interop import to_nnsight, to_transformer_lens
 from interp.models import Model, known_models, load_model
 from interp.templates import Template
 
 __all__ = ["Model", "load_model", "known_models", "cache", "load_cache", "ActivationCache", "to_transformer_lens",
-           "to_nnsight", "curves", "hooks", "identity", "lens", "patching", "templates", "Template"]
+           "to_nnsight", "curves", "hooks", "interventions", "identity", "lens", "patching", "templates", "Template"]

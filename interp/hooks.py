@@ -31,7 +31,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 __all__ = ["n_layers_of", "decoder_layers", "embedding_module", "residual_modules", "record_residuals",
-           "edit_residual", "Recording"]
+           "edit_residual", "Recording", "CallClock"]
 
 
 class _StopForward(Exception):
@@ -127,9 +127,31 @@ def _hooks(handles: list) -> Iterator[None]:
             h.remove()
 
 
-def _counter_hook(layers: nn.ModuleList, counter: list[int], prepend: bool):
+class CallClock:
+    """The number of the forward call in progress, told by whoever drives the calls and read by the hooks.
+
+    Without a clock a hook numbers the forward calls it sees itself (0, 1, 2, ...). A driver that skips a call
+    (codi's latent loop given the prompt call's state, `prompt_state=`) tells the hooks the true number instead:
+    pass the same clock as the loop's `on_call=` and as the hooks' `clock=`, and call numbers mean the same thing
+    with and without the skipped call (they are `Segment.call` of the run).
+
+    >>> clock = CallClock(); clock(3); clock.call
+    3
+    """
+
+    def __init__(self) -> None:
+        self.call = -1
+
+    def __call__(self, call: int) -> None:
+        self.call = int(call)
+
+
+def _counter_hook(layers: nn.ModuleList, counter: list[int], prepend: bool, clock: CallClock | None = None,
+                  seen: list[int] | None = None):
     def count(_mod, _args, _kwargs):
-        counter[0] += 1
+        counter[0] = clock.call if clock is not None else counter[0] + 1
+        if seen is not None:
+            seen.append(counter[0])
     return layers[0].register_forward_pre_hook(count, with_kwargs=True, prepend=prepend)
 
 
@@ -144,10 +166,27 @@ class Recording:
     layers: list[int]
     residuals: dict[int, list[Tensor]] = field(default_factory=dict)
     n_calls: int = 0
+    calls: list[int] = field(default_factory=list)  # the call number of each recorded forward, in order
 
     def stacked(self, call: int = -1) -> Float[Tensor, "batch layer pos d_model"]:
         """All recorded layers of one forward call stacked on dim 1 (on the model's device)."""
         return torch.stack([self.residuals[layer][call] for layer in self.layers], dim=1)
+
+    def at(self, layer: int, call: int) -> Tensor:
+        """The residual at `layer` recorded in forward call number `call` (a `CallClock`'s number when the hooks
+        had one; the same as `residuals[layer][call]` when every call ran).
+
+        >>> import interp, torch
+        >>> m = interp.load_model("tiny-llama")
+        >>> clock = CallClock()
+        >>> with record_residuals(m.model, [1], clock=clock) as rec:
+        ...     clock(7); _ = m.model(torch.tensor([[3, 4]]))
+        >>> rec.calls, tuple(rec.at(1, 7).shape)
+        ([7], (1, 2, 64))
+        """
+        if call not in self.calls:
+            raise KeyError(f"forward call {call} was not recorded; recorded calls: {self.calls}")
+        return self.residuals[layer][self.calls.index(call)]
 
 
 def _apply_select(select, call: int, h: Tensor) -> Tensor:
@@ -163,13 +202,14 @@ def _apply_select(select, call: int, h: Tensor) -> Tensor:
 
 @contextmanager
 def record_residuals(model: nn.Module, layers: Sequence[int] | str = "all", *, select: Select = None,
-                     stop: bool = False) -> Iterator[Recording]:
+                     stop: bool = False, clock: CallClock | None = None) -> Iterator[Recording]:
     """Record the residual stream at `layers` on every forward call of `model` while the block is active.
 
     `select`: a LongTensor `[batch, pos]` of columns to keep (gathered on the device, before any host copy), or
     `fn(call_index, hidden) -> LongTensor [batch, pos] | None` to choose per forward call (None keeps all).
     `stop=True` ends the forward right after the last requested layer (the rest of the model and the LM head never
-    run; the model call then returns nothing, which the context manager swallows). Hooks are removed on exit.
+    run; the model call then returns nothing, which the context manager swallows). `clock`: take call numbers
+    from the driver of the calls (see `CallClock`); `Recording.calls` lists them. Hooks are removed on exit.
 
     >>> with record_residuals(m.model, [1], select=torch.tensor([[0, 3]])) as rec:
     ...     m.model(**ids)
@@ -189,7 +229,7 @@ def record_residuals(model: nn.Module, layers: Sequence[int] | str = "all", *, s
         if stop and layer == last:
             raise _StopForward
 
-    handles = [_counter_hook(blocks, counter, prepend=True)]  # runs before every other hook on block 0
+    handles = [_counter_hook(blocks, counter, True, clock, rec.calls)]  # runs before every other hook on block 0
     if 0 in wanted:
         handles.append(blocks[0].register_forward_pre_hook(
             lambda _m, args, kwargs: keep(0, _hidden_from_args(args, kwargs)), with_kwargs=True))
@@ -207,9 +247,11 @@ def record_residuals(model: nn.Module, layers: Sequence[int] | str = "all", *, s
 
 @contextmanager
 def edit_residual(model: nn.Module, layer: int,
-                  fn: Callable[[Float[Tensor, "batch pos d_model"], int], Tensor]) -> Iterator[None]:
+                  fn: Callable[[Float[Tensor, "batch pos d_model"], int], Tensor], *,
+                  clock: CallClock | None = None) -> Iterator[None]:
     """Replace the residual at `layer` with `fn(residual, call_index)` on every forward call (patching, ablation,
-    steering). Edits run before any recording hook, so `record_residuals` sees the edited stream.
+    steering). Edits run before any recording hook, so `record_residuals` sees the edited stream. `clock`: take
+    call numbers from the driver of the calls (see `CallClock`) instead of counting them.
 
     >>> with edit_residual(m.model, 1, lambda h, call: h * 0):
     ...     logits = m.model(**ids).logits
@@ -228,6 +270,6 @@ def edit_residual(model: nn.Module, layer: int,
         def post(_m, _args, output):
             return _replace_output(output, fn(_hidden_from_output(output), counter[0]))
         handles = [blocks[layer - 1].register_forward_hook(post, prepend=True)]
-    handles.append(_counter_hook(blocks, counter, prepend=True))  # registered last + prepend = runs first
+    handles.append(_counter_hook(blocks, counter, True, clock))  # registered last + prepend = runs first
     with _hooks(handles):
         yield

@@ -10,7 +10,7 @@
 """
 
 from probes import tasks
-from probes.grid import Finding, ProbeGrid
+from probes.grid import Finding, ProbeGrid, load_grid
 from probes.methods import DEFAULT_CS, DiffMeanProbe, LATProbe, LDAProbe, LogisticProbe, RidgeProbe
 from probes.select import delong, pick_best
 from probes.splits import check_splits, group_kfold, heldout_split, permute_labels
@@ -18,6 +18,6 @@ from probes.sweep import sweep
 from probes.textbase import text_baseline
 from probes.transfer import transfer
 
-__all__ = ["Finding", "ProbeGrid", "sweep", "tasks", "delong", "pick_best", "DEFAULT_CS", "LogisticProbe",
+__all__ = ["Finding", "ProbeGrid", "load_grid", "sweep", "tasks", "delong", "pick_best", "DEFAULT_CS", "LogisticProbe",
            "DiffMeanProbe", "LDAProbe", "LATProbe", "RidgeProbe", "group_kfold", "heldout_split", "check_splits",
            "permute_labels", "text_baseline", "transfer"]

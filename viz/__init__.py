@@ -1,4 +1,7 @@
-"""viz: plotly figures of probe results and one self-contained HTML report.
+"""viz: plotly figures of result grids (probe sweeps, ablation, patching, ...) and one self-contained HTML report.
+
+Figures take any `grids.ResultGrid` (viz imports the grids leaf, never probes); `viz.roc` needs a probe grid's
+held-out scores and labels and refuses a neutral grid, saying why.
 
 >>> import probes, viz
 >>> grid = probes.ProbeGrid.load("runs/probe-smol")

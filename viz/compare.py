@@ -1,4 +1,4 @@
-"""The same probe task across models: heatmaps on a relative-depth axis, best-cell AUROC (with CI) per kind.
+"""The same study across models (any result grids): heatmaps on a relative-depth axis, best cell (with CI) per kind.
 
 >>> import viz
 >>> fig = viz.compare([grid_small, grid_large], names=["SmolLM2-135M", "Qwen2.5-0.5B"])
@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from probes.grid import ProbeGrid
+from grids import ResultGrid
 from viz.gridinfo import chance_of, fmt, metric_at, model_name_of, n_layers_of, plot_text
 from viz.heatmap import heatmap_trace, kind_shapes
 from viz.position_kinds import position_kind
@@ -20,7 +20,7 @@ SUMMARY_KINDS = ("question", "latent", "response", "token")
 KIND_COLOURS = {"question": "#7f7f7f", "latent": "#d62728", "response": "#1f77b4", "token": "#2ca02c"}
 
 
-def best_by_kind(grid: ProbeGrid, metric: str = "auroc") -> dict[str, dict]:
+def best_by_kind(grid: ResultGrid, metric: str = "auroc") -> dict[str, dict]:
     """{kind: {layer, position, value, lo, hi, p_value}} of the best cell among each kind's positions.
 
     "token" includes tok_*, prompt[-k] and last. Kinds without finite values are left out.
@@ -49,7 +49,7 @@ def best_by_kind(grid: ProbeGrid, metric: str = "auroc") -> dict[str, dict]:
     return out
 
 
-def _names(grids: list[ProbeGrid], names: list[str] | None) -> list[str]:
+def _names(grids: list[ResultGrid], names: list[str] | None) -> list[str]:
     if names is not None and len(names) != len(grids):
         raise ValueError(f"compare() got {len(grids)} grids but {len(names)} names; give one name per grid")
     raw = list(names) if names is not None else [model_name_of(g, f"grid {i}") for i, g in enumerate(grids)]
@@ -61,7 +61,7 @@ def _names(grids: list[ProbeGrid], names: list[str] | None) -> list[str]:
     return out
 
 
-def _summary_traces(grids: list[ProbeGrid], names: list[str], metric: str) -> list[go.Scatter]:
+def _summary_traces(grids: list[ResultGrid], names: list[str], metric: str) -> list[go.Scatter]:
     best = [best_by_kind(g, metric) for g in grids]
     traces = []
     for kind in SUMMARY_KINDS:
@@ -100,7 +100,7 @@ def _summary_traces(grids: list[ProbeGrid], names: list[str], metric: str) -> li
 
 
 def compare(
-    grids: list[ProbeGrid],
+    grids: list[ResultGrid],
     names: list[str] | None = None,
     metric: str = "auroc",
     n_layers: list[int] | None = None,
@@ -116,7 +116,7 @@ def compare(
     >>> fig.data[-1].name      # 'best response cell'
     """
     if not grids:
-        raise ValueError("compare() needs at least one ProbeGrid")
+        raise ValueError("compare() needs at least one grid")
     if n_layers is not None and len(n_layers) != len(grids):
         raise ValueError(f"compare() got {len(grids)} grids but {len(n_layers)} n_layers values")
     names = _names(grids, names)

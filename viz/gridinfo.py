@@ -1,4 +1,4 @@
-"""What figures read from a ProbeGrid: depth, model name, chance level, failed cells, cell text; escaping.
+"""What figures read from any result grid: depth, model name, chance level, failed cells, cell text; escaping.
 
 >>> from viz.gridinfo import n_layers_of, chance_of, plot_text
 >>> chance_of("auroc"), chance_of("p_value")
@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from probes.grid import ProbeGrid
+from grids import ResultGrid
 
 # Metrics whose chance level is known without looking at the data; others get a sequential colour scale.
 CHANCE = {
@@ -55,7 +55,7 @@ def _find_key(d: object, key: str, depth: int = 3) -> object:
     return None
 
 
-def n_layers_of(grid: ProbeGrid, n_layers: int | None = None) -> int:
+def n_layers_of(grid: ResultGrid, n_layers: int | None = None) -> int:
     """Number of blocks of the probed model, from grid.config (searched for an "n_layers" key).
 
     Raises ValueError with the fix (pass n_layers=) when the config does not say.
@@ -71,7 +71,7 @@ def n_layers_of(grid: ProbeGrid, n_layers: int | None = None) -> int:
     return int(found)
 
 
-def model_name_of(grid: ProbeGrid, default: str = "model") -> str:
+def model_name_of(grid: ResultGrid, default: str = "model") -> str:
     """Model name from grid.config ("model" or "model_name" key, possibly nested under cache meta)."""
     for key in ("model", "model_name", "base_model", "base_name"):
         found = _find_key(grid.config, key)
@@ -80,7 +80,7 @@ def model_name_of(grid: ProbeGrid, default: str = "model") -> str:
     return default
 
 
-def failed_cells(grid: ProbeGrid) -> dict[tuple[int, str], list[str]]:
+def failed_cells(grid: ResultGrid) -> dict[tuple[int, str], list[str]]:
     """{(layer, position): ["severity kind: message", ...]} for cells named by error/warning findings."""
     out: dict[tuple[int, str], list[str]] = {}
     for f in grid.warnings:
@@ -102,13 +102,13 @@ def fmt(x: float, digits: int = 3) -> str:
     return f"{float(x):.{digits}g}" if abs(float(x)) < 1e-3 and x != 0 else f"{float(x):.{digits}f}"
 
 
-def metric_at(grid: ProbeGrid, name: str, li: int, pi: int) -> float:
+def metric_at(grid: ResultGrid, name: str, li: int, pi: int) -> float:
     """grid.metrics[name][li, pi] as a float, NaN when the grid has no such metric."""
     m = grid.metrics.get(name)
     return float(m[li, pi]) if m is not None else float("nan")
 
 
-def cell_text(grid: ProbeGrid, metric: str, li: int, pi: int) -> str:
+def cell_text(grid: ResultGrid, metric: str, li: int, pi: int) -> str:
     """Hover text of one cell: metric with CI (if the grid has `<metric>_lo/_hi`), p-value and n."""
     layer, position = grid.layers[li], grid.positions[pi]
     value = metric_at(grid, metric, li, pi)
@@ -125,6 +125,8 @@ def cell_text(grid: ProbeGrid, metric: str, li: int, pi: int) -> str:
     if "n_test" in grid.metrics:
         n = metric_at(grid, "n_test", li, pi)
         lines.append(f"n = {int(n) if math.isfinite(n) else 'n/a'}")
-    else:
+    elif grid.scores is not None:
         lines.append(f"n = {int(np.isfinite(grid.scores[li, pi]).sum())}")
+    elif grid.n_samples is not None:
+        lines.append(f"n = {grid.n_samples}")
     return "<br>".join(lines)

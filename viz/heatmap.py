@@ -1,4 +1,5 @@
-"""Layer x position heatmap of one probe metric, positions in run order, failed cells marked with an x.
+"""Layer x position heatmap of one metric of any result grid (probes, ablation, patching, ...), positions in run
+order, failed cells marked with an x.
 
 >>> import viz
 >>> fig = viz.heatmap(grid, metric="auroc")                  # plotly Figure: y = layer, x = position
@@ -11,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from argcheck import BadArgument, check_bool, check_float, check_int, check_str, check_strings
-from probes.grid import ProbeGrid
+from grids import ResultGrid
 from viz.gridinfo import cell_text, chance_of, failed_cells, n_layers_of, plot_text
 from viz.position_kinds import KIND_TITLES, kind_groups, run_order
 
@@ -34,7 +35,7 @@ def colour_range(values: np.ndarray, chance: float | None, metric: str) -> dict:
 
 
 def heatmap_trace(
-    grid: ProbeGrid,
+    grid: ResultGrid,
     metric: str = "auroc",
     depth_normalised: bool = False,
     chance: float | None | str = _AUTO,
@@ -127,7 +128,7 @@ def kind_shapes(labels: list[str], xref: str = "x", yref: str = "y domain") -> t
 
 
 def heatmap(
-    grid: ProbeGrid,
+    grid: ResultGrid,
     metric: str = "auroc",
     depth_normalised: bool = False,
     chance: float | None | str = _AUTO,
@@ -146,7 +147,8 @@ def heatmap(
     >>> fig.data[0].z[i][j] == grid.sel("auroc", layer=fig.data[0].y[i], position=fig.data[0].x[j])
     """
     if not all(hasattr(grid, a) for a in ("metrics", "layers", "positions")):
-        raise BadArgument("grid", grid, "must be a ProbeGrid", "pass a probes.sweep result or ProbeGrid.load(folder)")
+        raise BadArgument("grid", grid, "must be a result grid (probes.ProbeGrid or grids.ResultGrid)",
+                          "pass a probes.sweep / interp.patching result or probes.load_grid(folder)")
     check_str("metric", metric)
     check_bool("depth_normalised", depth_normalised)
     if chance is not _AUTO:

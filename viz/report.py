@@ -23,14 +23,15 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+import formats
 from argcheck import BadArgument, check_new_path, check_str
-from probes.grid import ProbeGrid
+from grids import ResultGrid
 from viz.compare import best_by_kind, compare
 from viz.gridinfo import fmt, model_name_of
 from viz.heatmap import heatmap
 from viz.lens import LensTable, as_lens_table
 from viz.lens import lens as lens_figure
-from viz.roc import roc
+from viz.roc import has_labels, roc
 
 _CSS = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;color:#222;
@@ -112,7 +113,7 @@ def _flatten(d: object, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix or "(value)", text if len(text) <= 400 else text[:400] + " …")]
 
 
-def verdict(grid: ProbeGrid) -> tuple[str, str]:
+def verdict(grid: ResultGrid) -> tuple[str, str]:
     """(css class, sentence): what the automatic checks say about this grid, in plain words."""
     errors = [f for f in grid.warnings if f.severity == "error"]
     warns = [f for f in grid.warnings if f.severity == "warning"]
@@ -130,7 +131,7 @@ def verdict(grid: ProbeGrid) -> tuple[str, str]:
     return "ok", "No check failed: the automatic checks found nothing wrong with this sweep."
 
 
-def _best_sentence(grid: ProbeGrid, metric: str) -> str:
+def _best_sentence(grid: ResultGrid, metric: str) -> str:
     best = best_by_kind(grid, metric)
     if not best:
         return ""
@@ -150,12 +151,19 @@ def _best_sentence(grid: ProbeGrid, metric: str) -> str:
     )
 
 
-def _grid_section(page: _Page, grid: ProbeGrid, name: str, metric: str, number: int) -> None:
+def _size_text(grid: ResultGrid) -> str:
+    """ "120 samples, 60 groups" for a probe grid; "ablation of 24 samples" for a neutral one."""
+    if has_labels(grid):
+        return f"{len(grid.y)} samples, {len(np.unique(grid.groups))} groups"
+    n = grid.n_samples
+    return f"{grid.config.kind or 'results'} of {n if n is not None else 'an unknown number of'} samples"
+
+
+def _grid_section(page: _Page, grid: ResultGrid, name: str, metric: str, number: int) -> None:
     cls, sentence = verdict(grid)
     page.add(
         f"<h2 id='grid-{number}'>{esc(name)}</h2>\n<p class='meta'>{len(grid.layers)} layers x "
-        f"{len(grid.positions)} positions, "
-        f"{len(grid.y)} samples, {len(np.unique(grid.groups))} groups</p>"
+        f"{len(grid.positions)} positions, {esc(_size_text(grid))}</p>"
     )
     page.add(f"<div class='verdict {cls}'>{esc(sentence)}</div>")
     if grid.warnings:
@@ -182,7 +190,7 @@ def _grid_section(page: _Page, grid: ProbeGrid, name: str, metric: str, number: 
         page.add(
             f"<p>This grid has no {esc(metric)} metric (it has {esc(', '.join(sorted(grid.metrics)))}).</p>"
         )
-    if metric == "auroc" and "auroc" in grid.metrics and np.unique(grid.y).size == 2:
+    if metric == "auroc" and "auroc" in grid.metrics and has_labels(grid) and np.unique(grid.y).size == 2:
         figs.append(roc(grid, title=f"{name}: ROC of the best cells (held-out scores)"))
     if figs:
         page.row(figs)
@@ -196,14 +204,15 @@ def _grid_section(page: _Page, grid: ProbeGrid, name: str, metric: str, number: 
 
 
 def _check_inputs(
-    grids: list[ProbeGrid], names: list[str] | None, lens: object, extra_sections: object
+    grids: list[ResultGrid], names: list[str] | None, lens: object, extra_sections: object
 ) -> None:
     if not grids:
-        raise ValueError("report() needs at least one ProbeGrid")
-    bad = [type(g).__name__ for g in grids if not isinstance(g, ProbeGrid)]
+        raise ValueError("report() needs at least one grid")
+    bad = [type(g).__name__ for g in grids if not isinstance(g, ResultGrid)]
     if bad:
         raise TypeError(
-            f"report() takes ProbeGrid objects, got {bad}; load saved sweeps with ProbeGrid.load(folder)"
+            f"report() takes result grids (a probes.ProbeGrid, or a grids.ResultGrid of ablation, patching, ...), "
+            f"got {bad}; load saved folders with probes.ProbeGrid.load(folder) or grids.ResultGrid.load(folder)"
         )
     if names is not None and len(names) != len(grids):
         raise ValueError(f"report() got {len(grids)} grids but {len(names)} names; give one name per grid")
@@ -215,7 +224,7 @@ def _check_inputs(
 
 
 def report(
-    grids: list[ProbeGrid] | ProbeGrid,
+    grids: list[ResultGrid] | ResultGrid,
     out: str | Path = "report.html",
     title: str = "codi-lens report",
     names: list[str] | None = None,
@@ -240,10 +249,11 @@ def report(
     png = None if png is None else check_new_path("png", png, fix="pass png='report.png' or None")
     check_str("title", title, nonempty=False)
     check_str("metric", metric, fix="pass a metric of the grids, e.g. 'auroc' or 'r2'")
-    if isinstance(grids, (str, bytes)) or not isinstance(grids, (ProbeGrid, list, tuple)):
-        raise BadArgument("grids", grids, "must be a ProbeGrid or a list of them", "load saved sweeps with "
-                          "probes.ProbeGrid.load(folder)")
-    grids = [grids] if isinstance(grids, ProbeGrid) else list(grids)
+    if isinstance(grids, (str, bytes)) or not isinstance(grids, (ResultGrid, list, tuple)):
+        raise BadArgument("grids", grids, "must be a result grid (probes.ProbeGrid, grids.ResultGrid) or a list of "
+                          "them", "load saved sweeps with "
+                          "probes.load_grid(folder)")
+    grids = [grids] if isinstance(grids, ResultGrid) else list(grids)
     _check_inputs(grids, names, lens, (extra_sections or []) + (lead_sections or []))
     names = list(names) if names is not None else [model_name_of(g, f"grid {i}") for i, g in enumerate(grids)]
     page = _Page()  # every figure is built before the file is touched, so bad input never leaves a half file
@@ -279,11 +289,11 @@ def report(
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<title>{esc(title)}</title><style>{_CSS}</style>\n<script>{get_plotlyjs()}</script></head>\n<body>"
         f"<h1>{esc(title)}</h1><p class='meta'>written {stamp} by codi-lens, plotly {plotly.__version__}; "
-        f"{len(grids)} probe sweep(s)</p>\n" + "\n".join(page.parts) + "\n" + _DRAW + "\n</body></html>\n"
+        f"{len(grids)} result grid(s)</p>\n" + "\n".join(page.parts) + "\n" + _DRAW + "\n</body></html>\n"
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(doc, encoding="utf-8")
+    formats.atomic_write_text(out, doc)
     if png is not None:
         export_png(out, png)
     return out

@@ -1,8 +1,12 @@
-"""ROC curves of chosen (layer, position) cells from the held-out scores of a ProbeGrid.
+"""ROC curves of chosen (layer, position) cells from the held-out scores and labels of a probe grid.
 
 >>> import viz
 >>> fig = viz.roc(grid, cells=[(9, "latent_3"), (9, "resp_0")])
 >>> fig = viz.roc(grid)            # best cell overall, best latent cell, best response cell
+
+A ROC curve needs held-out decision scores AND the labels they are scored against, which only a probe sweep
+(`probes.sweep` -> `probes.ProbeGrid`) has; a neutral `grids.ResultGrid` (ablation, patching, steering,
+attribution) is refused with an error that says so.
 """
 
 from __future__ import annotations
@@ -11,11 +15,22 @@ import numpy as np
 import plotly.graph_objects as go
 from jaxtyping import Float
 
-from probes.grid import ProbeGrid
+from argcheck import BadArgument
+from grids import ResultGrid
 from viz.gridinfo import fmt, metric_at, plot_text
 from viz.position_kinds import position_kind
 
 MAX_FPR = 0.01  # the operating point marked on each curve: best recall at a false-positive rate of at most 1%
+
+
+def has_labels(grid: ResultGrid) -> bool:
+    """True for a grid with held-out scores and their labels (a probe sweep), the inputs of a ROC curve.
+
+    >>> import grids
+    >>> has_labels(grids.ResultGrid([0], ["a"], {}, scores=np.zeros((1, 1, 2))))
+    False
+    """
+    return getattr(grid, "y", None) is not None and grid.scores is not None
 
 
 def roc_points(y: np.ndarray, score: Float[np.ndarray, " sample"]) -> tuple[np.ndarray, np.ndarray]:  # noqa: F722
@@ -57,7 +72,7 @@ def point_at_fpr(fpr: np.ndarray, tpr: np.ndarray, max_fpr: float = MAX_FPR) -> 
     return float(fpr[i]), float(tpr[i])
 
 
-def default_cells(grid: ProbeGrid, metric: str = "auroc") -> list[tuple[int, str]]:
+def default_cells(grid: ResultGrid, metric: str = "auroc") -> list[tuple[int, str]]:
     """Best cell overall, best latent cell and best response cell (those that exist), without duplicates."""
     cells = [grid.best(metric)]
     for kind in ("latent", "response"):
@@ -69,7 +84,7 @@ def default_cells(grid: ProbeGrid, metric: str = "auroc") -> list[tuple[int, str
     return cells
 
 
-def _legend(grid: ProbeGrid, layer: int, position: str, curve_auc: float) -> str:
+def _legend(grid: ResultGrid, layer: int, position: str, curve_auc: float) -> str:
     li, pi = grid.layers.index(layer), grid.positions.index(position)
     value = metric_at(grid, "auroc", li, pi)
     if not np.isfinite(value):
@@ -82,7 +97,7 @@ def _legend(grid: ProbeGrid, layer: int, position: str, curve_auc: float) -> str
     return text
 
 
-def roc(grid: ProbeGrid, cells: list[tuple[int, str]] | None = None, title: str | None = None) -> go.Figure:
+def roc(grid: ResultGrid, cells: list[tuple[int, str]] | None = None, title: str | None = None) -> go.Figure:
     """ROC curves of `cells` ([(layer, position), ...]; default: best overall, best latent, best response
     cell).
 
@@ -93,6 +108,13 @@ def roc(grid: ProbeGrid, cells: list[tuple[int, str]] | None = None, title: str 
     >>> fig = roc(grid, cells=[(1, "latent_0")])
     >>> fig.data[0].name          # 'L1 latent_0: AUROC 0.912 [0.861, 0.955]'
     """
+    if not has_labels(grid):
+        raise BadArgument(
+            "grid", grid, "must be a probe grid with held-out scores and labels (probes.sweep -> probes.ProbeGrid): a "
+            "ROC curve plots held-out decision scores against their labels, and ablation, patching, steering and "
+            "attribution grids hold effects, not labelled classifier scores",
+            "draw this grid with viz.heatmap(grid, metric=...)",
+            shown=f"{type(grid).__name__}(kind={grid.config.kind!r})")
     cells = default_cells(grid) if cells is None else [(int(c[0]), str(c[1])) for c in cells]
     if not cells:
         raise ValueError(

@@ -110,7 +110,8 @@ def test_intermediate_values_grids(demo):
 
 def test_ablation_grid_per_latent(demo):
     out, summary = demo
-    g = probes.ProbeGrid.load(out / "grids" / "ablate_zero")
+    g = probes.load_grid(out / "grids" / "ablate_zero")  # a neutral grids.ResultGrid
+    assert type(g).__name__ == "ResultGrid"
     assert g.layers == [-1] and g.positions == [f"latent_{j}" for j in range(6)]
     base = g.config["baseline"]
     # delta = ablated - unablated, per thought

@@ -122,3 +122,77 @@ def test_right_padded_prompt_is_refused():
     ids = torch.tensor([[5, 6, 0]])
     with pytest.raises(ValueError, match="LEFT-padded"):
         latent_loop(cm.model, ids, torch.tensor([[1, 1, 0]]), prj=cm.prj, num_latents=1, eot_embeds=cm.eot_embeds)
+
+
+def _clocked_run(cm, ids, mask, r_ids, r_mask, layer, **kw):
+    """A run under an edit hook and a recorder at `layer` that both number calls by the loop's own clock."""
+    seen = []
+    clock = interp.hooks.CallClock()
+
+    def edit(h, call):
+        seen.append(call)
+        return h
+
+    with interp.hooks.edit_residual(cm.model, layer, edit, clock=clock), \
+            interp.hooks.record_residuals(cm.model, [layer], clock=clock) as rec:
+        run = cm.run_ids(ids, mask, r_ids, r_mask, on_call=clock, **kw)
+    return run, rec, seen
+
+
+@torch.no_grad()
+def test_prompt_reuse_equals_the_full_run_exactly(cm):
+    """Handing the prompt call's state back (KV cache + last hidden) skips that call and changes nothing: the same
+    segments and call numbers, the same thoughts, logits and generated tokens, bit for bit; hooks numbering calls
+    by the loop's clock see the same call numbers (1, 2, ...; call 0 is the skipped prompt call) and record the
+    same residuals in every call that ran."""
+    ids, mask = cm.tokenize_prompts(QUESTIONS)
+    r_ids, r_mask = cm.tokenize_responses(["The answer is: 10", "7", "The answer is: 16"], 3)
+    full, rec_f, seen_f = _clocked_run(cm, ids, mask, r_ids, r_mask, 1, keep_prompt_state=True)
+    state = full.prompt_state
+    assert state.cache.get_seq_length() == state.mask.shape[1] == ids.shape[1] + 1  # + <bot>
+    reuse, rec_r, seen_r = _clocked_run(cm, ids, mask, r_ids, r_mask, 1, prompt_state=state.rows(torch.arange(3)))
+    k = cm.config.num_latents
+    assert seen_f == list(range(k + 2)) and seen_r == list(range(1, k + 2)) and rec_r.calls == seen_r
+    assert [(s.kind, s.index, s.call, s.offset, s.length) for s in reuse.segments] == \
+        [(s.kind, s.index, s.call, s.offset, s.length) for s in full.segments]
+    for name in ("latents", "latent_inputs", "logits", "response_ids", "response_mask", "attention_mask"):
+        assert torch.equal(getattr(reuse, name), getattr(full, name)), name
+    for call in seen_r:
+        assert torch.equal(rec_r.at(1, call), rec_f.at(1, call)), call
+    # generation after the reused prompt: the same tokens
+    gen_f = cm.run_ids(ids, mask, max_new_tokens=4, keep_prompt_state=True)
+    gen_r = cm.run_ids(ids, mask, max_new_tokens=4, prompt_state=gen_f.prompt_state.rows(torch.arange(3)))
+    assert torch.equal(gen_r.response_ids, gen_f.response_ids) and torch.equal(gen_r.logits, gen_f.logits)
+
+
+@torch.no_grad()
+def test_prompt_state_tiled_to_replicas(cm):
+    """rows(index) serves a replicated batch (the interventions' case): replica r equals the single run, up to
+    float32 rounding of the larger matmuls."""
+    ids, mask = cm.tokenize_prompts(QUESTIONS[:2])
+    full = cm.run_ids(ids, mask, max_new_tokens=3, keep_prompt_state=True)
+    rows = torch.arange(2).repeat(3)
+    tiled = cm.run_ids(ids[rows], mask[rows], max_new_tokens=3, prompt_state=full.prompt_state.rows(rows))
+    assert torch.equal(tiled.response_ids, full.response_ids.repeat(3, 1))
+    torch.testing.assert_close(tiled.latents, full.latents.repeat(3, 1, 1), atol=TOL, rtol=0)
+
+
+def test_a_prompt_state_fits_only_its_prompts_and_one_run(cm):
+    with torch.no_grad():
+        ids, mask = cm.tokenize_prompts(QUESTIONS[:2])
+        state = cm.run_ids(ids, mask, keep_prompt_state=True).prompt_state
+        once = state.rows(torch.arange(2))
+        cm.run_ids(ids, mask, prompt_state=once)
+        with pytest.raises(ValueError, match="already used by a run"):
+            cm.run_ids(ids, mask, prompt_state=once)
+        other, other_mask = cm.tokenize_prompts(QUESTIONS[1:])
+        with pytest.raises(ValueError, match="made from other prompts"):
+            cm.run_ids(other, other_mask, prompt_state=state.rows(torch.arange(2)))
+        with pytest.raises(ValueError, match="keep_hidden_states=True needs the prompt call"):
+            cm.run_ids(ids, mask, prompt_state=state.rows(torch.arange(2)), keep_hidden_states=True)
+    # made with gradients on (the model's parameters require grad): the kept state is detached and reusable
+    run = cm.run_ids(ids, mask, keep_prompt_state=True)
+    assert not run.prompt_state.last_hidden.requires_grad
+    with torch.no_grad():
+        again = cm.run_ids(ids, mask, prompt_state=run.prompt_state.rows(torch.arange(2)))
+    torch.testing.assert_close(again.latents, run.latents.detach(), atol=0, rtol=0)

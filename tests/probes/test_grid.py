@@ -78,3 +78,61 @@ def test_p_text_names_the_permutation_floor():
     assert g.p_text(0, "a") == ("p = 0.0909 (uncorrected; the floor for 10 permutations), p_FWER = 0.0909 "
                                 "(max-T over 2 cells; the floor for 10 permutations)")
     assert g.p_text(0, "b") == "p = 0.5 (uncorrected), p_FWER = 0.9 (max-T over 2 cells)"
+
+
+def test_finding_is_the_leafs():
+    import grids
+
+    assert Finding is grids.Finding and issubclass(ProbeGrid, grids.ResultGrid)
+
+
+def test_saved_folder_verifies_itself(tmp_path):
+    """A probe grid folder records a sha256 per file and refuses damaged ones, naming the file; the labels in
+    grid.json and in scores.safetensors must agree."""
+    import json
+
+    from grids.folder import content_sha256
+
+    out = _grid().save(tmp_path / "g")
+    d = json.loads((out / "grid.json").read_text())
+    assert d["format"] == "codi-lens.probegrid/2" and set(d["files"]) == {"table.csv", "scores.safetensors"}
+    b = bytearray((out / "scores.safetensors").read_bytes())
+    b[-3] ^= 0x10
+    (out / "scores.safetensors").write_bytes(bytes(b))
+    with pytest.raises(ValueError, match="scores.safetensors does not match the checksum"):
+        ProbeGrid.load(out)
+    out = _grid().save(tmp_path / "h")
+    d = json.loads((out / "grid.json").read_text())
+    d["y"] = d["y"][::-1]
+    d["content_sha256"] = content_sha256(d)
+    (out / "grid.json").write_text(json.dumps(d))
+    with pytest.raises(ValueError, match="grid.json: the labels y in grid.json and in scores.safetensors differ"):
+        ProbeGrid.load(out)
+
+
+def test_folders_saved_before_checksums_still_load():
+    """tests/grids/data/probegrid_v1 was written by the ProbeGrid.save of the code before the neutral grid."""
+    from pathlib import Path
+
+    old = Path(__file__).parents[1] / "grids" / "data" / "probegrid_v1"
+    h = ProbeGrid.load(old)
+    g = _grid()
+    assert h.layers == g.layers and h.positions == g.positions
+    np.testing.assert_array_equal(h.metrics["auroc"], g.metrics["auroc"])
+    np.testing.assert_array_equal(h.scores, g.scores)
+    assert h.groups.tolist() == g.groups.tolist() and h.y.tolist() == g.y.tolist()
+    assert h.warnings[0].cells == [(3, "latent_0")] and h.config["model"] == "legacy"
+
+
+def test_result_grid_folder_is_not_a_probe_sweep(tmp_path):
+    import grids
+    from probes import load_grid
+
+    r = grids.ResultGrid([0], ["a"], {"recovered": np.array([[0.5]])}, config={"kind": "patching"})
+    r.save(tmp_path / "r")
+    with pytest.raises(ValueError, match="holds a result grid \\(kind 'patching'\\), not a probe sweep"):
+        ProbeGrid.load(tmp_path / "r")
+    assert type(load_grid(tmp_path / "r")) is grids.ResultGrid
+    assert type(load_grid(_grid().save(tmp_path / "p"))) is ProbeGrid
+    with pytest.raises(ValueError, match="needs held-out scores"):
+        ProbeGrid([0], ["a"], {}, None, np.array([0]), np.array([0]))

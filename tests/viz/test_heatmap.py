@@ -105,3 +105,17 @@ def test_bad_metric_and_position_names(grid):
     sub = viz.heatmap(grid, positions=["resp_0", "latent_1"]).data[0]
     assert list(sub.x) == ["latent_1", "resp_0"]
     assert np.asarray(sub.z)[4, 0] == grid.sel("auroc", 4, "latent_1")
+
+
+def test_a_neutral_grid_draws_like_a_probe_grid(neutral_grid):
+    """viz takes any grids.ResultGrid: an ablation grid's values sit under their labels; hover n comes from the
+    grid's config (it has no per-sample scores); its findings mark cells."""
+    fig = viz.heatmap(neutral_grid, metric="delta_logp", chance=0.0)
+    hm = fig.data[0]
+    assert list(hm.x) == ["latent_0", "latent_1", "latent_2"] and list(hm.y) == [-1, 0, 1, 2]
+    z = np.asarray(hm.z)
+    for i, layer in enumerate(hm.y):
+        for j, position in enumerate(hm.x):
+            assert z[i, j] == neutral_grid.sel("delta_logp", layer=layer, position=position)
+    assert hm.text[0][0].endswith("<br>n = 5") and "<br>p = " not in hm.text[0][0]
+    assert _marked(fig) == {("latent_0", 1)}

@@ -186,3 +186,15 @@ def test_regression_grid_draws_r2_and_no_roc(tmp_path):
     assert fig.data[0].zmid == 0.0 and np.asarray(fig.data[0].z)[2, 4] == g.sel("r2", 2, "latent_1")
     doc = viz.report(g, out=tmp_path / "ridge.html").read_text()
     assert doc.count('data-figure="figure-') == 1 and "r2 per layer and position" in doc
+
+
+def test_report_takes_a_neutral_grid_beside_a_probe_grid(grid, neutral_grid, tmp_path):
+    """A probe grid and an ablation grid in one report: both get their heatmap; only the probe grid gets a ROC
+    figure (the neutral one has no labels); the neutral grid's meta line says what it is."""
+    doc = viz.report([grid, neutral_grid], out=tmp_path / "mixed.html", names=["probe", "ablation"],
+                     metric="auroc").read_text()
+    assert "ablation of 5 samples" in doc and "2 result grid(s)" in doc
+    assert "This grid has no auroc metric" in doc  # the ablation grid, asked for auroc
+    doc = viz.report(neutral_grid, out=tmp_path / "abl.html", metric="delta_logp").read_text()
+    assert doc.count('data-figure="figure-') == 1 and "delta_logp per layer and position" in doc
+    assert "nothing moved at &lt;eot&gt;" in doc

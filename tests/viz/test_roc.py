@@ -64,3 +64,13 @@ def test_default_cells_are_best_overall_latent_and_response(grid):
 def test_unknown_cell(grid):
     with pytest.raises(KeyError, match="not in this grid"):
         viz.roc(grid, cells=[(9, "latent_1")])
+
+
+def test_a_neutral_grid_is_refused_saying_why(neutral_grid):
+    """An ablation grid has effects, not labelled held-out scores: no ROC curve, and the error says what to do."""
+    from argcheck import BadArgument
+
+    with pytest.raises(BadArgument, match="ResultGrid\\(kind='ablation'\\).*held-out scores and labels.*viz.heatmap"):
+        viz.roc(neutral_grid)
+    with pytest.raises(ValueError):  # BadArgument is a ValueError and a TypeError
+        viz.roc(neutral_grid, cells=[(0, "latent_0")])

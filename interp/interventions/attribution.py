@@ -13,7 +13,8 @@ here runs through the whole latent loop, nothing is detached. Cells are those of
 (`"input"`) is the fed-back thought itself, layers 0..n_layers the residual stream (`interp.hooks`), at every
 planned position (question tokens, <bot>, latent_j, <eot>, response tokens).
 
-    >>> import codi, interp.patching as P
+    >>> import codi
+    >>> from interp import patching as P
     >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=3, lora_r=4)).eval()
     >>> clean = [{"question": "3 + 4 = ?", "answer": "7"}]
     >>> corrupt = [{"question": "3 + 5 = ?", "answer": "8"}]
@@ -24,7 +25,7 @@ planned position (question tokens, <bot>, latent_j, <eot>, response tokens).
     3
 
 Verification is built in: the `verify_top` cells with the largest |estimate| are also patched exactly (the
-batched engine of `interp.intervene`) and reported beside their estimates (metric `exact`, NaN elsewhere);
+batched engine of `interp.interventions.engine`) and reported beside their estimates (metric `exact`, NaN elsewhere);
 `verify_sample` further cells drawn at random give an unbiased rank correlation (Spearman) of estimate and exact
 effect, and the AtP*-style check for false negatives: a sampled cell whose exact |effect| reaches the top-k
 cut-off (the smallest |estimate| among the top-k) although its estimate stayed below it. `agreement(estimate,
@@ -45,21 +46,13 @@ from scipy import stats
 from torch import Tensor
 
 import poslabels
-from interp.effects import (
-    bar,
-    cells_of,
-    fill_grid,
-    grid_config,
-    make_grid,
-    nanmean,
-    pair_batches,
-    parse_layers,
-    patch_edits,
-)
+from grids import Finding, ResultGrid
 from interp.hooks import edit_residual
-from interp.intervene import INPUT, Batch, baseline, check_codi, run_cells, score
+from interp.interventions.batch import Batch, check_codi, score
+from interp.interventions.engine import INPUT
+from interp.interventions.patch import open_pairs, patch_edits
+from interp.interventions.study import CellStudy, nanmean
 from interp.positions import Plan
-from probes.grid import Finding, ProbeGrid
 
 __all__ = ["attribute", "agreement", "METRICS"]
 
@@ -154,7 +147,7 @@ def attribute(
     seed: int = 0,
     max_rows: int = 256,
     progress: bool = True,
-) -> ProbeGrid:
+) -> ResultGrid:
     """AtP estimates of the patching effect of every (layer, position) cell, with exact verification.
 
     Same arguments and pairs as `interp.patching.patch`. `metric`: "logit_diff" (clean answer minus corrupt
@@ -165,8 +158,13 @@ def attribute(
     `scores[l, p, i]` = pair i's estimated patched metric. `config["verification"]` holds the verified cells,
     the Spearman correlation over the random sample and the false negatives found there.
 
-    >>> g = attribute(cm, clean, corrupt, verify_top=10, verify_sample=20)
-    >>> g.config["verification"]["spearman_sample"], g.config["verification"]["false_negative_rate"]
+    >>> import codi
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+    >>> clean, corrupt = [{"question": "3 + 4 = ?", "answer": "7"}], [{"question": "3 + 5 = ?", "answer": "8"}]
+    >>> g = attribute(cm, clean, corrupt, verify_top=2, verify_sample=3, progress=False)
+    >>> v = g.config["verification"]
+    >>> len(v["top"]), len(v["sample"]), 0 <= v["false_negative_rate"] <= 1
+    (2, 3, True)
     """
     check_codi(model)
     if metric not in METRICS:
@@ -174,31 +172,24 @@ def attribute(
     for name, v in (("verify_top", verify_top), ("verify_sample", verify_sample)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ValueError(f"{name}={v!r} must be an int >= 0 (0 = no exact verification).")
-    bc, bk = pair_batches(model, clean, corrupt, answers)
-    lays = parse_layers(model, layers)
-    res_layers = [x for x in lays if x != INPUT]
-    base_k = baseline(model, bk, [], positions)
-    labels = base_k.plan.labels
-    base_c = baseline(model, bc, res_layers, labels)
-    cells = cells_of(lays, labels)
+    st, base_c = open_pairs(model, "attribution", clean, corrupt, layers, positions, answers)
+    base_k, bk, res_layers = st.base, st.batch, [x for x in st.layers if x != INPUT]
     m_k, taps, thoughts, tgrads = _gradients(model, bk, base_k.plan, res_layers, model.config.num_latents, metric)
-    est = _estimates(cells, base_k.plan, base_c, taps, thoughts, tgrads)  # [cell, pair]
+    est = _estimates(st.cells, base_k.plan, base_c, taps, thoughts, tgrads)  # [cell, pair]
     m_c = _metric(base_c.scores, metric).detach()
     pair_ok = torch.isfinite(m_k) & torch.isfinite(m_c)
     est = torch.where(pair_ok[None].to(est.device), est, torch.full_like(est, float("nan")))
     mean_k, mean_c = float(m_k[pair_ok].mean()), float(m_c[pair_ok].mean())
     span = mean_c - mean_k
     name = "logit_diff" if metric == "logit_diff" else "clean_logp"
-    per = fill_grid(cells, lays, labels, {"est": est, "m": est + m_k[None].to(est.device).double()})
+    per = st.per_cell({"est": est, "m": est + m_k[None].to(est.device).double()})
     e = nanmean(per["est"])
     metrics = {"estimate": e, name: mean_k + e, "recovered": e / span}
     metrics["exact"] = np.full_like(e, np.nan)
     metrics["exact_recovered"] = np.full_like(e, np.nan)
 
-    verification, warns = _verify(
-        model, bk, base_k, base_c, cells, lays, labels, e, metrics, metric, span, verify_top,
-        verify_sample, seed, max_rows, progress,
-    )
+    verification, warns = _verify(st, base_c, e, metrics, metric, span, verify_top, verify_sample, seed, max_rows,
+                                  progress)
     n_ok = int(pair_ok.sum())
     if n_ok < len(bk):
         warns.append(Finding("equal_answers", f"{len(bk) - n_ok} of {len(bk)} pairs have no defined {metric} "
@@ -206,18 +197,15 @@ def attribute(
     if abs(span) < 1e-3:
         warns.append(Finding("no_effect", f"clean and corrupt runs have the same {metric} ({mean_c:.4g} vs "
                              f"{mean_k:.4g}): 'recovered' is undefined.", "warning"))
-    cfg = grid_config(
-        model, "attribution", method="AtP (first order, gradients through the latent recurrence)", metric=metric,
-        n=len(bk), n_pairs_used=n_ok, verification=verification,
-        baseline={f"{name}_clean": mean_c, f"{name}_corrupt": mean_k},
-    )
-    y = base_c.scores["correct"].cpu().numpy()
-    return make_grid(lays, labels, metrics, per["m"], y, cfg, warns)
+    return st.grid(metrics, per["m"], warns, method="AtP (first order, gradients through the latent recurrence)",
+                   metric=metric, n_pairs_used=n_ok, verification=verification,
+                   baseline={f"{name}_clean": mean_c, f"{name}_corrupt": mean_k})
 
 
-def _verify(model, bk, base_k, base_c, cells, lays, labels, e, metrics, metric, span, top, sample, seed,
-            max_rows, progress) -> tuple[dict, list[Finding]]:
+def _verify(st: CellStudy, base_c, e, metrics, metric, span, top, sample, seed, max_rows,
+            progress) -> tuple[dict, list[Finding]]:
     """Exact patching of the top-|estimate| cells and of a random sample; fills metrics['exact'] in place."""
+    cells, lays, labels, base_k = st.cells, st.layers, st.columns, st.base
     idx = [(lays.index(layer), labels.index(p)) for layer, p in cells]
     flat = np.array([e[i] for i in idx])
     finite = np.flatnonzero(np.isfinite(flat))
@@ -231,9 +219,7 @@ def _verify(model, bk, base_k, base_c, cells, lays, labels, e, metrics, metric, 
                  "false_negative_rate": None, "cutoff": None}
     if not chosen:
         return out, []
-    groups = patch_edits([cells[c] for c in chosen], labels, base_c)
-    s = run_cells(model, bk, groups, base_k.plan, None, max_rows, prompt=base_k.prompt,
-                  progress=bar(progress, "verify"))
+    s = st.run(patch_edits([cells[c] for c in chosen], labels, base_c), None, max_rows, True, progress)
     key = "logit_diff" if metric == "logit_diff" else "answer_logp"
     ok = torch.isfinite(base_k.scores[key]) & torch.isfinite(s[key][0])
     exact = (s[key][:, ok].double().mean(1) - float(base_k.scores[key][ok].double().mean())).cpu().numpy()
@@ -268,7 +254,7 @@ def _verify(model, bk, base_k, base_c, cells, lays, labels, e, metrics, metric, 
 
 
 # ---------------------------------------------------------------------------------------------- agreement
-def agreement(estimate: ProbeGrid, exact: ProbeGrid, top: int = 10) -> dict:
+def agreement(estimate: ResultGrid, exact: ResultGrid, top: int = 10) -> dict:
     """Compare an `attribute()` grid with an exact `patch()` sweep of the same cells and pairs.
 
     Returns `spearman` (rank correlation over every cell both grids have), `top_overlap` (share of the `top`
@@ -276,7 +262,15 @@ def agreement(estimate: ProbeGrid, exact: ProbeGrid, top: int = 10) -> dict:
     the cells outside the estimate's top-`top` whose exact |effect| reaches the top-`top` cut-off estimate), the
     cells compared and the largest absolute error.
 
-    >>> agreement(P.attribute(cm, clean, corrupt), P.patch(cm, clean, corrupt))["spearman"]   # doctest: +SKIP
+    >>> import codi
+    >>> from interp import patching as P
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+    >>> clean = [{"question": "3 + 4 = ?", "answer": "7"}, {"question": "2 + 6 = ?", "answer": "8"}]
+    >>> corrupt = [{"question": "3 + 5 = ?", "answer": "8"}, {"question": "2 + 7 = ?", "answer": "9"}]
+    >>> kw = dict(layers=["input", 1], positions="latents", progress=False)
+    >>> a = agreement(P.attribute(cm, clean, corrupt, verify_top=0, **kw), P.patch(cm, clean, corrupt, **kw))
+    >>> a["cells"], -1 <= a["spearman"] <= 1
+    (4, True)
     """
     if estimate.config.get("kind") != "attribution" or exact.config.get("kind") != "patching":
         raise ValueError("agreement(estimate, exact) takes an attribute() grid and a patch() grid, in that order; "

@@ -1,5 +1,8 @@
 """Every study on a model organism (codi.organisms): probes of each step's value, the logit lens, patching.
 
+It joins probes (the probe sweeps) with interp (the cache, `interp.interventions.organism`: lens and patching), so
+it lives in the application package.
+
 The organisms are CODI models whose thoughts are known to carry the intermediate values of their task, so these
 are the positive controls of the toolkit: the same calls that report "decodable but not used" on a real-weight
 model must here find each value, in the thoughts, and show that the answer follows them.
@@ -15,7 +18,7 @@ model must here find each value, in the thoughts, and show that the answer follo
   the rate equals `interp.patching.patch`'s `clean_accuracy` (checked).
 
     >>> import codi
-    >>> from interp.organism_study import study
+    >>> from app.organism_study import study
     >>> cm, make = codi.organisms.load("pointer3")
     >>> s = study(cm, codi.organisms.task_of("pointer3"), n=100, n_pairs=20, n_permutations=0, max_iter=20)
     >>> s.lens.shape                                # [thought, step]
@@ -30,9 +33,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
+import interp
 import probes
+from grids import ResultGrid
+from interp.interventions.organism import counterfactual_patching, thought_lens
 from probes.grid import ProbeGrid
 
 __all__ = ["OrganismStudy", "study", "PROBE_POSITIONS"]
@@ -48,7 +53,7 @@ class OrganismStudy:
     n: int
     probe: dict[int, ProbeGrid]
     lens: np.ndarray
-    patch: dict[int, ProbeGrid]
+    patch: dict[int, ResultGrid]
     counterfactual: dict[int, float]  # best cell's rate per step
     wall_s: dict[str, float] = field(default_factory=dict)
 
@@ -91,25 +96,9 @@ def _positions(labels: list[str]) -> list[int]:
     return ([q[-1]] if q else []) + keep
 
 
-@torch.no_grad()
-def _lens(cm, problems) -> np.ndarray:
-    out = cm.generate([p.question for p in problems], max_new_tokens=2, return_latents=True)
-    top = cm.model.get_output_embeddings()(out.latents).argmax(-1)                       # [n, k]
-    k, steps = top.shape[1], len(problems[0].values)
-    rate = np.zeros((k, steps))
-    for j in range(k):
-        words = cm.tokenizer.convert_ids_to_tokens(top[:, j].tolist())
-        for s in range(steps):
-            rate[j, s] = np.mean([w == str(p.values[s]) for w, p in zip(words, problems)])
-    return rate
-
-
 def study(cm, task, n: int = 500, seed: int = 5, n_pairs: int = 200, n_permutations: int = 20,
           max_iter: int = 100, name: str | None = None, progress: bool = False) -> OrganismStudy:
     """Probe, lens and patching studies of organism `cm` on `n` held-out problems of `task` (see module doc)."""
-    import interp
-    import interp.patching as P
-
     if n < 50:
         raise ValueError(f"n={n}: use at least 50 held-out problems (5 folds of 10).")
     cm.eval()
@@ -131,19 +120,9 @@ def study(cm, task, n: int = 500, seed: int = 5, n_pairs: int = 200, n_permutati
         grids[s].config.update(model=name or task.name, n_layers=cm.n_layers, target=f"value after hop {s}")
     wall["probe_s"] = time.time() - t0
     t0 = time.time()
-    lens = _lens(cm, problems)
+    lens = thought_lens(cm, problems)
     wall["lens_s"] = time.time() - t0
     t0 = time.time()
-    patches, counter = {}, {}
-    for s in range(1, task.depth + 1):
-        clean, corrupt = task.pairs(n_pairs, seed=seed, step=s)
-        implied = [str(task.follow(k, c.values[s - 1], s)) for c, k in zip(clean, corrupt)]
-        if implied != [c.answer for c in clean]:
-            raise AssertionError("pairs with a shared mapping must imply the clean answer; check Task.pairs")
-        g = P.patch(cm, clean, corrupt, progress=progress)
-        patches[s] = g
-        lat = [p for p in g.positions if p.startswith("latent_")]
-        layer, pos = g.best("clean_accuracy", positions=lat)
-        counter[s] = float(g.sel("clean_accuracy", layer, pos))
+    patches, counter = counterfactual_patching(cm, task, n_pairs=n_pairs, seed=seed, progress=progress)
     wall["patch_s"] = time.time() - t0
     return OrganismStudy(name or task.name, n, grids, lens, patches, counter, {k: round(v, 1) for k, v in wall.items()})

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import codi
-from interp.organism_study import study
+from app.organism_study import study
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""Necessity and early-exit curves (interp/curves.py), on the shipped organism pointer3 (3 thoughts carry the
-3 hops) and the CLI; `viz.curves` draws them.
+"""Necessity and early-exit curves (interp/interventions/curves.py), on the shipped organism pointer3 (3 thoughts
+carry the 3 hops) and the CLI; `viz.curves` draws them.
 
 Measured on 200 held-out pointer3 problems (2026-12-02): necessity accuracy 0.000 / 0.005 / 0.005 / 0.945 with
 0 / 1 / 2 / 3 thoughts; the LM head reads the answer after 2 thoughts (top-1 0.935: the hidden state that becomes
@@ -19,6 +19,7 @@ import codi.organisms as organisms
 import viz
 from interp import curves as C
 from interp.hooks import record_residuals
+from interp.interventions.batch import prepare, qa
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_early_exit_lm_head_and_probe(organism):
     assert np.all((ex.values["answer_prob"] >= 0) & (ex.values["answer_prob"] <= 1))
     # a probe of the final answer fitted on the residual after 2 thoughts, read at every step
     layer = cm.n_layers
-    b = C._batch(cm, train, None)
+    b = prepare(cm, *qa(train, None))
     with record_residuals(cm.model, [layer]) as rec:
         cm.run_ids(b.prompt_ids, b.prompt_mask, b.resp_ids, b.resp_mask)
     x = rec.residuals[layer][2][:, -1].numpy()
@@ -75,14 +76,14 @@ def test_cli_attribute_and_curves(tmp_path, capsys):
     from app.cli import main
     from codi.config import CODIConfig
     from codi.model import CODIModel
-    from probes.grid import ProbeGrid
+    from grids import ResultGrid
 
     torch.manual_seed(0)
     CODIModel.from_config(CODIConfig("tiny-llama", num_latents=2, lora_r=4)).save_pretrained(tmp_path / "run")
     common = ["--model", str(tmp_path / "run"), "--arith", "6", "--arith-steps", "2"]
     assert main(["patch", "--study", "attribute", *common, "--positions", "latents", "--verify-top", "3",
                  "--verify-sample", "4", "--out", str(tmp_path / "a")]) == 0
-    g = ProbeGrid.load(tmp_path / "a")
+    g = ResultGrid.load(tmp_path / "a")
     assert g.config["kind"] == "attribution" and len(g.config["verification"]["top"]) == 3
     assert "AtP: 3 top cells and 4 random cells" in capsys.readouterr().out
     for study in ("necessity", "early-exit"):
@@ -95,11 +96,11 @@ def test_cli_attribute_and_curves(tmp_path, capsys):
 
 def test_cli_on_a_shipped_organism(tmp_path, capsys):
     from app.cli import main
-    from probes.grid import ProbeGrid
+    from grids import ResultGrid
 
     assert main(["patch", "--study", "attribute", "--organism", "pointer3", "--n", "8", "--hop", "2",
                  "--verify-top", "5", "--out", str(tmp_path / "a")]) == 0
-    g = ProbeGrid.load(tmp_path / "a")
+    g = ResultGrid.load(tmp_path / "a")
     assert g.config["n"] == 8 and len(g.config["verification"]["top"]) == 5
     assert main(["patch", "--study", "necessity", "--organism", "pointer3", "--n", "50",
                  "--out", str(tmp_path / "n")]) == 0

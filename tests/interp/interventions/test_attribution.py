@@ -1,4 +1,5 @@
-"""Attribution patching through the latent recurrence (interp/attribution.py), checked against exact patching.
+"""Attribution patching through the latent recurrence (interp/interventions/attribution.py), checked against exact
+patching.
 
 Models: tiny random CODI models (tiny-llama, tiny-gpt2; LoRA B drawn at random so the adapter matters) and the
 shipped model organism pointer3, whose thoughts carry the pointer chase (codi/organisms). Exact effects come from
@@ -24,18 +25,9 @@ from codi import data
 from codi.config import CODIConfig
 from codi.model import CODIModel
 from interp import patching as P
-from interp.effects import pair_batches
-from interp.intervene import INPUT, Edit, baseline, run_cells, score
-
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from interp.interventions.batch import score
+from interp.interventions.engine import INPUT, Edit, baseline, run_cells
+from interp.interventions.patch import pair_batches
 
 
 def _model(base: str, latents: int = 3) -> CODIModel:

@@ -1,7 +1,7 @@
 """Counterfactual pairs for activation patching: the same arithmetic problem with its starting number changed.
 
     >>> from codi import data
-    >>> from interp.pairs import changed_number_pairs
+    >>> from interp.interventions.pairs import changed_number_pairs
     >>> clean, corrupt = changed_number_pairs(data.arithmetic(4, steps=2, seed=0), seed=0)
     >>> clean[0].question != corrupt[0].question and clean[0].answer != corrupt[0].answer
     True
@@ -61,7 +61,12 @@ def changed_number_pairs(
     """(clean, corrupt): for each usable problem, a copy whose starting number is changed (see module
     docstring).
 
-    >>> clean, corrupt = changed_number_pairs(probs, tokenizer=cm.tokenizer)
+    >>> import interp
+    >>> from codi import data
+    >>> tok = interp.load_model("tiny-llama").tokenizer
+    >>> clean, corrupt = changed_number_pairs(data.arithmetic(8, steps=2, seed=1), tokenizer=tok)
+    >>> all(len(tok(a.question)["input_ids"]) == len(tok(b.question)["input_ids"]) for a, b in zip(clean, corrupt))
+    True
     """
     rng = random.Random(seed)
     clean, corrupt = [], []

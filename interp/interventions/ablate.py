@@ -1,0 +1,118 @@
+"""Ablation: remove continuous thoughts (or any cell) and measure the answer, one grid cell per (layer, position).
+
+    >>> import codi
+    >>> from interp.interventions import ablate
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=3, lora_r=4)).eval()
+    >>> probs = [{"question": "3 + 4 = ?", "answer": "7"}, {"question": "9 - 2 = ?", "answer": "7"}]
+    >>> g = ablate(cm, probs, positions="latents", layers=["input", 1], mode="mean", progress=False)
+    >>> g.metrics["delta_logp"].shape, g.config.kind
+    ((2, 3), 'ablation')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import poslabels
+from grids import ResultGrid
+from interp.interventions.batch import check_codi, prepare, qa
+from interp.interventions.engine import INPUT, Baseline, Edit
+from interp.interventions.study import CellStudy, cells_of, nanmean, parse_layers
+
+__all__ = ["ablate", "MODES"]
+
+MODES = ("zero", "mean", "resample")
+
+
+def _derangement(n: int, seed: int) -> Tensor:
+    """A fixed permutation in which nobody keeps its own index."""
+    if n < 2:
+        raise ValueError("mode='resample' needs at least 2 problems (it takes values from other problems).")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    perm = torch.empty_like(order)
+    perm[order] = order.roll(1)
+    return perm
+
+
+def _values(mode: str, src: Baseline, perm: Tensor | None):
+    """value(layer, label) -> (replacement or None for zeros, valid samples or None) for the ablation `mode`."""
+
+    def value(layer: int, label: str) -> tuple[Tensor | None, Tensor | None]:
+        if mode == "zero":
+            return None, None
+        if layer == INPUT:
+            acts, ok = src.latent_inputs[:, poslabels.latent_index(label)], None
+        else:
+            p = src.plan.labels.index(label)
+            acts, ok = src.resid[layer][:, p], src.plan.valid[:, p].to(src.resid[layer].device)
+        if mode == "mean":
+            w = torch.ones(len(acts), device=acts.device) if ok is None else ok.float()
+            return (acts * w[:, None]).sum(0) / w.sum().clamp(min=1), None
+        return acts[perm.to(acts.device)], (None if ok is None else ok[perm.to(ok.device)])
+
+    return value
+
+
+@torch.no_grad()
+def ablate(model, prompts: Any, positions: str | Sequence[str] = "latents", layers: Any = ("input",),
+           mode: str = "zero", answers: Sequence[str] | None = None, together: bool = False, reference: Any = None,
+           seed: int = 0, cells_per_pass: int | None = None, max_rows: int = 256, share_prompt: bool = True,
+           progress: bool = True) -> ResultGrid:
+    """Remove continuous thoughts (or any cell) and measure the answer: one grid cell per (layer, position).
+
+    `mode`: "zero" (write zeros), "mean" (mean over `reference` problems, default the prompts themselves),
+    "resample" (the value of another problem, a fixed derangement with `seed`). `together=True` ablates all
+    `positions` at once (one column named "latent_1+latent_3"). Metrics: answer_accuracy, answer_logp, margin
+    and their changes delta_* against the unablated run; `scores[l, p, i]` = change of problem i's
+    answer_logp; `config["baseline"]` the unablated means and each problem's `correct`.
+
+    >>> import codi
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+    >>> probs = [{"question": "3 + 4 = ?", "answer": "7"}, {"question": "9 - 2 = ?", "answer": "7"}]
+    >>> g = ablate(cm, probs, positions=["latent_0", "latent_1"], together=True, progress=False)
+    >>> g.positions
+    ['latent_0+latent_1']
+    """
+    check_codi(model)
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}; choose one of {MODES}.")
+    qs, ans = qa(prompts, answers)
+    lays = parse_layers(model, layers)
+    b = prepare(model, qs, ans)
+    record = [x for x in lays if x != INPUT] if mode != "zero" else []
+    st = CellStudy.open(model, "ablation", b, lays, positions, record=record)
+    labels, src = st.columns, st.base
+    if reference is not None and mode == "mean":
+        rq, ra = qa(reference, None)
+        src = CellStudy.open(model, "ablation", prepare(model, rq, ra), lays, labels, record=record).base
+    value = _values(mode, src, _derangement(len(b), seed) if mode == "resample" else None)
+
+    def edit(layer: int, label: str) -> Edit:
+        v, ok = value(layer, label)
+        return Edit(layer, label, v, valid=ok)
+
+    if together:
+        name = "+".join(labels)
+        cells = [(layer, name) for layer in lays if layer != INPUT or all(poslabels.is_latent(p) for p in labels)]
+        if not cells:
+            cells_of(lays, [p for p in labels if not poslabels.is_latent(p)])  # raises, explaining 'input'
+        groups = [[edit(layer, p) for p in labels] for layer, _ in cells]
+        st.columns, st.cells = [name], cells
+    else:
+        groups = [[edit(layer, p)] for layer, p in st.cells]
+    s = st.run(groups, cells_per_pass, max_rows, share_prompt, progress)
+    per = st.per_cell({"correct": s["correct"], "answer_logp": s["answer_logp"], "margin": s["margin"]})
+    b0 = {k: v.cpu().double().numpy() for k, v in st.base.scores.items()}
+    metrics = {"answer_accuracy": nanmean(per["correct"]), "answer_logp": nanmean(per["answer_logp"]),
+               "margin": nanmean(per["margin"])}
+    metrics["delta_accuracy"] = metrics["answer_accuracy"] - b0["correct"].mean()
+    metrics["delta_logp"] = metrics["answer_logp"] - b0["answer_logp"].mean()
+    metrics["delta_margin"] = metrics["margin"] - b0["margin"].mean()
+    base = {"answer_accuracy": float(b0["correct"].mean()), "answer_logp": float(b0["answer_logp"].mean()),
+            "margin": float(b0["margin"].mean()), "correct": [int(x) for x in b0["correct"]]}
+    return st.grid(metrics, per["answer_logp"] - b0["answer_logp"], mode=mode, together=together, seed=seed,
+                   baseline=base)

@@ -1,0 +1,260 @@
+"""The engine under ablation, patching and steering of CODI runs: cells, batched edits, answer scores.
+
+A *cell* is a (layer, position) pair; layer is an int `0..n_layers` (residual stream, `interp.hooks`
+convention) or `INPUT` (-1): the continuous thought as fed back into the model (`latent_input_fn` of
+`codi.loop.latent_loop`, before GPT-2 adds its position embedding). An `Edit` sets or adds a vector at one
+cell for every sample. `run_cells` runs many edit groups in a few forward passes: the batch is replicated
+along the batch dimension, replica c carries edit group c, and one hook per layer (registered by
+`interp.hooks.edit_residual`) writes each replica's cells at the right forward call of the latent loop.
+
+Prompt reuse: the baseline run keeps its prompt call's state (`codi.loop.PromptState`: KV cache and last hidden);
+passes whose edits leave the prompt call alone hand it to the loop, tiled to the replicas, and skip that call.
+The hooks number calls by the loop's own clock (`interp.hooks.CallClock`), so call numbers mean the same thing
+with and without reuse (`Plan.call` of the baseline).
+
+    >>> import codi
+    >>> from interp.interventions.engine import baseline, Edit, run_cells
+    >>> from interp.interventions.batch import prepare
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=3, lora_r=4)).eval()
+    >>> b = prepare(cm, ["Tom has 3 apples. He buys 4 more. How many?"], ["7"])
+    >>> base = baseline(cm, b)
+    >>> groups = [[Edit(layer=1, label="latent_0")], [Edit(layer=2, label="latent_1")]]   # zero two cells
+    >>> scores = run_cells(cm, b, groups, base.plan, prompt=base.prompt)   # one latent loop for both cells
+    >>> scores["answer_logp"].shape                                  # [group, sample]
+    torch.Size([2, 1])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+import poslabels
+from codi.loop import LatentRun, PromptState
+from interp.codi_cache import codi_labels, codi_plan
+from interp.hooks import CallClock, edit_residual, record_residuals
+from interp.interventions.batch import Batch, check_codi, score
+from interp.positions import Plan
+
+__all__ = ["INPUT", "Baseline", "Edit", "baseline", "run_cells", "run_labels"]
+
+INPUT = -1  # "layer" of the fed-back continuous thought (input level, before the model adds anything)
+
+
+def run_labels(run: LatentRun, positions: str | Sequence[str] = "all") -> list[str]:
+    """Position labels of a CODI run ('all', 'latents', 'question', 'response' or a list), checked against it.
+
+    >>> import codi
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+    >>> run_labels(cm.run(["1 + 2 = ?"], responses=["3"]), "latents")
+    ['latent_0', 'latent_1']
+    """
+    prompt = next(s for s in run.segments if s.kind == "prompt")
+    n_q = int(prompt.attention_mask.long().sum(1).max()) - 1
+    n_lat = sum(s.kind == "latent" for s in run.segments)
+    return codi_labels(positions, n_q, n_lat, run.response_ids.shape[1])
+
+
+# ---------------------------------------------------------------------------------------------- baseline
+@dataclass
+class Baseline:
+    """The unedited run of a Batch: its plan, scores, and (when recorded) residuals per layer [B, P, d] at the
+    plan's labels plus the fed-back thoughts `latent_inputs` [B, k, d]; `prompt` is the prompt call's state,
+    which edits after the prompt call reuse."""
+
+    run: LatentRun
+    plan: Plan
+    scores: dict[str, Tensor]
+    resid: dict[int, Float[Tensor, "batch pos d"]] = field(default_factory=dict)
+    prompt: PromptState | None = None
+
+    @property
+    def latent_inputs(self) -> Tensor:
+        """The thoughts as fed back [batch, k, d] (`LatentRun.latent_inputs`).
+
+        >>> import codi
+        >>> from interp.interventions.batch import prepare
+        >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+        >>> baseline(cm, prepare(cm, ["1 + 1 = ?"], ["2"])).latent_inputs.shape
+        torch.Size([1, 2, 64])
+        """
+        return self.run.latent_inputs
+
+
+@torch.no_grad()
+def baseline(model, b: Batch, layers: Sequence[int] = (), positions: str | Sequence[str] = "all",
+             extra: Sequence[str] = ()) -> Baseline:
+    """Run `b` once without edits; record the residual at `layers` for the plan's `positions` (+ `extra`).
+
+    >>> import codi
+    >>> from interp.interventions.batch import prepare
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+    >>> base = baseline(cm, prepare(cm, ["2 + 3 = ?"], ["5"]), layers=[1], positions="latents")
+    >>> base.plan.labels, tuple(base.resid[1].shape)
+    (['latent_0', 'latent_1'], (1, 2, 64))
+    """
+    check_codi(model)
+    clock = CallClock()
+    with ExitStack() as stack:
+        rec = stack.enter_context(record_residuals(model.model, list(layers), clock=clock)) if layers else None
+        run = model.run_ids(b.prompt_ids, b.prompt_mask, b.resp_ids, b.resp_mask, keep_prompt_state=True,
+                            on_call=clock)
+    labels = run_labels(run, positions)
+    plan = codi_plan(run, labels + [x for x in extra if x not in labels])
+    resid = {}
+    if rec is not None:
+        rows = torch.arange(len(b), device=b.prompt_ids.device)
+        for layer in rec.layers:
+            cells = [rec.at(layer, c)[rows, plan.col[:, p].to(rows.device)] for p, c in enumerate(plan.call)]
+            resid[layer] = torch.stack(cells, 1)
+    return Baseline(run, plan, score(model, run, b), resid, run.prompt_state)
+
+
+# ---------------------------------------------------------------------------------------------- edits
+@dataclass
+class Edit:
+    """Set (`op="set"`) or add (`op="add"`) `value` at (`layer`, `label`) for every sample of a Batch.
+
+    `value`: None (zeros, for set), a vector [d] (same for every sample) or per-sample rows [B, d]. Samples
+    for which the label does not exist (e.g. q_30 of a short question), or that `valid` excludes, are left
+    alone.
+    """
+
+    layer: int
+    label: str
+    value: Tensor | None = None
+    op: str = "set"
+    valid: Bool[Tensor, " batch"] | None = None  # optional: only these samples
+
+
+class _Table:
+    """Per layer key -> per forward call (latent step for INPUT): rows, columns, values, ops of one pass."""
+
+    def __init__(self):
+        self.parts: dict[tuple[int, int], list[tuple[Tensor, Tensor, Tensor, bool]]] = {}
+
+    def add(self, layer: int, call: int, rows: Tensor, cols: Tensor, vals: Tensor, add: bool) -> None:
+        self.parts.setdefault((layer, call), []).append((rows, cols, vals, add))
+
+    def layers(self) -> list[int]:
+        return sorted({k[0] for k in self.parts})
+
+    def fn(self, layer: int):
+        """The edit at `layer` for `edit_residual` (the hook's call number is the loop's `Segment.call`)."""
+        parts = {c: v for (l_, c), v in self.parts.items() if l_ == layer}
+
+        def edit(h: Tensor, call: int) -> Tensor:
+            if call not in parts:
+                return h
+            h = h.clone()
+            for rows, cols, vals, add in parts[call]:
+                if h.dim() == 2:  # INPUT: thoughts [rows, d]
+                    h.index_put_((rows,), vals.to(h.dtype), accumulate=add)
+                else:
+                    h.index_put_((rows, cols), vals.to(h.dtype), accumulate=add)
+            return h
+
+        return edit
+
+
+def _values(e: Edit, nb: int, d: int, dev) -> Tensor:
+    if e.op not in ("set", "add"):
+        raise ValueError(f"Edit.op={e.op!r}; use 'set' or 'add'.")
+    if e.value is None:
+        return torch.zeros(nb, d, device=dev)
+    v = e.value.to(dev)
+    return v.expand(nb, d) if v.dim() == 1 else v
+
+
+def _fill(table: _Table, groups: Sequence[Sequence[Edit]], plan: Plan, nb: int, d: int, dev) -> None:
+    ar = torch.arange(nb, device=dev)
+    for g, edits in enumerate(groups):
+        for e in edits:
+            if e.label not in plan.labels:
+                raise ValueError(f"edit at {e.label!r}: not among the planned positions {plan.labels[:8]}...")
+            p = plan.labels.index(e.label)
+            ok = plan.valid[:, p].to(dev)
+            if e.valid is not None:
+                ok = ok & e.valid.to(dev)
+            vals = _values(e, nb, d, dev)
+            if e.layer == INPUT:
+                key = poslabels.latent_index(e.label)
+                if key is None:
+                    raise ValueError(f"layer 'input' (the fed-back thought) exists only at latent_* positions, not "
+                                     f"{e.label!r}; use a residual layer 0..n_layers there.")
+            else:
+                key = plan.call[p]
+            table.add(e.layer, key, g * nb + ar[ok], plan.col[:, p].to(dev)[ok], vals[ok], e.op == "add")
+
+
+def _needs_prompt(group: Sequence[Edit], plan: Plan) -> bool:
+    """True if the group edits a cell of the prompt call (then that call cannot be reused)."""
+    return any(e.layer != INPUT and e.label in plan.labels and plan.call[plan.labels.index(e.label)] == 0
+               for e in group)
+
+
+@torch.no_grad()
+def run_cells(model, b: Batch, groups: Sequence[Sequence[Edit]], plan: Plan, cells_per_pass: int | None = None,
+              max_rows: int = 256, readout: tuple[int, str] | None = None, prompt: PromptState | None = None,
+              progress=None) -> dict[str, Tensor]:
+    """Score `b` under each edit group; returns {score name: [group, sample]} (see `interventions.batch.score`).
+
+    Groups are packed `cells_per_pass` at a time (default: as many as fit in `max_rows` rows) into one
+    replicated batch, so G groups cost ceil(G / cells_per_pass) latent loops. `cells_per_pass=1` is the
+    cell-by-cell loop. `prompt` (`Baseline.prompt`): passes whose groups leave the prompt call alone reuse
+    that call of the baseline run instead of recomputing it per replica (groups that edit question/<bot>
+    cells are packed apart). `readout=(layer, label)` also returns `"readout"`: the residual there after the
+    edits, [group, sample, d].
+
+    >>> import codi
+    >>> from interp.interventions.batch import prepare
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+    >>> b = prepare(cm, ["2 + 3 = ?"], ["5"]); base = baseline(cm, b)
+    >>> s = run_cells(cm, b, [[], [Edit(2, "latent_1")]], base.plan, cells_per_pass=1)
+    >>> bool(s["answer_logp"][0, 0] == base.scores["answer_logp"][0])    # the empty group is the baseline
+    True
+    """
+    check_codi(model)
+    nb = len(b)
+    per = cells_per_pass or max(1, max_rows // nb)
+    at_prompt = readout is not None and plan.call[plan.labels.index(readout[1])] == 0
+    first = [i for i, g in enumerate(groups) if prompt is None or at_prompt or _needs_prompt(g, plan)]
+    rest = [i for i in range(len(groups)) if i not in set(first)]
+    chunks = [(first[i: i + per], False) for i in range(0, len(first), per)]
+    chunks += [(rest[i: i + per], True) for i in range(0, len(rest), per)]
+    out: dict[str, list[Tensor]] = {}
+    for idx, shared in progress(chunks) if progress else chunks:
+        s = _one_pass(model, b, [groups[i] for i in idx], plan, readout, prompt if shared else None)
+        for k, v in s.items():
+            out.setdefault(k, []).append(v)
+    order = torch.tensor([i for idx, _ in chunks for i in idx]).argsort()
+    return {k: torch.cat(v, 0)[order.to(v[0].device)] for k, v in out.items()}
+
+
+def _one_pass(model, b: Batch, part: Sequence[Sequence[Edit]], plan: Plan, readout,
+              prompt: PromptState | None) -> dict[str, Tensor]:
+    nb, dev = len(b), b.prompt_ids.device
+    table = _Table()
+    _fill(table, part, plan, nb, model.d_model, dev)
+    ids, mask, r_ids, r_mask = b.tiled(len(part))
+    state = prompt.rows(torch.arange(nb, device=dev).repeat(len(part))) if prompt is not None else None
+    clock = CallClock()
+    with ExitStack() as stack:
+        for layer in table.layers():
+            if layer != INPUT:
+                stack.enter_context(edit_residual(model.model, layer, table.fn(layer), clock=clock))
+        rec = stack.enter_context(record_residuals(model.model, [readout[0]], clock=clock)) if readout else None
+        edit_input = table.fn(INPUT) if INPUT in table.layers() else None
+        fn = (lambda j, thought: edit_input(thought, j)) if edit_input else None
+        run = model.run_ids(ids, mask, r_ids, r_mask, latent_input_fn=fn, prompt_state=state, on_call=clock)
+    s = score(model, run, b, repeats=len(part))
+    if rec is not None:
+        p = plan.labels.index(readout[1])
+        rows = torch.arange(len(part) * nb, device=dev)
+        s["readout"] = rec.at(readout[0], plan.call[p])[rows, plan.col[:, p].to(dev).repeat(len(part))]
+    return {k: v.reshape(len(part), nb, *v.shape[1:]) for k, v in s.items()}

@@ -1,0 +1,57 @@
+"""Ablation (interp/interventions/ablate.py), through the old home `interp.patching` as users call it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from interventions_fixtures import PROBS
+
+from interp import patching as P
+from interp.interventions.engine import INPUT
+
+
+def test_ablate_batched_equals_cell_by_cell_and_modes(llama):
+    kw = dict(positions="latents", layers="all", progress=False)
+    g1 = P.ablate(llama, PROBS, mode="resample", **kw)
+    g2 = P.ablate(llama, PROBS, mode="resample", cells_per_pass=1, share_prompt=False, **kw)
+    for k in g1.metrics:
+        np.testing.assert_allclose(g1.metrics[k], g2.metrics[k], rtol=0, atol=1e-4)
+    assert g1.config["baseline"]["answer_logp"] == pytest.approx(
+        g1.metrics["answer_logp"][-1, -1] - g1.metrics["delta_logp"][-1, -1]
+    )
+    # mean over a single problem = its own value: no change, exactly (cell by cell keeps the batch identical)
+    g = P.ablate(llama, PROBS[:1], mode="mean", cells_per_pass=1, **kw)
+    assert np.all(g.metrics["delta_logp"] == 0) and np.all(g.metrics["delta_margin"] == 0)
+    # Llama adds nothing to inputs_embeds: zeroing the fed-back thought == zeroing the layer-0 residual there
+    z = P.ablate(llama, PROBS, mode="zero", **kw)
+    np.testing.assert_array_equal(z.sel("answer_logp", layer=INPUT), z.sel("answer_logp", layer=0))
+    assert not np.allclose(z.metrics["delta_logp"], 0)
+    # ablating a set together
+    t = P.ablate(
+        llama, PROBS, positions=["latent_0", "latent_2"], layers=["input"], together=True, progress=False
+    )
+    assert t.positions == ["latent_0+latent_2"] and t.metrics["answer_logp"].shape == (1, 1)
+
+
+def test_gpt2_input_level_differs_from_layer0(gpt2):
+    """GPT-2 adds position embeddings after the fed-back thought: input-level and layer-0 ablations differ."""
+    z = P.ablate(gpt2, PROBS, positions="latents", layers=["input", 0], mode="zero", progress=False)
+    assert not np.allclose(z.sel("answer_logp", layer=INPUT), z.sel("answer_logp", layer=0))
+
+
+def test_bad_input(llama):
+    with pytest.raises(ValueError, match="mode="):
+        P.ablate(llama, PROBS, mode="noise")
+    with pytest.raises(ValueError, match="no answer"):
+        P.ablate(llama, ["3 + 4 = ?"])
+    with pytest.raises(ValueError, match="latent_\\* positions"):
+        P.ablate(llama, PROBS, positions=["bot"], layers=["input"], progress=False)
+    with pytest.raises(ValueError, match="does not exist"):
+        P.ablate(llama, PROBS, positions=["latent_7"], progress=False)
+    with pytest.raises(ValueError, match="0..2"):
+        P.ablate(llama, PROBS, layers=[5])
+    with pytest.raises(TypeError, match="not a CODI model"):
+        P.ablate(object(), PROBS)
+    with pytest.raises(ValueError, match="d_model=64"):
+        P.steer(llama, PROBS, torch.zeros(3), progress=False)
