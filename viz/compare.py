@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from argcheck import BadArgument
 from grids import ResultGrid
 from viz.gridinfo import chance_of, fmt, metric_at, model_name_of, n_layers_of, plot_text
 from viz.heatmap import heatmap_trace, kind_shapes
@@ -116,7 +117,7 @@ def compare(
     >>> fig.data[-1].name      # 'best response cell'
     """
     if not grids:
-        raise ValueError("compare() needs at least one grid")
+        raise BadArgument("grids", grids, "must hold at least one result grid", "pass [grid] or a list of grids")
     if n_layers is not None and len(n_layers) != len(grids):
         raise ValueError(f"compare() got {len(grids)} grids but {len(n_layers)} n_layers values")
     names = _names(grids, names)

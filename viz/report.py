@@ -207,7 +207,7 @@ def _check_inputs(
     grids: list[ResultGrid], names: list[str] | None, lens: object, extra_sections: object
 ) -> None:
     if not grids:
-        raise ValueError("report() needs at least one grid")
+        raise BadArgument("grids", grids, "must hold at least one result grid", "pass [grid] or a list of grids")
     bad = [type(g).__name__ for g in grids if not isinstance(g, ResultGrid)]
     if bad:
         raise TypeError(

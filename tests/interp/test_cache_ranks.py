@@ -106,11 +106,16 @@ def inputs(tmp_path_factory):
     (d / "questions.json").write_text(json.dumps(QUESTIONS))
     torch.manual_seed(0)
     codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).save_pretrained(d / "ckpt")
-    m = interp.load_model("tiny-llama", dtype="float32", device="cpu")
-    interp.cache(m, PROMPTS, batch_size=3, shard_size=4, out=d / "one" / "plain", progress=False)
-    cm = codi.CODIModel.from_pretrained(d / "ckpt", device="cpu")
-    interp.cache(cm, QUESTIONS, batch_size=2, generate=True, max_new_tokens=3, shard_size=3, out=d / "one" / "codi",
-                 progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the launched processes (OMP_NUM_THREADS=1): the same float reductions
+    try:
+        m = interp.load_model("tiny-llama", dtype="float32", device="cpu")
+        interp.cache(m, PROMPTS, batch_size=3, shard_size=4, out=d / "one" / "plain", progress=False)
+        cm = codi.CODIModel.from_pretrained(d / "ckpt", device="cpu")
+        interp.cache(cm, QUESTIONS, batch_size=2, generate=True, max_new_tokens=3, shard_size=3,
+                     out=d / "one" / "codi", progress=False)
+    finally:
+        torch.set_num_threads(threads)
     return d
 
 

@@ -21,7 +21,7 @@ CASES = [
     ("report-out-under-file", lambda t, g: viz.report([g], out=t / "notes.txt" / "r.html"), B, "under an existing"),
     ("report-png-folder", lambda t, g: viz.report([g], out=t / "r.html", png=t), B, "png="),
     ("report-grids-none", lambda t, g: viz.report(None, out=t / "r.html"), B, "grids=None"),
-    ("report-grids-empty", lambda t, g: viz.report([], out=t / "r.html"), B, "at least one ProbeGrid"),
+    ("report-grids-empty", lambda t, g: viz.report([], out=t / "r.html"), B, "grids=[]: must hold at least one"),
     ("report-grids-folder-name", lambda t, g: viz.report("runs/probe", out=t / "r.html"), B, "grids='runs/probe'"),
     ("report-grids-not-grids", lambda t, g: viz.report(["runs/probe"], out=t / "r.html"), TypeError, "ProbeGrid"),
     ("report-names-mismatch", lambda t, g: viz.report([g], out=t / "r.html", names=["a", "b"]), B, "2 names"),
