@@ -178,7 +178,8 @@ def _task_records(task: str, n: int | None, seed: int) -> list:
 def _cmd_cache_task(args: argparse.Namespace) -> int:
     import interp
     from app.model_spec import load_for_cache
-    from interp.codi_cache import codi_cache, is_codi
+    from basemodels.facts import is_codi
+    from interp.codi_cache import codi_cache
     from interp.identity import summary_text
     from interp.templates import Template
 

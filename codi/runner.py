@@ -59,6 +59,8 @@ class GenerateOutput:
 class CODIRunner(nn.Module):
     """Base of CODIModel and MergedCODI. Subclasses set `.model`, `.prj`, `.special`, `.tokenizer`, `.config`."""
 
+    IS_CODI_RUNNER = True  # what `basemodels.facts.is_codi` reads: the one "is this a CODI model?" test
+
     model: nn.Module
     prj: nn.Module
     special: nn.Parameter  # [2, d]: row 0 = <bot>, row 1 = <eot>

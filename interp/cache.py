@@ -33,29 +33,28 @@ import torch
 from torch import Tensor
 
 import argcheck
+from basemodels.facts import ModelFacts, facts, is_codi, pad_id
 from interp import driver
 from interp import positions as pos
 from interp.activations import ActivationCache, load_cache
 from interp.cache_args import check_layers, check_prompts, check_run_args, plain_labels
-from interp.hooks import n_layers_of, record_residuals
+from interp.hooks import record_residuals
 from interp.models import Model, load_model
 
 __all__ = ["cache", "load_cache", "ActivationCache"]
 
 
-def _target(model: Any, tokenizer: Any) -> tuple[torch.nn.Module, Any, str, int, int]:
-    """(HF module, tokenizer, name, n_layers, d_model) of what the user passed."""
+def _target(model: Any, tokenizer: Any) -> ModelFacts:
+    """The facts (HF module, tokenizer, name, sizes, pad id) of what the user passed."""
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
     if isinstance(model, Model):
-        return model.model, tokenizer or model.tokenizer, model.name, model.n_layers, model.d_model
+        return facts(model, tokenizer)
     if isinstance(model, torch.nn.Module):
         if tokenizer is None:
             raise ValueError("a raw Hugging Face model needs its tokenizer: interp.cache(model, prompts, "
                              "tokenizer=tok), or pass interp.load_model(...) which carries it.")
-        cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-        name = getattr(model.config, "_name_or_path", "") or type(model).__name__
-        return model, tokenizer, str(name), n_layers_of(model), int(cfg.hidden_size)
+        return facts(model, tokenizer)
     raise TypeError(f"cannot cache {type(model).__name__}: pass an interp.Model, a registry name, or a Hugging "
                     "Face model with tokenizer=.")
 
@@ -95,7 +94,7 @@ class _Plain:
         self.layers, self.labels, self.side, self.meta = layers, labels, side, meta
         first = next(model.parameters())
         self.device, self.dtype = first.device, first.dtype
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.pad_id = pad_id(tokenizer)
 
     def _pad(self, ids: list[list[int]]) -> tuple[Tensor, Tensor]:
         width = max(len(x) for x in ids)
@@ -124,17 +123,9 @@ class _Plain:
         return {}
 
 
-def _context_length(model: torch.nn.Module) -> int | None:
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        if getattr(cfg, key, None):
-            return int(getattr(cfg, key))
-    return None
-
-
-def _tokenize(model: torch.nn.Module, tokenizer: Any, name: str, texts: Sequence[str]) -> list[list[int]]:
-    ids = [list(x) for x in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
-    limit = _context_length(model)
+def _tokenize(f: ModelFacts, texts: Sequence[str]) -> list[list[int]]:
+    ids = [list(x) for x in f.tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+    limit, name = f.context_length, f.name
     for i, x in enumerate(ids):
         if not x:
             raise argcheck.BadArgument(f"prompts[{i}]", texts[i], f"prompt {i} ({texts[i]!r}) has no tokens",
@@ -170,7 +161,7 @@ def cache(model: Any, prompts: Any, layers: str | int | Sequence[int] = "all",
     >>> c.array().shape                                  # [sample, layer, position, d]
     (2, 1, 1, 64)
     """
-    from interp.codi_cache import codi_cache, is_codi
+    from interp.codi_cache import codi_cache
 
     if is_codi(model):  # CODI runs: q_*, bot, latent_*, eot, resp_* (interp.codi_cache)
         return codi_cache(model, prompts, layers, positions, batch_size, out, responses=responses, generate=generate,
@@ -185,17 +176,18 @@ def cache(model: Any, prompts: Any, layers: str | int | Sequence[int] = "all",
     if responses is not None or generate:
         raise ValueError("responses= and generate= apply to CODI models (codi.CODIModel / MergedCODI). For a plain "
                          "model put the response into the prompt text, or use template=Template(response=...).")
-    hf, tok, name, n_layers, d_model = _target(model, tokenizer)
-    layer_list = check_layers(layers, n_layers)
+    f = _target(model, tokenizer)
+    hf, tok, name = f.module, f.tokenizer, f.name
+    layer_list = check_layers(layers, f.n_layers)
     if template is not None:
         from interp.templates import plain_records
 
         prompts = plain_records(template, prompts, tok)
     samples = _samples(prompts)
     side = padding_side or getattr(tok, "padding_side", "right") or "right"
-    ids = _tokenize(hf, tok, name, samples["text"].tolist())
+    ids = _tokenize(f, samples["text"].tolist())
     labels = labels or plain_labels("all", [len(x) for x in ids])
-    meta = dict(model=name, n_layers=n_layers, d_model=d_model, config_hash=driver.config_hash(hf),
+    meta = dict(model=name, n_layers=f.n_layers, d_model=f.d_model, config_hash=driver.config_hash(hf),
                 padding_side=side, codi=None)
     source = _Plain(hf, tok, name, ids, samples, layer_list, labels, side, meta)
     return driver.run(source, batch_size=batch_size, out=out, dtype=dtype, shard_size=shard_size, progress=progress)

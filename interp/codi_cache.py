@@ -48,6 +48,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 import argcheck
+from basemodels.facts import facts, is_codi  # noqa: F401 (is_codi: re-exported, the one test)
 from interp import driver
 from interp.activations import ActivationCache, load_cache
 from interp.cache_args import check_layers, check_prompts, check_run_args
@@ -68,18 +69,6 @@ __all__ = [
 ]
 
 EXTRA_KEYS = ("latent_pre_prj", "latent_post_prj", "response_ids", "response_mask")  # per-sample extras of a run
-
-
-def is_codi(model: Any) -> bool:
-    """True for a `codi.CODIModel` or `codi.MergedCODI` (anything built on `codi.runner.CODIRunner`).
-
-    >>> import interp
-    >>> is_codi(interp.load_model("tiny-gpt2"))
-    False
-    """
-    from codi.runner import CODIRunner
-
-    return isinstance(model, CODIRunner)
 
 
 def _fingerprint(cm) -> str:
@@ -137,8 +126,7 @@ def _prepare(cm, prompts, layers, positions, responses, generate, max_new_tokens
     has_prefix = forced is not None or cm.config.eos_separators
     n_forced = int(cm._response_prefix(forced, len(records))[0].shape[1]) if has_prefix else 0
     n_resp = n_forced + (max_new_tokens - 1 if generate else 0)
-    text_cfg = cm.model.config.get_text_config()
-    limit = getattr(text_cfg, "max_position_embeddings", None) or getattr(text_cfg, "n_positions", None)
+    limit = facts(cm).context_length
     longest = max(n_q) + 2 + cm.config.num_latents + n_resp
     if limit is not None and longest > limit:
         raise ValueError(f"the longest run needs {longest} positions but the base model takes {limit}; shorten "

@@ -30,6 +30,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from basemodels.facts import text_config
+
 __all__ = ["n_layers_of", "decoder_layers", "embedding_module", "residual_modules", "record_residuals",
            "edit_residual", "Recording", "CallClock"]
 
@@ -42,7 +44,7 @@ def _text_config(model: nn.Module):
     cfg = getattr(model, "config", None)
     if cfg is None:
         raise TypeError(f"{type(model).__name__} has no `.config`; pass a Hugging Face causal LM (or interp.Model).")
-    return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    return text_config(cfg)
 
 
 def n_layers_of(model: nn.Module) -> int:

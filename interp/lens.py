@@ -32,6 +32,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 import poslabels
+from basemodels.facts import is_codi, text_config
 from interp.hooks import decoder_layers
 
 __all__ = ["LensResult", "logit_lens", "final_norm", "unembed"]
@@ -117,8 +118,7 @@ def unembed(model: nn.Module, h: Float[Tensor, "... d"], normed: bool = False) -
         if norm is not None:
             h = norm(h)
     logits = head(h).float()
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    cap = getattr(cfg, "final_logit_softcapping", None)
+    cap = getattr(text_config(model.config), "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap
     return logits
@@ -126,8 +126,6 @@ def unembed(model: nn.Module, h: Float[Tensor, "... d"], normed: bool = False) -
 
 def _parts(model: Any, tokenizer: Any) -> tuple[nn.Module, Any, int | None]:
     """(HF model, tokenizer, vocab limit) of a CODI model, an interp.Model or a raw HF model."""
-    from interp.codi_cache import is_codi
-
     if is_codi(model):
         return model.model, model.tokenizer, model.vocab_size
     if hasattr(model, "model") and hasattr(model, "tokenizer") and isinstance(model.model, nn.Module):
@@ -323,7 +321,7 @@ def _top(
 
 def _cache(model, prompts, layer, position, views, **kw):
     from interp.cache import cache
-    from interp.codi_cache import codi_cache, is_codi
+    from interp.codi_cache import codi_cache
 
     layers = "all" if layer is None else _as_list(layer, [])
     positions = "all" if position is None else _as_list(position, [])

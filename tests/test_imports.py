@@ -1,7 +1,8 @@
 """The layers are real: every import of every module (function-level and lazy ones included), read with `ast`.
 
 Allowed edges (docs/architecture.md): the leaves (poslabels, basemodels, problems, formats, argcheck, grids) import
-no other package of the project, except that grids writes its folders through formats; codi imports nothing of
+no other package of the project, except the two foundation leaves formats (atomic writes) and argcheck (argument
+checks), which every other leaf may use and which import nothing; codi imports nothing of
 interp, probes, viz or app; probes nothing of codi, interp, viz or app; viz nothing of codi, interp, probes or app;
 interp nothing of probes, viz or app; only app joins all of them; no import cycle between modules.
 """
@@ -18,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LEAVES = ("poslabels", "basemodels", "problems", "formats", "argcheck", "grids")
 LIBRARY = ("codi", "interp", "probes", "viz")
 PACKAGES = (*LEAVES, *LIBRARY, "app")
-LEAF_USES = {"grids": {"formats"}}  # grid folders are written through the formats leaf (the one atomic writer)
+FOUNDATION = ("formats", "argcheck")  # the leaves under the leaves: every other leaf may write and check through them
+LEAF_USES = {leaf: set(FOUNDATION) for leaf in LEAVES if leaf not in FOUNDATION}
 FORBIDDEN = {
     "codi": {"interp", "probes", "viz", "app"},
     "probes": {"codi", "interp", "viz", "app"},

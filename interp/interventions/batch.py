@@ -25,6 +25,7 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
+from basemodels.facts import is_codi
 from codi.batch import answer_response, left_pad, pad_id, prompt_token_ids, right_pad
 from codi.loop import LatentRun
 
@@ -39,7 +40,7 @@ def check_codi(model) -> None:
     ...
     TypeError: object is not a CODI model: ...
     """
-    if not (hasattr(model, "run_ids") and hasattr(model, "config") and hasattr(model, "model")):
+    if not is_codi(model):
         raise TypeError(
             f"{type(model).__name__} is not a CODI model: ablation/patching/steering here run the CODI "
             "latent loop. Pass codi.CODIModel.from_pretrained(folder) (or its .merge())."
