@@ -56,7 +56,7 @@ def _require(path: Path, have, needed: tuple[str, ...], layout: str, where: str 
 
 def _read_structured(path: Path) -> Any:
     """The parsed JSON / YAML content of a file (errors name the file and the line)."""
-    argcheck.check_path_exists("path", path)
+    argcheck.check_path_exists("path", str(path))
     text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
         import yaml
@@ -169,13 +169,21 @@ def load_apollo_rollouts(path: str | Path, honest_max: int = 2, deceptive_min: i
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    argcheck.check_path_exists("path", path)
+    argcheck.check_path_exists("path", str(path))
     if path.suffix == ".csv":
         return pd.read_csv(path)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
-    if path.suffix == ".jsonl":
-        return pd.read_json(path, lines=True)
+    if path.suffix == ".jsonl":                                   # json.loads: exact floats (pandas' reader is not)
+        rows = []
+        for i, line in enumerate(path.read_text().splitlines()):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{i + 1}: not valid JSON ({err.msg})") from None
+        return pd.DataFrame(_records(rows, path, "liars-bench"))
     data = _read_structured(path)
     return pd.DataFrame(_records(data, path, "liars-bench"))
 
@@ -234,7 +242,7 @@ def sniff_layout(path: str | Path) -> str:
     if suffix == ".csv":
         return "csv"
     if suffix == ".jsonl":
-        argcheck.check_path_exists("path", path)
+        argcheck.check_path_exists("path", str(path))
         first = next((line for line in path.read_text().splitlines() if line.strip()), "{}")
         try:
             keys = set(json.loads(first))
