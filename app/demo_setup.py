@@ -16,7 +16,8 @@ from typing import Any
 
 __all__ = ["SEEDS", "DemoSize", "shipped_checkpoint", "get_codi_model"]
 
-SEEDS = {"train": 0, "eval": 7, "deception": 1, "values": 2}  # distinct generator seeds: no shared problems
+# distinct generator seeds: no shared problems
+SEEDS = {"train": 0, "eval": 7, "deception": 1, "values": 2, "behaviour": 3, "facts": 4, "roleplay": 5}
 
 
 @dataclass
@@ -45,6 +46,12 @@ class DemoSize:
     organism: str = "pointer3"  # the opening positive control (codi.organisms); "" skips it
     n_organism: int = 500  # held-out organism problems (accuracy and probes)
     n_organism_pairs: int = 200  # clean/corrupt pairs per hop for patching
+    behaviour: bool = True  # behaviour labels (CODI and plain model, lying instruction and none)
+    n_behaviour: int = 96  # arithmetic questions per (model, instruction)
+    behaviour_tokens: int = 12  # greedy answer tokens
+    transfer: bool = True  # transfer between instructed-facts, deception-arith and roleplaying
+    n_facts: int = 96  # instructed-facts samples (pairs)
+    n_roleplay: int = 96  # roleplaying samples (pairs)
 
     @classmethod
     def full(cls) -> DemoSize:
@@ -68,6 +75,10 @@ class DemoSize:
             ablate_modes=("zero",),
             n_organism=200,
             n_organism_pairs=100,
+            n_behaviour=32,
+            behaviour_tokens=8,
+            n_facts=32,
+            n_roleplay=32,
         )
 
     def to_dict(self) -> dict:
