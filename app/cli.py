@@ -21,6 +21,7 @@ from app.commands import (
     cmd_train,
 )
 from app.organism_commands import add_parsers as add_organism_parsers
+from app.transfer_command import add_parsers as add_transfer_parsers
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -161,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     add_organism_parsers(sub)
+    add_transfer_parsers(sub)
 
     s = sub.add_parser("compare", help="the same probe study on several models (config file) -> one report")
     s.add_argument("--config", required=True, help="TOML/YAML experiment file, e.g. examples/compare.toml")

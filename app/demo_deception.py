@@ -23,7 +23,7 @@ import numpy as np
 import poslabels
 
 __all__ = ["cell_numbers", "with_text_baseline", "sweep_behaviour", "behaviour_stage", "transfer_stage",
-           "TRANSFERS", "common_positions"]
+           "TRANSFERS"]
 
 # (train, test) dataset pairs of the transfer study: both ways between the instructed sets, and to roleplaying
 TRANSFERS = [("instructed-facts", "deception-arith"), ("deception-arith", "instructed-facts"),
@@ -128,12 +128,6 @@ def behaviour_stage(cm, layers: list[int], size, out: Path, say: Callable[[str],
 
 
 # ------------------------------------------------------------------------------------------------- transfer
-def common_positions(caches: list) -> list[str]:
-    """Positions every cache has, in the first cache's order (response lengths differ between datasets)."""
-    shared = set.intersection(*(set(c.positions) for c in caches))
-    return [p for p in caches[0].positions if p in shared]
-
-
 def _headline(train_grid, kind: str, allowed: list[str]) -> tuple[int, str] | None:
     """The training set's CV-best cell of one position kind among the positions the transfer grid has."""
     pos = [p for p in train_grid.positions if poslabels.kind(p) == kind and p in allowed]
@@ -150,6 +144,7 @@ def transfer_stage(caches: dict, control, train_grids: dict, layers: list[int], 
     not pick the cell it is scored on; the best transfer cell over all cells is reported too, marked optimistic.
     """
     import probes
+    from app.transfer_command import common_positions
 
     positions = common_positions([*caches.values(), control])
     ctrl_y = np.zeros(len(control), dtype=np.int64)
