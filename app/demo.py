@@ -231,9 +231,11 @@ def _behaviour(cm, layers: list[int], size: DemoSize, out: Path, st: _Stages, su
         return
     from app.demo_deception import behaviour_stage
 
-    st.start("behaviour", f"behaviour labels: {size.n_behaviour} questions per (model, instruction), the model "
-                          f"answers, label = stated answer is false; CODI model and plain {cm.config.base_model}")
-    summary["behaviour"], g = behaviour_stage(cm, layers, size, out, st.say)
+    st.start("behaviour", f"behaviour labels: {size.n_behaviour} questions per (model, instruction: "
+                          f"{', '.join(size.behaviour_conditions)}), the model answers, label = stated answer is "
+                          f"false; CODI model and plain {cm.config.base_model}")
+    summary["behaviour"], g = behaviour_stage(cm, layer_subset(cm.n_layers, size.behaviour_layer_stride), size, out,
+                                              st.say)
     grids.update(g)
 
 
@@ -322,6 +324,9 @@ def _check_size(size: DemoSize) -> None:
             raise ValueError(f"{k}={getattr(size, k)}: pass an even number >= 8 (honest/deceptive pairs)")
     if size.n_behaviour < 8:
         raise ValueError(f"n_behaviour={size.n_behaviour}: pass at least 8 questions")
+    bad = [c for c in size.behaviour_conditions if c not in ("lie", "none")]
+    if bad or not size.behaviour_conditions:
+        raise ValueError(f"behaviour_conditions={size.behaviour_conditions}: use 'lie' and/or 'none'")
 
 
 def run_demo(

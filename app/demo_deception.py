@@ -101,7 +101,8 @@ def sweep_behaviour(res, model, size, name: str, out: Path, say: Callable[[str],
 
 
 def behaviour_stage(cm, layers: list[int], size, out: Path, say: Callable[[str], None]) -> tuple[dict, dict]:
-    """Behaviour labels for the CODI model and the plain base model, lying instruction and none: (summary, grids)."""
+    """Behaviour labels for the CODI model and the plain base model under each of `size.behaviour_conditions`
+    (lying instruction, none): (summary, grids). `layers` are the layers cached and probed."""
     import interp
     from app.demo_setup import SEEDS
     from interp.behaviour import run_behaviour
@@ -112,7 +113,7 @@ def behaviour_stage(cm, layers: list[int], size, out: Path, say: Callable[[str],
     grids: dict[str, Any] = {}
     for who, model in models.items():
         summary[who] = {}
-        for cond in ("lie", "none"):
+        for cond in size.behaviour_conditions:
             name = f"behaviour_{who}_{cond}"
             res = run_behaviour(model, n=size.n_behaviour, seed=SEEDS["behaviour"], instruction=cond,
                                 layers=layers, out=out / f"cache-{name}", batch_size=size.batch_size,

@@ -46,12 +46,14 @@ class DemoSize:
     organism: str = "pointer3"  # the opening positive control (codi.organisms); "" skips it
     n_organism: int = 500  # held-out organism problems (accuracy and probes)
     n_organism_pairs: int = 200  # clean/corrupt pairs per hop for patching
-    behaviour: bool = True  # behaviour labels (CODI and plain model, lying instruction and none)
-    n_behaviour: int = 96  # arithmetic questions per (model, instruction)
+    behaviour: bool = True  # behaviour labels (CODI and plain model)
+    behaviour_conditions: tuple[str, ...] = ("lie", "none")  # instruction before every question ("none": bare)
+    n_behaviour: int = 64  # arithmetic questions per (model, instruction); generation dominates the stage's time
     behaviour_tokens: int = 12  # greedy answer tokens
+    behaviour_layer_stride: int = 4  # layers cached and probed for the behaviour labels
     transfer: bool = True  # transfer between instructed-facts, deception-arith and roleplaying
-    n_facts: int = 96  # instructed-facts samples (pairs)
-    n_roleplay: int = 96  # roleplaying samples (pairs)
+    n_facts: int = 64  # instructed-facts samples (pairs)
+    n_roleplay: int = 64  # roleplaying samples (pairs)
 
     @classmethod
     def full(cls) -> DemoSize:
@@ -75,15 +77,18 @@ class DemoSize:
             ablate_modes=("zero",),
             n_organism=200,
             n_organism_pairs=100,
-            n_behaviour=32,
-            behaviour_tokens=8,
-            n_facts=32,
-            n_roleplay=32,
+            behaviour_conditions=("lie",),
+            n_behaviour=16,
+            behaviour_tokens=10,
+            behaviour_layer_stride=6,
+            n_facts=16,
+            n_roleplay=16,
         )
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["ablate_modes"], d["Cs"] = list(self.ablate_modes), list(self.Cs)
+        d["behaviour_conditions"] = list(self.behaviour_conditions)
         return d
 
 
