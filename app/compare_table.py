@@ -40,6 +40,8 @@ def model_row(name: str, how: str, grid, cache_s: float, sweep_s: float) -> dict
                     f"best_{kind}_lo": c.get("auroc_lo", np.nan),
                     f"best_{kind}_hi": c.get("auroc_hi", np.nan),
                     f"best_{kind}_cell": f"L{c['layer']} {c['position']}",
+                    f"best_{kind}_p": c.get("p_value", np.nan),
+                    f"best_{kind}_p_corrected": c.get("p_corrected", np.nan),
                 }
             )
     best = b["best"]
@@ -87,7 +89,9 @@ def summary_markdown(rows: list[dict], cfg) -> str:
         key = f"best_{kind}" if kind else "best"
         if f"{key}_auroc" not in r:
             return "-"
-        return f"{r[f'{key}_auroc']:.3f} [{r[f'{key}_lo']:.3f}, {r[f'{key}_hi']:.3f}] ({r[f'{key}_cell']})"
+        p, pc = r.get(f"{key}_p", float("nan")), r.get(f"{key}_p_corrected", float("nan"))
+        ps = f"; p {p:.2g}, p_FWER {pc:.2g}" if p == p and pc == pc else ""
+        return f"{r[f'{key}_auroc']:.3f} [{r[f'{key}_lo']:.3f}, {r[f'{key}_hi']:.3f}] ({r[f'{key}_cell']}{ps})"
 
     def gain(r: dict) -> str:
         if "latent_gain" not in r:
@@ -103,7 +107,8 @@ def summary_markdown(rows: list[dict], cfg) -> str:
     task = ", ".join(f"{k}={v}" for k, v in cfg.task.items())
     lines = [
         f"Task: {task}; target {cfg.target}, {cfg.method}, {cfg.folds} group folds, {cfg.permutations} "
-        f"permutations; layer stride {cfg.layer_stride}. AUROC with 95% CI (best of many cells: optimistic). "
+        f"permutations; layer stride {cfg.layer_stride}. AUROC with 95% CI (best of many cells: optimistic; "
+        "p uncorrected, p_FWER max-T corrected over the cells). "
         "White-box gain = probe AUROC - text-only AUROC (bag of words over the visible tokens, same splits), CI from "
         "the paired group bootstrap; compare models by the gain: the text alone may already give the AUROC.",
         "",
