@@ -139,8 +139,10 @@ def _cache(cm, task, layers: list[int], size: DemoSize, folder: Path, verbose: b
                         progress=verbose)
 
 
-def _probe(cache, target: str, method: str, size: DemoSize, name: str, out: Path, say, text_model=None) -> Any:
-    """A sweep (and, given `text_model`, its text-only baseline and white-box gain), saved under grids/<name>."""
+def _probe(cache, target: str, method: str, size: DemoSize, name: str, out: Path, say, text_model=None,
+           permutations: int | None = None) -> Any:
+    """A sweep (and, given `text_model`, its text-only baseline and white-box gain), saved under grids/<name>;
+    `permutations` overrides size.permutations."""
     import probes
 
     grid = probes.sweep(
@@ -148,7 +150,7 @@ def _probe(cache, target: str, method: str, size: DemoSize, name: str, out: Path
         target=target,
         method=method,
         folds=size.folds,
-        n_permutations=size.permutations,
+        n_permutations=size.permutations if permutations is None else permutations,
         n_bootstrap=500,
         seed=0,
         chunk=32,
@@ -254,7 +256,8 @@ def _transfer(cm, layers: list[int], size: DemoSize, out: Path, st: _Stages, sum
         task = tasks.load(key, n=n, seed=seed)
         caches[key] = _cache(cm, task, layers, size, out / f"cache-{key}", st.verbose)
         name = key.replace("-", "_")
-        grids[name] = _probe(caches[key], "label", "logreg", size, name, out, st.say, text_model=cm)
+        grids[name] = _probe(caches[key], "label", "logreg", size, name, out, st.say, text_model=cm,
+                             permutations=size.dataset_permutations)
         summary[name] = {**best_cells(grids[name]), "text_baseline": label_in_text_summary(grids[name])}
     train_grids = {"deception-arith": grids["deception"], "instructed-facts": grids["instructed_facts"]}
     summary["transfer"], g = transfer_stage(caches, control_cache, train_grids, layers, size, out, st.say)

@@ -54,6 +54,7 @@ class DemoSize:
     transfer: bool = True  # transfer between instructed-facts, deception-arith and roleplaying
     n_facts: int = 64  # instructed-facts samples (pairs)
     n_roleplay: int = 64  # roleplaying samples (pairs)
+    dataset_permutations: int | None = None  # permutations of the instructed-facts / roleplaying sweeps (None: same)
 
     @classmethod
     def full(cls) -> DemoSize:
@@ -83,6 +84,7 @@ class DemoSize:
             behaviour_layer_stride=6,
             n_facts=16,
             n_roleplay=16,
+            dataset_permutations=0,
         )
 
     def to_dict(self) -> dict:

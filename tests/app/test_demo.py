@@ -212,7 +212,8 @@ def test_deception_cells_come_with_their_text_baseline(demo):
     out, summary = demo
     grid = probes.ProbeGrid.load(out / "grids" / "deception")
     np.testing.assert_allclose(grid.metrics["gain"], grid.metrics["auroc"] - grid.metrics["text_auroc"], atol=1e-12)
-    assert (grid.metrics["gain_lo"] <= grid.metrics["gain"] + 1e-12).all()
+    ok = np.isfinite(grid.metrics["gain"])                                      # skipped cells (rare resp_*) are NaN
+    assert ok.mean() > 0.9 and (grid.metrics["gain_lo"][ok] <= grid.metrics["gain"][ok] + 1e-12).all()
     assert (grid.metrics["text_auroc"][:, grid.positions.index("q[-1]")] >= 0.95).all()
     t = summary["deception"]["text_baseline"]
     assert t["fires"] and "q[-1]" in t["positions"] and "latent_0" in t["positions"] and t["max_text_auroc"] >= 0.95
