@@ -140,9 +140,9 @@ def _cache(cm, task, layers: list[int], size: DemoSize, folder: Path, verbose: b
 
 
 def _probe(cache, target: str, method: str, size: DemoSize, name: str, out: Path, say, text_model=None,
-           permutations: int | None = None) -> Any:
+           layers: list[int] | None = None) -> Any:
     """A sweep (and, given `text_model`, its text-only baseline and white-box gain), saved under grids/<name>;
-    `permutations` overrides size.permutations."""
+    `layers`: a subset of the cache's layers (default all)."""
     import probes
 
     grid = probes.sweep(
@@ -150,7 +150,8 @@ def _probe(cache, target: str, method: str, size: DemoSize, name: str, out: Path
         target=target,
         method=method,
         folds=size.folds,
-        n_permutations=size.permutations if permutations is None else permutations,
+        layers=layers,
+        n_permutations=size.permutations,
         n_bootstrap=500,
         seed=0,
         chunk=32,
@@ -251,16 +252,16 @@ def _transfer(cm, layers: list[int], size: DemoSize, out: Path, st: _Stages, sum
     st.start("transfer", f"transfer: instructed-facts ({size.n_facts}), deception-arith, roleplaying "
                          f"({size.n_roleplay}); threshold at 1% FPR on {len(control_cache)} honest control samples")
     caches = {"deception-arith": deception_cache}
+    probed = [x for x in layer_subset(cm.n_layers, size.transfer_layer_stride) if x in layers]
     for key, n, seed in (("instructed-facts", size.n_facts, SEEDS["facts"]),
                          ("roleplaying", size.n_roleplay, SEEDS["roleplay"])):
         task = tasks.load(key, n=n, seed=seed)
-        caches[key] = _cache(cm, task, layers, size, out / f"cache-{key}", st.verbose)
+        caches[key] = _cache(cm, task, probed, size, out / f"cache-{key}", st.verbose)
         name = key.replace("-", "_")
-        grids[name] = _probe(caches[key], "label", "logreg", size, name, out, st.say, text_model=cm,
-                             permutations=size.dataset_permutations)
+        grids[name] = _probe(caches[key], "label", "logreg", size, name, out, st.say, text_model=cm)
         summary[name] = {**best_cells(grids[name]), "text_baseline": label_in_text_summary(grids[name])}
     train_grids = {"deception-arith": grids["deception"], "instructed-facts": grids["instructed_facts"]}
-    summary["transfer"], g = transfer_stage(caches, control_cache, train_grids, layers, size, out, st.say)
+    summary["transfer"], g = transfer_stage(caches, control_cache, train_grids, probed, size, out, st.say)
     grids.update(g)
 
 

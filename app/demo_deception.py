@@ -115,9 +115,10 @@ def behaviour_stage(cm, layers: list[int], size, out: Path, say: Callable[[str],
         summary[who] = {}
         for cond in size.behaviour_conditions:
             name = f"behaviour_{who}_{cond}"
+            tokens = size.behaviour_tokens if who == "codi" else max(4, size.behaviour_tokens - 4)  # marker in prompt
             res = run_behaviour(model, n=size.n_behaviour, seed=SEEDS["behaviour"], instruction=cond,
                                 layers=layers, out=out / f"cache-{name}", batch_size=size.batch_size,
-                                max_new_tokens=size.behaviour_tokens)
+                                max_new_tokens=tokens)
             grid, info = sweep_behaviour(res, model, size, name, out, say)
             info["examples"] = res.to_dict()["examples"][:3]
             summary[who][cond] = info
@@ -129,12 +130,14 @@ def behaviour_stage(cm, layers: list[int], size, out: Path, say: Callable[[str],
 
 
 # ------------------------------------------------------------------------------------------------- transfer
-def _headline(train_grid, kind: str, allowed: list[str]) -> tuple[int, str] | None:
-    """The training set's CV-best cell of one position kind among the positions the transfer grid has."""
-    pos = [p for p in train_grid.positions if poslabels.kind(p) == kind and p in allowed]
-    if not pos or not np.isfinite(train_grid.sel("auroc")[:, [train_grid.positions.index(p) for p in pos]]).any():
+def _headline(train_grid, kind: str, grid) -> tuple[int, str] | None:
+    """The training set's CV-best cell of one position kind among the cells the transfer `grid` has."""
+    pos = [p for p in train_grid.positions if poslabels.kind(p) == kind and p in grid.positions]
+    rows = [i for i, x in enumerate(train_grid.layers) if x in grid.layers]
+    cols = [train_grid.positions.index(p) for p in pos]
+    if not pos or not rows or not np.isfinite(train_grid.sel("auroc")[np.ix_(rows, cols)]).any():
         return None
-    return train_grid.best("auroc", positions=pos)
+    return train_grid.best("auroc", positions=pos, layers=grid.layers)
 
 
 def transfer_stage(caches: dict, control, train_grids: dict, layers: list[int], size, out: Path,
@@ -161,7 +164,7 @@ def transfer_stage(caches: dict, control, train_grids: dict, layers: list[int], 
         row = {"train": train, "test": test, "n_train": g.config["n_train"], "n_test": g.config["n_test"],
                "n_control": g.config["n_control"], "cells": {}}
         for kind in ("latent", "response"):
-            cell = _headline(train_grids[train], kind, g.positions)
+            cell = _headline(train_grids[train], kind, g)
             if cell is not None:
                 row["cells"][f"train_best_{kind}"] = cell_numbers(g, *cell)
         row["cells"]["best_transfer (optimistic)"] = cell_numbers(g, *g.best("auroc"))

@@ -48,13 +48,13 @@ class DemoSize:
     n_organism_pairs: int = 200  # clean/corrupt pairs per hop for patching
     behaviour: bool = True  # behaviour labels (CODI and plain model)
     behaviour_conditions: tuple[str, ...] = ("lie", "none")  # instruction before every question ("none": bare)
-    n_behaviour: int = 64  # arithmetic questions per (model, instruction); generation dominates the stage's time
-    behaviour_tokens: int = 12  # greedy answer tokens
+    n_behaviour: int = 32  # arithmetic questions per (model, instruction); the forward passes dominate the stage
+    behaviour_tokens: int = 10  # greedy answer tokens of the CODI model ("The answer is: 123" is 8); plain: 4 fewer
     behaviour_layer_stride: int = 4  # layers cached and probed for the behaviour labels
     transfer: bool = True  # transfer between instructed-facts, deception-arith and roleplaying
-    n_facts: int = 64  # instructed-facts samples (pairs)
-    n_roleplay: int = 64  # roleplaying samples (pairs)
-    dataset_permutations: int | None = None  # permutations of the instructed-facts / roleplaying sweeps (None: same)
+    transfer_layer_stride: int = 4  # layers probed for instructed-facts / roleplaying and in the transfer fits
+    n_facts: int = 48  # instructed-facts samples (pairs)
+    n_roleplay: int = 48  # roleplaying samples (pairs)
 
     @classmethod
     def full(cls) -> DemoSize:
@@ -84,7 +84,7 @@ class DemoSize:
             behaviour_layer_stride=6,
             n_facts=16,
             n_roleplay=16,
-            dataset_permutations=0,
+            transfer_layer_stride=6,
         )
 
     def to_dict(self) -> dict:

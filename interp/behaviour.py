@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -144,6 +145,25 @@ def _plain_generate(m, prompts: list[str], max_new_tokens: int, batch_size: int)
     return out
 
 
+def _earlier_answers(out, prompts: list[str], max_new_tokens: int) -> list[str] | None:
+    """The generated texts of a finished plain run in `out` on exactly these prompts and token budget (the demo's
+    second run reuses them instead of generating again); None when there is none. interp.cache then checks that
+    the stored activations are this model's (its config hash) before reopening them."""
+    from interp.activations import load_cache
+
+    if out is None or not (Path(out) / "meta.json").exists():
+        return None
+    try:
+        old = load_cache(out)
+    except (ValueError, FileNotFoundError):
+        return None
+    s = old.samples
+    if "generated_text" not in s or list(s["text"]) != prompts or \
+            list(s.get("max_new_tokens", [])) != [max_new_tokens] * len(prompts):
+        return None
+    return [str(t) for t in s["generated_text"]]
+
+
 def run_behaviour(model, n: int = 48, seed: int = 0, instruction: str = "lie", steps=(2, 3),
                   layers: str | Sequence[int] = "all", positions: Sequence[str] | None = None,
                   out: str | os.PathLike | None = None, batch_size: int = 16, max_new_tokens: int = 12,
@@ -181,9 +201,11 @@ def run_behaviour(model, n: int = 48, seed: int = 0, instruction: str = "lie", s
                                        "pass codi.CODIModel.from_pretrained(...) or interp.load_model(name)")
         marker = ANSWER_MARKER
         prompts = [f"{r['text']}\n{marker}" for r in rows]
-        cont = _plain_generate(model, prompts, max_new_tokens, batch_size)
-        generated = [f"{marker}{t}" for t in cont]
-        recs = [{**r, "text": p, "generated_text": g} for r, p, g in zip(rows, prompts, generated)]
+        generated = _earlier_answers(out, prompts, max_new_tokens)
+        if generated is None:
+            generated = [f"{marker}{t}" for t in _plain_generate(model, prompts, max_new_tokens, batch_size)]
+        recs = [{**r, "text": p, "generated_text": g, "max_new_tokens": max_new_tokens}
+                for r, p, g in zip(rows, prompts, generated)]
         c = interp.cache(model, recs, layers=layers, positions=list(positions or PLAIN_POSITIONS),
                          batch_size=batch_size, out=out, progress=progress)
     stated, labels = label_answers(generated, [r["correct_answer"] for r in rows], marker)

@@ -276,7 +276,7 @@ def test_transfer_between_datasets(demo):
         c = r["cells"]["train_best_latent"]
         tg = train_grid[r["train"]]
         lat = [p for p in g.positions if p.startswith("latent_")]
-        assert (c["layer"], c["position"]) == tg.best("auroc", positions=lat)
+        assert (c["layer"], c["position"]) == tg.best("auroc", positions=lat, layers=g.layers)
         for k in ("auroc", "auroc_lo", "auroc_hi", "recall_at_1pct_fpr", "test_fpr_at_threshold"):
             assert c[k] == pytest.approx(g.sel(k, c["layer"], c["position"]), nan_ok=True)
         assert 0 <= c["recall_at_1pct_fpr"] <= 1 and c["auroc_lo"] <= c["auroc"] <= c["auroc_hi"]

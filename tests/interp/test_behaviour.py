@@ -71,6 +71,20 @@ def test_plain_behaviour_matches_unpadded_generation():
     assert res.cache.samples["generated_text"].tolist() == res.samples["generated_text"].tolist()
 
 
+def test_a_finished_plain_run_is_reopened(tmp_path):
+    """The demo's second run: the same prompts and token budget in the same folder give the same answers and the
+    store is reopened, not rewritten; another token budget is a new run (a new folder here)."""
+    m = interp.load_model("tiny-llama")
+    a = run_behaviour(m, n=6, seed=2, instruction="lie", max_new_tokens=4, out=tmp_path / "b")
+    stamp = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "b").iterdir()}
+    b = run_behaviour(m, n=6, seed=2, instruction="lie", max_new_tokens=4, out=tmp_path / "b")
+    assert b.samples["generated_text"].tolist() == a.samples["generated_text"].tolist() and b.counts == a.counts
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "b").iterdir()} == stamp
+    np.testing.assert_array_equal(b.cache.array(), a.cache.array())
+    c = run_behaviour(m, n=6, seed=2, instruction="lie", max_new_tokens=5, out=tmp_path / "c")
+    assert c.cache.samples["max_new_tokens"].tolist() == [5] * 6
+
+
 def test_label_answers_and_numbers():
     stated, y = label_answers(["The answer is: 12 apples", "The answer is: 1,200", "I think 7", "nothing"],
                               ["12", "1200", "8", "3"])
