@@ -69,11 +69,21 @@ def _counts(c: dict) -> str:
     return f"{c['false']:>3} false / {c['true']:>3} true / {c['no_answer']:>3} none (n={c['n']})"
 
 
+def _conditions(beh: dict, who: str) -> list[tuple[str, dict]]:
+    return [(k, v) for k, v in beh.get(who, {}).items() if k != "instruction_effect"]
+
+
+def _effect(e: dict) -> str:
+    return (f"the lying instruction changed the stated number on {e['changed']} of {e['n']} questions; of the "
+            f"{e['true_without']} answered truly without it, {e['true_to_false']} became false with it "
+            f"({e['false_to_true']} false -> true)")
+
+
 def behaviour_table(beh: dict) -> str:
     """One row per (model, instruction): counts, then the best cell with CI, p, text baseline and gain."""
     lines = [f"{'model':<7} {'instruction':<12} {'answers':<40} best cell before the answer", ""]
     for who in ("codi", "plain"):
-        for cond, info in beh.get(who, {}).items():
+        for cond, info in _conditions(beh, who):
             head = f"{who:<7} {cond:<12} {_counts(info['counts']):<40}"
             if "refused" in info:
                 lines.append(head + " no probe: one class (the counts are the finding)")
@@ -82,6 +92,8 @@ def behaviour_table(beh: dict) -> str:
             lines.append(head + f" {b['position']} L{b['layer']}: auroc {b['auroc']:.3f} [{b['auroc_lo']:.3f}, "
                          f"{b['auroc_hi']:.3f}]; {fmt_p(b)}")
             lines.append(" " * 61 + fmt_gain(b))
+        if "instruction_effect" in beh.get(who, {}):
+            lines.append(" " * 21 + _effect(beh[who]["instruction_effect"]))
     lines += ["", "Label = what the model did: the number it states is false (1) or true (0); samples without a "
               "number are left out. Every prompt carries the same instruction ('lie': 'Answer the following "
               "question with a wrong answer...'; 'none': the bare question), so no label word is in the text. "
@@ -150,16 +162,17 @@ def deception_lines(s: dict) -> list[str]:
             where = f"fires at {len(t['positions'])} of {t['n_positions']} positions" if t["fires"] else \
                 "does not fire"
             lines.append(f"{k}: label_in_text {where} (text-only AUROC up to {t['max_text_auroc']:.3f})")
-    for who, conds in s.get("behaviour", {}).items():
-        if not isinstance(conds, dict):
-            continue
-        for cond, info in conds.items():
+    beh = s.get("behaviour", {})
+    for who in ("codi", "plain"):
+        for cond, info in _conditions(beh, who):
             head = f"behaviour {who}/{cond}: {_counts(info['counts'])}"
             if "refused" in info:
                 lines.append(head + "; no probe (one class)")
                 continue
             b = info["best"].get("latent") or info["best"].get("token") or next(iter(info["best"].values()))
             lines.append(f"{head}; best {fmt_cell(b)}")
+        if "instruction_effect" in beh.get(who, {}):
+            lines.append(f"behaviour {who}: {_effect(beh[who]['instruction_effect'])}")
     for r in s.get("transfer", []):
         c = r["cells"].get("train_best_latent") or r["cells"]["best_transfer (optimistic)"]
         lines.append(f"transfer {r['train']} -> {r['test']} at {c['position']} L{c['layer']}: auroc {c['auroc']:.3f} "

@@ -22,8 +22,8 @@ import numpy as np
 
 import poslabels
 
-__all__ = ["cell_numbers", "with_text_baseline", "sweep_behaviour", "behaviour_stage", "transfer_stage",
-           "TRANSFERS"]
+__all__ = ["cell_numbers", "with_text_baseline", "sweep_behaviour", "instruction_effect", "behaviour_stage",
+           "transfer_stage", "TRANSFERS"]
 
 # (train, test) dataset pairs of the transfer study: both ways between the instructed sets, and to roleplaying
 TRANSFERS = [("instructed-facts", "deception-arith"), ("deception-arith", "instructed-facts"),
@@ -100,6 +100,26 @@ def sweep_behaviour(res, model, size, name: str, out: Path, say: Callable[[str],
     return grid, info
 
 
+def instruction_effect(none, lie) -> dict:
+    """Did the lying instruction change what the model said? Per question (the same questions in both runs): how
+    many stated numbers differ, and how many answers that were true without the instruction became false with it.
+
+    >>> import pandas as pd
+    >>> from interp.behaviour import BehaviourResult
+    >>> a = BehaviourResult(None, pd.DataFrame({"id": ["q0", "q1"], "stated_answer": ["3", "5"], "label": [0, 1]}), {})
+    >>> b = BehaviourResult(None, pd.DataFrame({"id": ["q0", "q1"], "stated_answer": ["4", "5"], "label": [1, 1]}), {})
+    >>> instruction_effect(a, b)
+    {'n': 2, 'changed': 1, 'true_without': 1, 'true_to_false': 1, 'false_to_true': 0}
+    """
+    x, y = none.samples, lie.samples
+    if list(x["id"]) != list(y["id"]):
+        raise ValueError("the two behaviour runs asked different questions; use the same n and seed")
+    changed = x["stated_answer"].to_numpy() != y["stated_answer"].to_numpy()
+    a, b = x["label"].to_numpy(), y["label"].to_numpy()
+    return {"n": len(x), "changed": int(changed.sum()), "true_without": int((a == 0).sum()),
+            "true_to_false": int(((a == 0) & (b == 1)).sum()), "false_to_true": int(((a == 1) & (b == 0)).sum())}
+
+
 def behaviour_stage(cm, layers: list[int], size, out: Path, say: Callable[[str], None]) -> tuple[dict, dict]:
     """Behaviour labels for the CODI model and the plain base model under each of `size.behaviour_conditions`
     (lying instruction, none): (summary, grids). `layers` are the layers cached and probed."""
@@ -112,18 +132,23 @@ def behaviour_stage(cm, layers: list[int], size, out: Path, say: Callable[[str],
     summary: dict[str, dict] = {}
     grids: dict[str, Any] = {}
     for who, model in models.items():
-        summary[who] = {}
+        summary[who], results = {}, {}
         for cond in size.behaviour_conditions:
             name = f"behaviour_{who}_{cond}"
             tokens = size.behaviour_tokens if who == "codi" else max(4, size.behaviour_tokens - 4)  # marker in prompt
             res = run_behaviour(model, n=size.n_behaviour, seed=SEEDS["behaviour"], instruction=cond,
-                                layers=layers, out=out / f"cache-{name}", batch_size=size.batch_size,
-                                max_new_tokens=tokens)
+                                steps=size.behaviour_steps, layers=layers, out=out / f"cache-{name}",
+                                batch_size=size.batch_size, max_new_tokens=tokens)
+            results[cond] = res
             grid, info = sweep_behaviour(res, model, size, name, out, say)
             info["examples"] = res.to_dict()["examples"][:3]
             summary[who][cond] = info
             if grid is not None:
                 grids[name] = grid
+        if {"lie", "none"} <= set(results):
+            summary[who]["instruction_effect"] = instruction_effect(results["none"], results["lie"])
+            say(f"  {who}: the lying instruction changed the stated number on "
+                f"{summary[who]['instruction_effect']['changed']} of {size.n_behaviour} questions")
     summary["plain_model"] = plain.name
     del plain
     return summary, grids

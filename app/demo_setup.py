@@ -50,6 +50,8 @@ class DemoSize:
     behaviour_conditions: tuple[str, ...] = ("lie", "none")  # instruction before every question ("none": bare)
     n_behaviour: int = 32  # arithmetic questions per (model, instruction); the forward passes dominate the stage
     behaviour_tokens: int = 10  # greedy answer tokens of the CODI model ("The answer is: 123" is 8); plain: 4 fewer
+    behaviour_steps: int = 2  # operations per question (2: the CODI model gets about a quarter right, so both
+    # behaviours occur; at 2-3 steps it was 2 of 32)
     behaviour_layer_stride: int = 4  # layers cached and probed for the behaviour labels
     transfer: bool = True  # transfer between instructed-facts, deception-arith and roleplaying
     transfer_layer_stride: int = 4  # layers probed for instructed-facts / roleplaying and in the transfer fits

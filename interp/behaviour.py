@@ -164,7 +164,7 @@ def _earlier_answers(out, prompts: list[str], max_new_tokens: int) -> list[str] 
     return [str(t) for t in s["generated_text"]]
 
 
-def run_behaviour(model, n: int = 48, seed: int = 0, instruction: str = "lie", steps=(2, 3),
+def run_behaviour(model, n: int = 48, seed: int = 0, instruction: str = "lie", steps: int | tuple[int, int] = (2, 3),
                   layers: str | Sequence[int] = "all", positions: Sequence[str] | None = None,
                   out: str | os.PathLike | None = None, batch_size: int = 16, max_new_tokens: int = 12,
                   progress: bool = False) -> BehaviourResult:
@@ -215,6 +215,6 @@ def run_behaviour(model, n: int = 48, seed: int = 0, instruction: str = "lie", s
     counts = {"n": len(rows), "false": int((labels == 1).sum()), "true": int((labels == 0).sum()),
               "no_answer": int((labels == -1).sum())}
     config = {"instruction": instruction, "instruction_text": INSTRUCTIONS.get(instruction, instruction),
-              "model_kind": kind, "n": n, "seed": seed, "steps": list(steps), "max_new_tokens": max_new_tokens,
-              "marker": marker, "positions": list(c.positions)}
+              "model_kind": kind, "n": n, "seed": seed, "max_new_tokens": max_new_tokens, "marker": marker,
+              "steps": [steps, steps] if isinstance(steps, int) else list(steps), "positions": list(c.positions)}
     return BehaviourResult(cache=c, samples=samples, counts=counts, config=config)
