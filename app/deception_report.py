@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-__all__ = ["fmt_gain", "fmt_p", "text_baseline_table", "behaviour_table", "transfer_table", "deception_sections",
-           "deception_lines"]
+__all__ = ["fmt_cell", "fmt_gain", "fmt_p", "text_baseline_table", "behaviour_table", "transfer_table",
+           "deception_sections", "deception_lines"]
 
 TRANSFER_NOTE = ("Fit on the train set (all of it; C by inner group CV), no refit; AUROC on the test set with a "
                  "group-bootstrap 95% CI (test sampling only, not the fit's variance). Threshold: 1% false positives "
@@ -41,6 +41,18 @@ def fmt_gain(c: dict) -> str:
         return ""
     return (f"text-only auroc {c['text_auroc']:.3f} [{c['text_auroc_lo']:.3f}, {c['text_auroc_hi']:.3f}] -> "
             f"white-box gain {c['gain']:+.3f} [{c['gain_lo']:+.3f}, {c['gain_hi']:+.3f}]")
+
+
+def fmt_cell(c: dict, metric: str = "auroc") -> str:
+    """'auroc 0.9 [0.8, 1.0] at layer 6, latent_1; p = .. (uncorrected), p_FWER = .. (max-T); text-only auroc ..
+    -> white-box gain ..' (the p-values and the text baseline when the cell has them).
+
+    >>> fmt_cell({"layer": 6, "position": "latent_1", "auroc": 0.9, "auroc_lo": 0.8, "auroc_hi": 1.0})
+    'auroc 0.900 [0.800, 1.000] at layer 6, latent_1'
+    """
+    ci = f" [{c[metric + '_lo']:.3f}, {c[metric + '_hi']:.3f}]" if metric + "_lo" in c else ""
+    extra = [x for x in (fmt_p(c) if metric == "auroc" else "", fmt_gain(c)) if x]
+    return f"{metric} {c[metric]:.3f}{ci} at layer {c['layer']}, {c['position']}" + "".join(f"; {x}" for x in extra)
 
 
 def text_baseline_table(grid) -> str:
@@ -148,8 +160,6 @@ def deception_sections(grids: dict, summary: dict) -> list[tuple[str, object]]:
 
 def deception_lines(s: dict) -> list[str]:
     """Closing lines: deception cells with their text baseline, label_in_text, behaviour counts, transfer."""
-    from app.demo_report import fmt_cell
-
     lines = []
     for k in ("deception", "deception_control", "instructed_facts", "roleplaying"):
         if k not in s:

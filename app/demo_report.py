@@ -3,6 +3,11 @@ report, the closing summary.
 
     >>> from app.demo_report import accuracy_text
     >>> print(accuracy_text({"codi": {"accuracy": 0.5, "correct": 1, "n": 2}}, "shipped checkpoint"))
+    model: shipped checkpoint
+    <BLANKLINE>
+    mode                                      accuracy  correct    n
+    CODI (continuous thoughts)                   50.0%        1    2
+    ...
 """
 
 from __future__ import annotations
@@ -11,17 +16,9 @@ import json
 import math
 from pathlib import Path
 
+from app.deception_report import fmt_cell  # noqa: F401 (re-exported: demo.py and older callers import it here)
+
 __all__ = ["accuracy_text", "ablation_text", "write_report", "final_summary"]
-
-
-def fmt_cell(c: dict, metric: str = "auroc") -> str:
-    """'auroc 0.9 [0.8, 1.0] at layer 6, latent_1; p = .. (uncorrected), p_FWER = .. (max-T); text-only auroc ..
-    -> white-box gain ..' (the p-values and the text baseline when the cell has them)."""
-    from app.deception_report import fmt_gain, fmt_p
-
-    ci = f" [{c[metric + '_lo']:.3f}, {c[metric + '_hi']:.3f}]" if metric + "_lo" in c else ""
-    extra = [x for x in (fmt_p(c) if metric == "auroc" else "", fmt_gain(c)) if x]
-    return f"{metric} {c[metric]:.3f}{ci} at layer {c['layer']}, {c['position']}" + "".join(f"; {x}" for x in extra)
 
 
 def accuracy_text(acc: dict, how: str) -> str:
