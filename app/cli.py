@@ -15,6 +15,7 @@ from app.commands import cmd_cache, cmd_compare, cmd_demo, cmd_models, cmd_patch
 from app.flags import flag_names, one_line
 from app.organism_commands import add_parsers as add_organism_parsers
 from app.train_commands import cmd_eval, cmd_train
+from app.transfer_command import add_parsers as add_transfer_parsers
 
 
 class _Parser(argparse.ArgumentParser):
@@ -165,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     add_organism_parsers(sub)
+    add_transfer_parsers(sub)
 
     s = sub.add_parser("compare", help="the same probe study on several models (config file) -> one report")
     s.add_argument("--config", required=True, help="TOML/YAML experiment file, e.g. examples/compare.toml")

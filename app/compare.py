@@ -26,6 +26,10 @@ CODI model (LoRA at its identity init, so the base weights are unchanged; the pr
 thoughts are untrained) to get the same positions (question tail, <bot>, thoughts, <eot>, response) for every
 model; or `codi = "none"`: the plain model reads prompt + response as one text (positions `prompt[-k]`).
 The report shows each model's heatmap and, across models, the best latent vs best response cell with its CI.
+Every sweep gets the text-only baseline (`probes.text_baseline` over the tokens visible at each position,
+`interp.textview`), and each model's row reports the white-box gain (probe AUROC - text AUROC, with its CI) at its
+best latent cell and the largest gain over all cells: the cross-scale question is asked of the gain, not of an
+AUROC the prompt text alone may reach (`text_baseline = false` in [study] skips it).
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CompareConfig", "ModelSpec", "CompareResult", "run_compare", "load_config"]
+from app.compare_table import model_row, summary_markdown
+
+__all__ = ["CompareConfig", "ModelSpec", "CompareResult", "run_compare", "load_config", "summary_markdown"]
 
 CODI_MODES = ("fresh", "none")
 
@@ -78,6 +84,7 @@ class CompareConfig:
     Cs: list[float] | None = None  # logistic C grid (default probes.DEFAULT_CS; 3 values: 2.5x faster)
     batch_size: int = 8
     seed: int = 0
+    text_baseline: bool = True  # text-only baseline + white-box gain beside every cell (binary targets)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -192,79 +199,6 @@ def _plain_records(task) -> list[dict]:
     return recs
 
 
-def _row(name: str, how: str, grid, cache_s: float, sweep_s: float) -> dict:
-    import numpy as np
-
-    import probes
-    from app.demo import best_cells
-
-    b = best_cells(grid)
-    row = {
-        "model": name,
-        "how": how,
-        "n_layers": grid.config.get("n_layers"),
-        "d_model": grid.config.get("d_model"),
-        "n_samples": len(grid.y),
-        "cache_s": round(cache_s, 1),
-        "sweep_s": round(sweep_s, 1),
-    }
-    for kind in ("latent", "response", "question"):
-        c = b.get(f"best_{kind}")
-        if c:
-            row.update(
-                {
-                    f"best_{kind}_auroc": c["auroc"],
-                    f"best_{kind}_lo": c.get("auroc_lo", np.nan),
-                    f"best_{kind}_hi": c.get("auroc_hi", np.nan),
-                    f"best_{kind}_cell": f"L{c['layer']} {c['position']}",
-                }
-            )
-    best = b["best"]
-    row.update(
-        best_auroc=best["auroc"],
-        best_lo=best.get("auroc_lo", np.nan),
-        best_hi=best.get("auroc_hi", np.nan),
-        best_cell=f"L{best['layer']} {best['position']}",
-    )
-    if "best_latent" in b and "best_response" in b:
-        d = probes.delong(
-            grid,
-            (b["best_latent"]["layer"], b["best_latent"]["position"]),
-            (b["best_response"]["layer"], b["best_response"]["position"]),
-        )
-        row["delong_p_latent_vs_response"] = d["p_value"]
-    row["findings"] = sorted({w.kind for w in grid.warnings})
-    return row
-
-
-def summary_markdown(rows: list[dict], cfg: CompareConfig) -> str:
-    """The per-model table (markdown): best latent / response / overall cell with 95% CIs."""
-
-    def cell(r: dict, kind: str) -> str:
-        key = f"best_{kind}" if kind else "best"
-        if f"{key}_auroc" not in r:
-            return "-"
-        return f"{r[f'{key}_auroc']:.3f} [{r[f'{key}_lo']:.3f}, {r[f'{key}_hi']:.3f}] ({r[f'{key}_cell']})"
-
-    task = ", ".join(f"{k}={v}" for k, v in cfg.task.items())
-    lines = [
-        f"Task: {task}; target {cfg.target}, {cfg.method}, {cfg.folds} group folds, {cfg.permutations} "
-        f"permutations; layer stride {cfg.layer_stride}. AUROC with 95% CI (best of many cells: optimistic).",
-        "",
-        "| model | layers | d | how | best latent | best response | best overall | DeLong p (latent vs resp) "
-        "| cache s | sweep s |",
-        "|---|---:|---:|---|---|---|---|---:|---:|---:|",
-    ]
-    for r in rows:
-        p = r.get("delong_p_latent_vs_response")
-        lines.append(
-            f"| {r['model']} | {r['n_layers']} | {r['d_model']} | {r['how']} | {cell(r, 'latent')} | "
-            f"{cell(r, 'response')} | {cell(r, '')} | {'-' if p is None else f'{p:.2g}'} | "
-            f"{r['cache_s']} | {r['sweep_s']} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def run_compare(
     cfg: CompareConfig, report: str | Path | None = None, png: str | Path | None = None, verbose: bool = True
 ) -> CompareResult:
@@ -321,11 +255,15 @@ def run_compare(
             seed=cfg.seed,
             progress=verbose,
         )
+        if cfg.text_baseline and cfg.method != "ridge" and "auroc" in grid.metrics:
+            from interp.textview import visible_tokens
+
+            grid = probes.text_baseline(grid, visible_tokens(c, model))
         t3 = time.perf_counter()
         grid.config.update(model=spec.name, n_layers=n_layers, how=how)
         grid.save(folder / "grid")
         grids[spec.name] = grid
-        rows.append(_row(spec.name, how, grid, t2 - t1, t3 - t2))
+        rows.append(model_row(spec.name, how, grid, t2 - t1, t3 - t2))
         r = rows[-1]
         say(
             f"  {spec.name}: {n_layers} layers, cached in {t2 - t1:.0f}s, swept in {t3 - t2:.0f}s; best "
@@ -334,6 +272,8 @@ def run_compare(
                 for k in ("latent", "response")
                 if f"best_{k}_auroc" in r
             )
+            + (f"; white-box gain at the best latent {r['latent_gain']:+.3f} [{r['latent_gain_lo']:+.3f}, "
+               f"{r['latent_gain_hi']:+.3f}] (text-only {r['latent_text_auroc']:.3f})" if "latent_gain" in r else "")
         )
         del model, c
     md = summary_markdown(rows, cfg)

@@ -3,6 +3,11 @@ report, the closing summary.
 
     >>> from app.demo_report import accuracy_text
     >>> print(accuracy_text({"codi": {"accuracy": 0.5, "correct": 1, "n": 2}}, "shipped checkpoint"))
+    model: shipped checkpoint
+    <BLANKLINE>
+    mode                                      accuracy  correct    n
+    CODI (continuous thoughts)                   50.0%        1    2
+    ...
 """
 
 from __future__ import annotations
@@ -11,12 +16,9 @@ import json
 import math
 from pathlib import Path
 
+from app.deception_report import fmt_cell  # noqa: F401 (re-exported: demo.py and older callers import it here)
+
 __all__ = ["accuracy_text", "ablation_text", "write_report", "final_summary"]
-
-
-def fmt_cell(c: dict, metric: str = "auroc") -> str:
-    ci = f" [{c[metric + '_lo']:.3f}, {c[metric + '_hi']:.3f}]" if metric + "_lo" in c else ""
-    return f"{metric} {c[metric]:.3f}{ci} at layer {c['layer']}, {c['position']}"
 
 
 def accuracy_text(acc: dict, how: str) -> str:
@@ -105,13 +107,18 @@ def write_report(
     seeds: dict,
     lead: list | None = None,
     curves: tuple | None = None,
+    summary: dict | None = None,
 ) -> Path:
-    """`<out>/report.html`: the probe grids (viz.report sections), accuracy, ablation, lens, settings."""
+    """`<out>/report.html`: the probe grids (viz.report sections), the deception part (text baseline and gain,
+    behaviour labels, transfer), accuracy, ablation, lens, settings."""
     import viz
+    from app.deception_report import deception_sections
 
     names = {
         "deception": "deception-arith (instruction before the question): honest vs lying",
         "deception_control": "control: deception-arith with the instruction only in the response",
+        "instructed_facts": "instructed-facts (honest vs dishonest persona before a true statement)",
+        "roleplaying": "roleplaying (a character with a reason to lie: honest vs deceptive answer)",
         "value_0": "intermediate values: step-1 value (ridge, R^2)",
         "value_1": "intermediate values: step-2 value (ridge, R^2)",
         "value_2": "intermediate values: final answer (ridge, R^2)",
@@ -119,6 +126,7 @@ def write_report(
     }
     keys = [k for k in names if k in grids]
     extra = [
+        *deception_sections(grids, summary or {}),
         ("Accuracy: CODI vs no reasoning vs written reasoning", accuracy_text(acc, how)),
         (
             "Ablation of each continuous thought (answer log-probability change)",
@@ -160,7 +168,10 @@ def write_report(
 
 
 def final_summary(s: dict) -> str:
-    """The closing lines of `codi-lens demo`: key numbers and where the report is."""
+    """The closing lines of `codi-lens demo`: key numbers and where the report is (a deception probe AUROC always
+    with its text-only baseline and white-box gain)."""
+    from app.deception_report import deception_lines
+
     acc = s.get("accuracy", {})
     org = s.get("organism")
     lines = [
@@ -178,10 +189,7 @@ def final_summary(s: dict) -> str:
         "accuracy: "
         + ", ".join(f"{m} {100 * r['accuracy']:.1f}% ({r['correct']}/{r['n']})" for m, r in acc.items()),
     ]
-    for k in ("deception", "deception_control"):
-        if k in s:
-            lines.append(f"{k}: best latent {fmt_cell(s[k]['best_latent'])}")
-            lines.append(f"{' ' * len(k)}  best response {fmt_cell(s[k]['best_response'])}")
+    lines += deception_lines(s)
     for k, v in s.get("values", {}).items():
         metric = "r2" if "r2" in v["best"] else "auroc"
         if "best_latent" in v:

@@ -16,7 +16,8 @@ from typing import Any
 
 __all__ = ["SEEDS", "DemoSize", "shipped_checkpoint", "get_codi_model"]
 
-SEEDS = {"train": 0, "eval": 7, "deception": 1, "values": 2}  # distinct generator seeds: no shared problems
+# distinct generator seeds: no shared problems
+SEEDS = {"train": 0, "eval": 7, "deception": 1, "values": 2, "behaviour": 3, "facts": 4, "roleplay": 5}
 
 
 @dataclass
@@ -45,6 +46,17 @@ class DemoSize:
     organism: str = "pointer3"  # the opening positive control (codi.organisms); "" skips it
     n_organism: int = 500  # held-out organism problems (accuracy and probes)
     n_organism_pairs: int = 200  # clean/corrupt pairs per hop for patching
+    behaviour: bool = True  # behaviour labels (CODI and plain model)
+    behaviour_conditions: tuple[str, ...] = ("lie", "none")  # instruction before every question ("none": bare)
+    n_behaviour: int = 32  # arithmetic questions per (model, instruction); the forward passes dominate the stage
+    behaviour_tokens: int = 10  # greedy answer tokens of the CODI model ("The answer is: 123" is 8); plain: 4 fewer
+    behaviour_steps: int = 2  # operations per question (2: the CODI model gets about a quarter right, so both
+    # behaviours occur; at 2-3 steps it was 2 of 32)
+    behaviour_layer_stride: int = 4  # layers cached and probed for the behaviour labels
+    transfer: bool = True  # transfer between instructed-facts, deception-arith and roleplaying
+    transfer_layer_stride: int = 4  # layers probed for instructed-facts / roleplaying and in the transfer fits
+    n_facts: int = 48  # instructed-facts samples (pairs)
+    n_roleplay: int = 48  # roleplaying samples (pairs)
 
     @classmethod
     def full(cls) -> DemoSize:
@@ -68,11 +80,19 @@ class DemoSize:
             ablate_modes=("zero",),
             n_organism=200,
             n_organism_pairs=100,
+            behaviour_conditions=("lie",),
+            n_behaviour=16,
+            behaviour_tokens=10,
+            behaviour_layer_stride=6,
+            n_facts=16,
+            n_roleplay=16,
+            transfer_layer_stride=6,
         )
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["ablate_modes"], d["Cs"] = list(self.ablate_modes), list(self.Cs)
+        d["behaviour_conditions"] = list(self.behaviour_conditions)
         return d
 
 

@@ -5,9 +5,10 @@ Per cell the probe is the sweep's logistic regression (standardised on the train
 the training set) fitted on ALL training samples; the test set is only scored. Metrics on the test set: auroc with
 auroc_lo/auroc_hi (group-bootstrap percentile CI over the test groups: the scores come from one fixed probe, so
 the bootstrap needs no CV widening; it covers the sampling of the test set, not the variance of the fit),
-accuracy/f1/confusion at the probe's own threshold 0, and with a control set recall_at_1pct_fpr and
-test_fpr_at_threshold (the false-positive rate that threshold gives on the test negatives) plus control_auroc;
-train_auroc and log10_C describe the fit.
+accuracy/f1/confusion at the probe's own threshold 0, and with a control set threshold_1pct_fpr,
+recall_at_1pct_fpr and test_fpr_at_threshold (the false-positive rate that threshold gives on the test negatives),
+plus control_auroc when the control set holds both classes; train_auroc and log10_C describe the fit. The control
+set may hold only negatives (Apollo's control data is all honest): its negatives set the threshold.
 
     >>> import numpy as np, probes
     >>> rng = np.random.default_rng(0)
@@ -66,7 +67,7 @@ def transfer(train, train_y, train_groups, test, test_y, test_groups, control=No
         sets["control"] = _resolve(control, control_y, control_groups, layers, positions, target)
     tr, te = sets["train"], sets["test"]
     for name, inp in sets.items():
-        inp.y = _check_binary(inp.y, name)
+        inp.y = _check_binary(inp.y, name, one_class_ok=name == "control")
         _check_match(tr, inp, name)
     L, P = len(tr.layers), len(tr.positions)
     names = list(sets)
@@ -132,8 +133,11 @@ def _metrics(scores: np.ndarray, y: np.ndarray, g: np.ndarray, part: np.ndarray,
     out["n_test"] = np.isfinite(st).sum(1).astype(float)
     if is_ctrl.any():
         sc, yc = flat[:, is_ctrl], y[is_ctrl]
-        out["control_auroc"] = metrics.auroc(np.nan_to_num(sc, nan=0), yc, np.isfinite(sc).astype(float))
+        with np.errstate(invalid="ignore", divide="ignore"):                # NaN for a negatives-only control
+            out["control_auroc"] = metrics.auroc(np.nan_to_num(sc, nan=0), yc, np.isfinite(sc).astype(float))
         thr = metrics.fpr_threshold(sc, yc, np.ones(len(yc), bool), 0.01)               # [cells]
+        out["threshold_1pct_fpr"] = thr
+        out["n_control_negatives"] = np.isfinite(np.where(yc == 0, sc, np.nan)).sum(1).astype(float)
         both = is_test | is_ctrl
         out["recall_at_1pct_fpr"] = metrics.recall_at_fpr(flat[:, both], y[both], is_ctrl[both], 0.01)
         neg = st[:, yt == 0]
@@ -149,17 +153,23 @@ def _resolve(data, labels, groups, layers, positions, target: str) -> Inputs:
                    regression=True)
 
 
-def _check_binary(y: np.ndarray, name: str) -> np.ndarray:
-    """y as int64 0/1, or an error naming the set."""
+def _check_binary(y: np.ndarray, name: str, one_class_ok: bool = False) -> np.ndarray:
+    """y as int64 0/1, or an error naming the set. `one_class_ok` (the control set): negatives alone are enough
+    (they set the threshold); positives alone are refused."""
     vals = np.unique(y)
     shown = [int(v) if float(v).is_integer() else float(v) for v in vals[:10]]
-    if len(vals) < 2:
-        why = {"train": "a probe needs both classes to fit", "test": "its AUROC needs both classes",
-               "control": "the threshold is set on its negatives and its AUROC needs both classes"}[name]
-        raise ValueError(f"the {name} set has one class only ({shown}): {why}; pass a {name} set with "
-                         f"both labels 0 and 1")
     if not set(vals.tolist()) <= {0, 1}:
         raise ValueError(f"the {name} set has labels {shown}; transfer needs binary 0/1 labels")
+    if one_class_ok and 0 in vals:
+        return y.astype(np.int64)
+    if one_class_ok:
+        raise ValueError(f"the {name} set has one class only ({shown}) and no negatives: the threshold is set at 1% "
+                         f"false positives on its negatives (label 0); pass a control set with honest samples (it "
+                         f"may hold only label 0)")
+    if len(vals) < 2:
+        why = {"train": "a probe needs both classes to fit", "test": "its AUROC needs both classes"}[name]
+        raise ValueError(f"the {name} set has one class only ({shown}): {why}; pass a {name} set with "
+                         f"both labels 0 and 1")
     return y.astype(np.int64)
 
 

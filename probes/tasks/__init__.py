@@ -4,13 +4,15 @@
     >>> t = tasks.load("deception-arith", n=8, seed=0)      # 4 questions x {honest, lying}
     >>> t.samples[0]["label"], t.samples[0]["group"] == t.samples[1]["group"]
     (0, True)
-    >>> t.texts[:1]                                          # prompts for interp.cache (also: t.prompts)
-    >>> t.to_frame().head()                                  # pandas view
+    >>> len(t.texts), t.to_frame().shape[0]                  # prompts for interp.cache (also: t.prompts); pandas
+    (8, 8)
     >>> tasks.names()
-    ['deception-arith', 'instructed-facts', 'intermediate-values']
+    ['deception-arith', 'instructed-facts', 'intermediate-values', 'roleplaying']
 
 Files: `tasks.load("my.jsonl")` (one {"text", "label", "group", ...} per line) and
-`tasks.load("liars.csv")` (Liars' Bench style CSV), see probes.tasks.files.
+`tasks.load("liars.csv")` (Liars' Bench style CSV), see probes.tasks.files; the published deception layouts
+(Apollo's roleplaying `dataset.yaml` and rollout `.json` files, Liars' Bench `.jsonl` / `.json` / `.parquet`, or
+any of them with `layout=`), see probes.tasks.external.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from probes.tasks.task import REQUIRED, Task  # noqa: F401 (re-exported)
 def _registry() -> dict[str, Callable[..., Task]]:
     from probes.tasks.arith import deception_arith, intermediate_values
     from probes.tasks.facts import instructed_facts
+    from probes.tasks.roleplay import roleplaying
     return {"deception-arith": deception_arith, "instructed-facts": instructed_facts,
-            "intermediate-values": intermediate_values}
+            "intermediate-values": intermediate_values, "roleplaying": roleplaying}
 
 
 def names() -> list[str]:
@@ -33,21 +36,32 @@ def names() -> list[str]:
     return sorted(_registry())
 
 
-def load(name: str, n: int = 200, seed: int = 0, **kwargs: Any) -> Task:
-    """A built-in task by name (n samples, deterministic in seed), or a file: `.jsonl` or `.csv`.
+FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".yaml", ".yml", ".parquet")
+
+
+def load(name: str, n: int = 200, seed: int = 0, layout: str | None = None, **kwargs: Any) -> Task:
+    """A built-in task by name (n samples, deterministic in seed), or a file (`n`/`seed` unused): `.jsonl`, `.csv`,
+    or a published deception layout (`layout=` one of probes.tasks.external.LAYOUTS, else read from the file).
 
     >>> load("deception-arith", n=400, seed=0, placement="response")   # control: instruction only in the response
-    >>> load("instructed-facts", n=200, facts=("capital", "element"))
-    >>> load("intermediate-values", n=300, step=1)
-    >>> load("data/my_task.jsonl")
+    Task('deception-arith', 400 samples, 200 groups, labels {0: 200, 1: 200})
+    >>> load("instructed-facts", n=200, facts_from=("capital", "element")).name
+    'instructed-facts'
+    >>> load("intermediate-values", n=300, step=1).samples[0]["label"] > 0
+    True
+    >>> load("roleplaying", n=120, seed=0)                             # characters with a reason to lie
+    Task('roleplaying', 120 samples, 60 groups, labels {0: 60, 1: 60})
+    >>> load("data/my_task.jsonl")                                     # doctest: +SKIP
+    >>> load("deception-detection/data/roleplaying/dataset.yaml")      # Apollo's records  # doctest: +SKIP
+    >>> load("liars_bench.csv", layout="liars-bench")                  # Liars' Bench, strictly  # doctest: +SKIP
     """
     check_str("name", name, fix=f"pass a task name ({', '.join(names())}) or a .jsonl/.csv file")
     check_int("n", n, min=1, fix="ask for at least one sample")
     check_int("seed", seed, min=0)
     p = str(name)
-    if p.endswith(".jsonl") or p.endswith(".csv"):
-        from probes.tasks.files import load_jsonl, load_liars_bench_csv
-        return load_jsonl(p, **kwargs) if p.endswith(".jsonl") else load_liars_bench_csv(p, **kwargs)
+    if p.endswith(FILE_SUFFIXES) or layout is not None:
+        from probes.tasks.external import load_file
+        return load_file(p, layout=layout, **kwargs)
     reg = _registry()
     if name not in reg:
         raise KeyError(f"unknown task {name!r}; built-in tasks are {sorted(reg)}, or pass a .jsonl/.csv path")

@@ -106,13 +106,27 @@ def test_bad_input_is_refused_with_the_problem_named(planted):
         probes.transfer(a, ya, ga, b[..., :16], yb, gb)
     with pytest.raises(ValueError, match="the control activations have width d=16"):
         probes.transfer(a, ya, ga, b, yb, gb, control=c[..., :16], control_y=yc)
-    with pytest.raises(ValueError, match=r"the control set has one class only \(\[0\]\).*threshold is set on its "
-                                         r"negatives"):
-        probes.transfer(a, ya, ga, b, yb, gb, control=c[yc == 0], control_y=yc[yc == 0])
+    with pytest.raises(ValueError, match=r"the control set has one class only \(\[1\]\) and no negatives: the "
+                                         r"threshold is set at 1% false positives on its negatives"):
+        probes.transfer(a, ya, ga, b, yb, gb, control=c[yc == 1], control_y=yc[yc == 1])
     with pytest.raises(ValueError, match=r"the test set has one class only \(\[1\]\)"):
         probes.transfer(a, ya, ga, b[yb == 1], yb[yb == 1], gb[yb == 1])
     with pytest.raises(ValueError, match=r"the train set has labels \[0, 1, 2\]"):
         probes.transfer(a, ya * 2 - ya % 2 + (ga % 3 == 0), ga, b, yb, gb)
+
+
+def test_negatives_only_control_sets_the_same_threshold(planted):
+    """Apollo's control data is all honest: a control set of negatives alone is accepted, and it gives the threshold,
+    recall and test FPR of the full control set (only its negatives ever set the threshold; equal up to float
+    summation order, as the fit reads the stacked rows); its AUROC is undefined (NaN), the one metric that needs
+    positives."""
+    _, train, test, (c, yc, gc) = planted
+    full = probes.transfer(*train, *test, control=c, control_y=yc, control_groups=gc, n_bootstrap=50)
+    neg = probes.transfer(*train, *test, control=c[yc == 0], control_y=yc[yc == 0], n_bootstrap=50)
+    for k in ("threshold_1pct_fpr", "recall_at_1pct_fpr", "test_fpr_at_threshold", "auroc", "n_control_negatives"):
+        np.testing.assert_allclose(full.metrics[k], neg.metrics[k], rtol=1e-5)
+    assert np.isnan(neg.metrics["control_auroc"]).all() and np.isfinite(full.metrics["control_auroc"]).all()
+    assert (neg.metrics["n_control_negatives"] == 100).all() and neg.config["n_control"] == 100
 
 
 def test_caches_of_different_models_are_refused():
