@@ -213,7 +213,7 @@ def run_compare(
     import probes
     import viz
     from app.demo import CACHE_POSITIONS, layer_subset
-    from interp.codi_cache import is_codi
+    from basemodels.facts import is_codi
 
     t0 = time.perf_counter()
     out = Path(cfg.out)

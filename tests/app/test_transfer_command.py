@@ -69,10 +69,10 @@ def test_bad_input_is_refused_before_writing(caches, tmp_path, capsys):
         (["--control-cache", str(caches["control"])], "has no 0/1 column 'label'.*--control-negatives"),
         (["--control-cache", str(caches["positives"])], "the control set has one class only \\(\\[1\\]\\) and no "
                                                         "negatives"),
-        (["--control-negatives"], "--control-negatives=True: needs --control-cache"),
-        (["--cell", "latent_0"], "--cell='latent_0': must be LAYER,POSITION"),
-        (["--cell", "7,last"], "--cell='7,last': must be a cell of the grid"),
-        (["--test-cache", str(tmp_path / "missing")], "--test-cache=.*must be the path of an existing folder"),
+        (["--control-negatives"], "--control-negatives: needs --control-cache"),
+        (["--cell", "latent_0"], "--cell 'latent_0': must be LAYER,POSITION"),
+        (["--cell", "7,last"], "--cell '7,last': must be a cell of the grid"),
+        (["--test-cache", str(tmp_path / "missing")], "--test-cache .*must be the path of an existing folder"),
         (["--test-cache", str(caches["gpt2"])], "was cached with model 'tiny-gpt2', the train cache with "
                                                 "'tiny-llama'"),
         (["--test-cache", str(caches["one_layer"])], r"the train set has layers \[1, 2\], the test set \[1\]"),
