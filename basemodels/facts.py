@@ -75,7 +75,13 @@ def is_codi(model: Any) -> bool:
 
 @dataclass(frozen=True)
 class ModelFacts:
-    """What tools need to know of a model, in one place (see `facts`)."""
+    """What tools need to know of a model, in one place (see `facts`).
+
+    >>> from basemodels import load_model
+    >>> f = facts(load_model("tiny-gpt2", device="cpu"))
+    >>> f.name, f.text_config.model_type, f.pad_token_id, f.device.type, f.dtype
+    ('tiny-gpt2', 'gpt2', 0, 'cpu', torch.float32)
+    """
 
     module: torch.nn.Module  # the HF causal LM that hooks attach to (a CODI model's base, peft-wrapped or merged)
     tokenizer: Any

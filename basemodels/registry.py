@@ -41,7 +41,11 @@ SEED = 0
 
 
 def cache_home() -> Path:
-    """The folder where converted models live: `$CODI_LENS_HOME` or `~/.cache/codi-lens`."""
+    """The folder where converted models live: `$CODI_LENS_HOME` or `~/.cache/codi-lens`.
+
+    >>> resolve_model_path("tiny-gpt2") == cache_home() / "models" / "tiny-gpt2"
+    True
+    """
     return Path(os.environ.get("CODI_LENS_HOME", Path.home() / ".cache" / "codi-lens")).expanduser()
 
 
@@ -168,12 +172,21 @@ class Model:
 
 
 def known_models() -> list[str]:
-    """Names that load offline. `load_model` also takes a local folder or a Hugging Face id."""
+    """Names that load offline. `load_model` also takes a local folder or a Hugging Face id.
+
+    >>> known_models()[:3], "tiny-llama" in known_models()
+    (['smollm2-135m', 'gemma3-270m', 'qwen2.5-coder-0.5b'], True)
+    """
     return list(MODELS)
 
 
 def model_info() -> list[dict[str, Any]]:
-    """One row per registry name: kind, layers, width, approximate download size and whether it is present."""
+    """One row per registry name: kind, layers, width, approximate download size and whether it is present.
+
+    >>> row = next(r for r in model_info() if r["name"] == "smollm2-135m")
+    >>> row["kind"], row["n_layers"], row["d_model"], row["size_mb"]
+    ('real weights', 30, 576, 93)
+    """
     rows = []
     for name, spec in MODELS.items():
         folder = cache_home() / "models" / name

@@ -7,9 +7,8 @@ answer part is the same token sequence in teacher and student. The distillation 
 before the first token of the answer number (the one whose next-token prediction is the answer), found from
 character offsets of `answer_marker` in the answer text, so it works for any fast tokenizer.
 
-    >>> import interp
-    >>> from codi.config import CODIConfig
-    >>> tok = interp.load_model("tiny-gpt2").tokenizer
+    >>> from basemodels import load_model
+    >>> tok = load_model("tiny-gpt2").tokenizer
     >>> ids, pos = answer_tokens(tok, "The answer is: 18", "The answer is:")
     >>> tok.convert_ids_to_tokens(ids)[pos]
     ':'
@@ -37,7 +36,17 @@ _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 @dataclass
 class CODIBatch:
-    """Tensors of one training batch. Teacher rows are right-padded, student prompts left-padded."""
+    """Tensors of one training batch. Teacher rows are right-padded, student prompts left-padded.
+
+    >>> from basemodels import load_model
+    >>> tok = load_model("tiny-gpt2").tokenizer
+    >>> b = make_batch(tok, CODIConfig("tiny-gpt2"), [dict(question="1+2?", cot="<<1+2=3>>", answer="3"),
+    ...     dict(question="Tom has 3 bags of 4 apples. How many?", cot="<<3*4=12>>", answer="12")])
+    >>> len(b), b.ids, tuple(b.teacher_ids.shape), tuple(b.prompt_ids.shape), b.n_tokens
+    (2, ['0', '1'], (2, 19), (2, 12), 66)
+    >>> tok.decode(b.response_ids[1][b.response_mask[1].bool()])       # fed after <eot>
+    'The answer is: 12<|endoftext|>'
+    """
 
     teacher_ids: Int[Tensor, "batch t"]
     teacher_mask: Int[Tensor, "batch t"]
@@ -80,6 +89,12 @@ def answer_tokens(tokenizer, text: str, marker: str) -> tuple[list[int], int]:
 
     Raises ValueError showing the text when the marker is missing, nothing follows it, or the tokenizer merges
     the end of the marker with the answer into one token.
+
+    >>> from basemodels import load_model
+    >>> tok = load_model("tiny-gpt2").tokenizer
+    >>> ids, pos = answer_tokens(tok, "The answer is: 18", "The answer is:")
+    >>> tok.convert_ids_to_tokens(ids), pos                        # ':' predicts the answer ' 18'
+    (['T', 'he', 'Ġanswer', 'Ġis', ':', 'Ġ18'], 4)
     """
     try:
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -111,8 +126,8 @@ def answer_tokens(tokenizer, text: str, marker: str) -> tuple[list[int], int]:
 def prompt_token_ids(tokenizer, cfg: CODIConfig, question: str) -> list[int]:
     """Student/teacher prompt ids: the formatted question (with the tokenizer's BOS if it adds one) [+ eos].
 
-    >>> import interp
-    >>> tok = interp.load_model("tiny-gpt2").tokenizer
+    >>> from basemodels import load_model
+    >>> tok = load_model("tiny-gpt2").tokenizer
     >>> prompt_token_ids(tok, CODIConfig("tiny-gpt2", eos_separators=True), "1+2?")[-1] == tok.eos_token_id
     True
     """
@@ -123,8 +138,8 @@ def prompt_token_ids(tokenizer, cfg: CODIConfig, question: str) -> list[int]:
 def response_lead(tokenizer, cfg: CODIConfig) -> list[int]:
     """What every response starts with after <eot>: [eos] when `cfg.eos_separators`, else nothing.
 
-    >>> import interp
-    >>> response_lead(interp.load_model("tiny-gpt2").tokenizer, CODIConfig("tiny-gpt2", eos_separators=False))
+    >>> from basemodels import load_model
+    >>> response_lead(load_model("tiny-gpt2").tokenizer, CODIConfig("tiny-gpt2", eos_separators=False))
     []
     """
     return [tokenizer.eos_token_id] if cfg.eos_separators else []
@@ -134,8 +149,8 @@ def answer_response(tokenizer, cfg: CODIConfig, answer: str) -> tuple[list[int],
     """The reference response of `answer` as trained: `[eos] + answer_template(answer) + eos`, and where the
     answer's own tokens start and end (exclusive) in it.
 
-    >>> import interp
-    >>> tok = interp.load_model("tiny-gpt2").tokenizer
+    >>> from basemodels import load_model
+    >>> tok = load_model("tiny-gpt2").tokenizer
     >>> ids, start, end = answer_response(tok, CODIConfig("tiny-gpt2"), "18")
     >>> tok.decode(ids[start:end])
     ' 18'
@@ -148,8 +163,8 @@ def answer_response(tokenizer, cfg: CODIConfig, answer: str) -> tuple[list[int],
 def text_response(tokenizer, cfg: CODIConfig, text: str) -> list[int]:
     """A free-text response to teacher force after <eot>: `[eos] + text` (no closing eos: generation may go on).
 
-    >>> import interp
-    >>> tok = interp.load_model("tiny-gpt2").tokenizer
+    >>> from basemodels import load_model
+    >>> tok = load_model("tiny-gpt2").tokenizer
     >>> text_response(tok, CODIConfig("tiny-gpt2", eos_separators=True), "hi")[0] == tok.eos_token_id
     True
     """
@@ -190,8 +205,8 @@ def right_pad(rows: list[list[int]], pad: int) -> tuple[Tensor, Tensor]:
 def make_batch(tokenizer, cfg: CODIConfig, problems: list[Any]) -> CODIBatch:
     """Tokenise problems (objects or dicts with question, cot, answer) into a `CODIBatch`.
 
-    >>> import interp
-    >>> tok = interp.load_model("tiny-gpt2").tokenizer
+    >>> from basemodels import load_model
+    >>> tok = load_model("tiny-gpt2").tokenizer
     >>> b = make_batch(tok, CODIConfig("tiny-gpt2"), [dict(question="1+2?", cot="<<1+2=3>>", answer="3")])
     >>> tok.decode(b.teacher_ids[0, b.teacher_pos[0]])
     ':'

@@ -56,7 +56,17 @@ _WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".safeten
 
 
 def key_diff(expected: dict[str, tuple], found: dict[str, tuple], what: str) -> str | None:
-    """A readable difference between two {key: shape} maps, or None when they match."""
+    """A readable difference between two {key: shape} maps, or None when they match.
+
+    >>> print(key_diff({"a": (2,), "b": (3,)}, {"a": (2,), "b": (4,), "c": (1,)}, "prj.safetensors"))
+    prj.safetensors does not match the model:
+    unexpected keys (1):
+      c
+    shape mismatches (1):
+      b: expected (3,), found (4,)
+    >>> key_diff({"a": (2,)}, {"a": (2,)}, "x") is None
+    True
+    """
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     shapes = [f"  {k}: expected {expected[k]}, found {found[k]}" for k in sorted(set(expected) & set(found))
@@ -84,7 +94,20 @@ def _is_checkpoint(folder: Path) -> bool:
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """A safetensors file as tensors; a damaged file raises ValueError naming it (not a bare SafetensorError),
-    and so do NaN/inf values (a checkpoint with them would load and generate nonsense)."""
+    and so do NaN/inf values (a checkpoint with them would load and generate nonsense).
+
+    >>> import tempfile, pathlib
+    >>> from formats import atomic_save_safetensors
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.safetensors"
+    >>> _ = atomic_save_safetensors({"bot": torch.zeros(4)}, p)
+    >>> load_tensors(p)["bot"].shape
+    torch.Size([4])
+    >>> _ = atomic_save_safetensors({"bot": torch.tensor([1.0, float("nan")])}, p)
+    >>> load_tensors(p)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...t.safetensors holds NaN/inf values in ['bot']: the model was saved from a diverged run or ...
+    """
     from safetensors.torch import load_file
 
     try:
@@ -120,6 +143,13 @@ def save_checkpoint(cm, folder: str | os.PathLike, extra_files: dict[str, str | 
     of every file in checksums.json.
 
     An existing CODI checkpoint at `folder` is replaced; any other non-empty folder raises before writing.
+
+    >>> import codi, tempfile
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=2, lora_r=4))
+    >>> folder = save_checkpoint(cm, tempfile.mkdtemp() + "/ckpt", extra_files={"notes.txt": "first run"})
+    >>> sorted(p.name for p in folder.iterdir())
+    ['adapter', 'checksums.json', 'codi_config.json', 'notes.txt', 'projection.safetensors',
+     'special_tokens.safetensors', 'tokenizer']
     """
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not _is_checkpoint(folder))):
@@ -152,7 +182,19 @@ def save_checkpoint(cm, folder: str | os.PathLike, extra_files: dict[str, str | 
 
 def verify_checksums(folder: str | os.PathLike) -> bool:
     """Check every file listed in `folder/checksums.json` (ValueError naming a changed or missing file); False
-    when the folder has no checksums (written before they existed)."""
+    when the folder has no checksums (written before they existed).
+
+    >>> import codi, tempfile
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=2, lora_r=4))
+    >>> folder = cm.save_pretrained(tempfile.mkdtemp() + "/ckpt")
+    >>> verify_checksums(folder)
+    True
+    >>> _ = (folder / "codi_config.json").write_text("{}")
+    >>> verify_checksums(folder)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...codi_config.json does not match the checksum recorded when it was written: ...
+    """
     folder = Path(folder)
     if not (folder / CHECKSUMS).is_file():
         return False
@@ -206,7 +248,15 @@ def _load_strict(module: torch.nn.Module, tensors: dict, what: str) -> None:
 
 
 def load_checkpoint(cls, folder: str | os.PathLike, device=None, dtype=None):
-    """Build the base from the saved config, then load adapter, prj, <bot>/<eot> rows and tokenizer strictly."""
+    """Build the base from the saved config, then load adapter, prj, <bot>/<eot> rows and tokenizer strictly
+    (`CODIModel.from_pretrained(folder)` calls this with `cls=CODIModel`).
+
+    >>> import codi, tempfile
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=2, lora_r=4))
+    >>> back = load_checkpoint(codi.CODIModel, cm.save_pretrained(tempfile.mkdtemp() + "/ckpt"))
+    >>> back.config == cm.config, torch.equal(back.special, cm.special)
+    (True, True)
+    """
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
     if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip():

@@ -51,8 +51,9 @@ class CODIConfig:
     official code); "all" distills every one of them. `lora_target_modules=None` picks the Linear layers of the
     architecture when the model is built (`CODIModel.from_config`), and the chosen names are written back here.
 
+    >>> import tempfile
     >>> cfg = CODIConfig(base_model="tiny-llama", lora_r=8, loss_type="mse")
-    >>> path = cfg.save("/tmp/codi_cfg.json")
+    >>> path = cfg.save(tempfile.mkdtemp() + "/codi_config.json")
     >>> CODIConfig.load(path).lora_r
     8
     """
@@ -206,8 +207,8 @@ class CODIConfig:
 def lora_targets_for(model) -> list[str]:
     """Names of the Linear (or GPT-2 Conv1D) layers inside the decoder blocks, e.g. ['c_attn', 'c_proj', 'c_fc'].
 
-    >>> import interp
-    >>> lora_targets_for(interp.load_model("tiny-gpt2").model)
+    >>> from basemodels import load_model
+    >>> lora_targets_for(load_model("tiny-gpt2").model)
     ['c_attn', 'c_proj', 'c_fc']
     """
     import torch

@@ -41,6 +41,15 @@ def load_official(path: str | os.PathLike) -> dict[str, Tensor]:
     """Read an official state dict: a `.safetensors`/`.bin` file or a folder holding one (pickles: weights only).
 
     Anything else (a text file, a damaged file, a pickle of objects) raises ValueError naming the file.
+
+    >>> import codi, tempfile
+    >>> from safetensors.torch import save_file
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=2, lora_r=4))
+    >>> folder = tempfile.mkdtemp()
+    >>> save_file(official_state_dict(cm), folder + "/model.safetensors")
+    >>> sd = load_official(folder)                       # the file, or a folder holding one
+    >>> len(sd), sorted(k for k in sd if k.startswith("prj.1"))
+    (51, ['prj.1.bias', 'prj.1.weight'])
     """
     from safetensors.torch import load_file
 
@@ -160,6 +169,19 @@ def convert(path: str | os.PathLike, base_model: str, *, num_latents: int = 6, l
     Rank, LoRA targets and projection size are read from the tensors; `num_latents`, `lora_alpha` and
     `eos_separators` (official `--remove_eos False`) are not stored in the file. The base weights in the file must
     match `base_model` (else an error). `out`: also save the result there with `save_pretrained`.
+
+    >>> import codi, tempfile
+    >>> from safetensors.torch import save_file
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=2, lora_r=4))
+    >>> path = tempfile.mkdtemp() + "/model.safetensors"
+    >>> save_file(official_state_dict(cm), path)
+    >>> back = convert(path, base_model="tiny-gpt2", num_latents=2)
+    >>> back.config.lora_r, back.config.lora_target_modules, torch.equal(back.special, cm.special)
+    (4, ['c_attn', 'c_proj', 'c_fc'], True)
+    >>> convert(path, base_model="tiny-llama")
+    Traceback (most recent call last):
+    ...
+    ValueError: wrong base model: the checkpoint's LoRA adapts layers ['c_attn', 'c_proj', 'c_fc'], which ...
     """
     from codi.checkpoint import key_diff
     from codi.model import CODIModel
@@ -235,6 +257,13 @@ def official_state_dict(cm, dtype: torch.dtype | None = None) -> dict[str, Tenso
     """`cm` in the official CODI layout (embeddings padded to V + 3 rows; <bot> at V+1, <eot> at V+2).
 
     Tensors are cloned (tied weights become separate copies) so the dict can be written with safetensors.
+
+    >>> import codi
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=2, lora_r=4))
+    >>> sd = official_state_dict(cm)
+    >>> emb = sd["codi.base_model.model.transformer.wte.weight"]          # V + 3 rows: pad, <bot>, <eot>
+    >>> tuple(emb.shape), cm.vocab_size, torch.equal(emb[cm.vocab_size + 1:], cm.special.detach())
+    ((515, 64), 512, True)
     """
     v = cm.vocab_size
     emb = cm.model.get_input_embeddings().weight

@@ -9,9 +9,11 @@ analyses can probe the continuous thoughts for intermediate results.
 
     >>> from codi import data
     >>> probs = data.arithmetic(n=3, steps=2, seed=0)
-    >>> probs[0].cot, probs[0].answer, probs[0].values   # doctest: +SKIP
-    ('<<7+5=12>> <<12*3=36>>', '36', [12, 36])
+    >>> probs[0].cot, probs[0].answer, probs[0].values
+    ('<<19-14=5>> <<5/5=1>>', '1', [5, 1])
     >>> train, test = data.split(probs, test_frac=0.34, seed=0)
+    >>> len(train), len(test)
+    (2, 1)
 """
 
 from __future__ import annotations
@@ -105,7 +107,13 @@ def load(path: str | os.PathLike) -> list[Problem]:
 
     Errors name the line of the offending record (missing fields, non-numeric answer, invalid JSON).
 
-        >>> probs = load("gsm8k_aug_test.jsonl")        # doctest: +SKIP
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "test.jsonl"
+        >>> _ = p.write_text('{"question": "Ana has 16 eggs. She eats 3 and gives 4 away, then doubles what is '
+        ...                  'left. How many?", "cot": "<<16-3-4=9>> <<9*2=18>>", "answer": "18"}')
+        >>> probs = load(p)
+        >>> probs[0].id, probs[0].answer, probs[0].values, probs[0].steps
+        ('test-000000', '18', [9, 18], 2)
     """
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise BadArgument("path", path, "must be the path of a GSM8k-Aug .json or .jsonl file")
@@ -137,7 +145,10 @@ def load(path: str | os.PathLike) -> list[Problem]:
 def save(problems: list[Problem], path: str | os.PathLike) -> Path:
     """Write problems as JSONL (`.jsonl`) or a JSON array (any other suffix), atomically (temp file + rename).
 
-        >>> save(arithmetic(10), "/tmp/arith.jsonl")    # doctest: +SKIP
+        >>> import tempfile
+        >>> path = save(arithmetic(10), tempfile.mkdtemp() + "/arith.jsonl")
+        >>> len(path.read_text().splitlines()), [p.id for p in load(path)] == [p.id for p in arithmetic(10)]
+        (10, True)
     """
     path = check_new_path("path", path, fix="pass a file name such as 'heldout.jsonl'")
     if isinstance(problems, (str, bytes)) or not all(hasattr(p, "to_dict") for p in problems):

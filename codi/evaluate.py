@@ -1,10 +1,12 @@
 """Exact-match accuracy of the final number: CODI (latent thoughts) vs no reasoning vs written reasoning.
 
     >>> import codi
-    >>> cm = codi.CODIModel.from_pretrained("runs/codi-smol")                                   # doctest: +SKIP
-    >>> _, test = codi.data.split(codi.data.arithmetic(2000), test_frac=0.1)                   # doctest: +SKIP
-    >>> res = codi.evaluate(cm, test, batch_size=32)                                            # doctest: +SKIP
-    >>> res["codi"]["accuracy"], res["no_cot"]["accuracy"], res["cot"]["accuracy"]              # doctest: +SKIP
+    >>> cm, make = codi.organisms.load("pointer3")      # a shipped tiny CODI model whose thoughts do the work
+    >>> res = codi.evaluate(cm, make(20, seed=0), progress=False, max_new_tokens=3, cot_max_new_tokens=7)
+    >>> res["cot"]["accuracy"], res["codi"]["accuracy"] > 0.5 > res["no_cot"]["accuracy"]
+    (1.0, True)
+
+A trained model of your own: `codi.evaluate(codi.CODIModel.from_pretrained("runs/codi-smol"), test)`.
 
 Modes (all greedy, same weights, same held-out problems):
 - `codi`: question + <bot>, k continuous thoughts, <eot>, answer (`CODIModel.generate`).
@@ -69,7 +71,14 @@ def evaluate(cm, problems: list, batch_size: int = 16, modes: tuple[str, ...] = 
     examples, predictions}}: `examples` holds the first 5 (question, reference, generated text, predicted) rows,
     `predictions` the extracted number (text, "" when none) of every problem.
 
-        >>> res = evaluate(cm, test, batch_size=32, modes=("codi", "cot"))    # doctest: +SKIP
+        >>> import codi
+        >>> cm, make = codi.organisms.load("pointer3")
+        >>> res = evaluate(cm, make(8, seed=0), modes=("cot",), progress=False, cot_max_new_tokens=7)
+        >>> ex = res["cot"]["examples"][0]
+        >>> ex["question"], ex["text"], ex["pred"], ex["answer"]
+        ('9>12 3>7 2>3 12>10 10>4 7>1 4>2 1>9 | 1', '<bot> 9 12 10 <eot> = 10', '10', '10')
+        >>> res["cot"]["correct"], res["cot"]["n"], len(res["cot"]["predictions"])
+        (8, 8, 8)
     """
     if isinstance(modes, str) or not modes:
         raise BadArgument("modes", modes, f"must be a non-empty tuple of modes from {MODES}", "e.g. modes=('codi',)")

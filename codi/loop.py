@@ -4,15 +4,6 @@ Every call goes through the HF model's own forward (peft-wrapped or merged), so 
 call. Prompts are LEFT-padded; every call gets the full 2-D attention mask of everything seen so far and position
 ids `cumsum(mask) - 1`, so a question's latents and answer do not depend on what else is in the batch.
 
-    >>> import torch, interp
-    >>> m = interp.load_model("tiny-gpt2")
-    >>> ids = torch.tensor([[0, 5, 6], [7, 8, 9]]); mask = torch.tensor([[0, 1, 1], [1, 1, 1]])
-    >>> d = m.d_model
-    >>> run = latent_loop(m.model, ids, mask, prj=torch.nn.Identity(), num_latents=3,
-    ...                   eot_embeds=torch.zeros(d), bot_embeds=torch.zeros(d), max_new_tokens=4, eos_token_id=0)
-    >>> [s.kind for s in run.segments][:5], run.latents.shape
-    (['prompt', 'latent', 'latent', 'latent', 'eot'], torch.Size([2, 3, 64]))
-
 Calls, in order (`Segment.call` numbers them):
 1. prompt: [q tokens..., <bot>], one call (call 0);
 2. latent j = 0..k-1: one call each (call j + 1), input = prj(last-layer hidden of the previous call's last
@@ -27,18 +18,8 @@ last-layer hidden state at the last position. `keep_prompt_state=True` returns b
 `state.rows(index)`) skips the prompt call: call 0 is not run, the run starts at call 1, and its segments,
 call numbers and results are those of a full run (the prompt segment is still listed, as call 0). `on_call(n)` is
 called right before forward call n runs, so hooks that number calls by it (`interp.hooks.CallClock`) see the same
-numbers with and without reuse. Interventions that leave the prompt call alone reuse it across replicas this way.
-
-    >>> full = latent_loop(m.model, ids, mask, prj=torch.nn.Identity(), num_latents=3, eot_embeds=torch.zeros(d),
-    ...                    bot_embeds=torch.zeros(d), keep_prompt_state=True)
-    >>> seen = []
-    >>> again = latent_loop(m.model, ids, mask, prj=torch.nn.Identity(), num_latents=3, eot_embeds=torch.zeros(d),
-    ...                     bot_embeds=torch.zeros(d), prompt_state=full.prompt_state.rows(torch.arange(2)),
-    ...                     on_call=seen.append)
-    >>> seen, [s.call for s in again.segments] == [s.call for s in full.segments]
-    ([1, 2, 3, 4], True)
-    >>> torch.equal(again.latents, full.latents)
-    True
+numbers with and without reuse. Interventions that leave the prompt call alone reuse it across replicas this way
+(example: `PromptState`).
 """
 
 from __future__ import annotations
@@ -57,7 +38,17 @@ __all__ = ["Segment", "LatentRun", "PromptState", "latent_loop", "position_ids"]
 
 @dataclass
 class Segment:
-    """One stretch of one base-model forward call. `index`: latent step j, first response token j, else 0."""
+    """One stretch of one base-model forward call. `index`: latent step j, first response token j, else 0.
+
+    >>> from basemodels import load_model
+    >>> m = load_model("tiny-gpt2"); d = m.d_model
+    >>> run = latent_loop(m.model, torch.tensor([[5, 6]]), torch.tensor([[1, 1]]), prj=torch.nn.Identity(),
+    ...                   num_latents=2, eot_embeds=torch.zeros(d), bot_embeds=torch.zeros(d),
+    ...                   response_ids=torch.tensor([[3, 4]]))
+    >>> [(s.kind, s.index, s.length, s.call, s.offset) for s in run.segments]   # <eot> and response share call 3
+    [('prompt', 0, 3, 0, 0), ('latent', 0, 1, 1, 0), ('latent', 1, 1, 2, 0), ('eot', 0, 1, 3, 0),
+     ('response', 0, 2, 3, 1)]
+    """
 
     kind: str  # "prompt" | "latent" | "eot" | "response"
     index: int
@@ -75,6 +66,20 @@ class PromptState:
     call's attention mask; `cache`: the KV cache right after it (a Hugging Face Cache, a private copy);
     `last_hidden` [batch, d]: the last-layer hidden state at the last position, from which thought 0 is made.
     A run that reuses a state grows its cache, so each state serves one run: `rows` makes fresh copies.
+
+    >>> from basemodels import load_model
+    >>> m = load_model("tiny-gpt2"); d = m.d_model
+    >>> ids, mask = torch.tensor([[0, 5, 6], [7, 8, 9]]), torch.tensor([[0, 1, 1], [1, 1, 1]])
+    >>> full = latent_loop(m.model, ids, mask, prj=torch.nn.Identity(), num_latents=3, eot_embeds=torch.zeros(d),
+    ...                    bot_embeds=torch.zeros(d), keep_prompt_state=True)
+    >>> seen = []
+    >>> again = latent_loop(m.model, ids, mask, prj=torch.nn.Identity(), num_latents=3, eot_embeds=torch.zeros(d),
+    ...                     bot_embeds=torch.zeros(d), prompt_state=full.prompt_state.rows(torch.arange(2)),
+    ...                     on_call=seen.append)
+    >>> seen, [s.call for s in again.segments] == [s.call for s in full.segments]
+    ([1, 2, 3, 4], True)
+    >>> torch.equal(again.latents, full.latents)
+    True
     """
 
     ids: Int[Tensor, "batch p"]
@@ -86,8 +91,8 @@ class PromptState:
         """The state of prompts `index` (e.g. `torch.arange(b).repeat(r)`: r replicas of a batch of b), with a
         fresh copy of the cache (a run grows the cache it is given).
 
-        >>> import interp
-        >>> m = interp.load_model("tiny-gpt2"); d = m.d_model
+        >>> from basemodels import load_model
+        >>> m = load_model("tiny-gpt2"); d = m.d_model
         >>> s = latent_loop(m.model, torch.tensor([[5, 6]]), torch.tensor([[1, 1]]), prj=torch.nn.Identity(),
         ...                 num_latents=1, eot_embeds=torch.zeros(d), keep_prompt_state=True).prompt_state
         >>> s.rows(torch.tensor([0, 0, 0])).last_hidden.shape
@@ -102,7 +107,16 @@ class PromptState:
 
 @dataclass
 class LatentRun:
-    """What one pass of the latent loop produced (see module docstring)."""
+    """What one pass of the latent loop produced (see module docstring).
+
+    >>> from basemodels import load_model
+    >>> m = load_model("tiny-gpt2"); d = m.d_model
+    >>> run = latent_loop(m.model, torch.tensor([[5, 6], [0, 7]]), torch.tensor([[1, 1], [0, 1]]),
+    ...                   prj=torch.nn.Identity(), num_latents=3, eot_embeds=torch.zeros(d),
+    ...                   bot_embeds=torch.zeros(d), max_new_tokens=2)
+    >>> tuple(run.latents.shape), tuple(run.logits.shape), run.n_forced, run.n_calls   # 2 generated tokens
+    ((2, 3, 64), (2, 2, 512), 0, 6)
+    """
 
     segments: list[Segment]
     latents: Float[Tensor, "batch k d"]  # last-layer hidden that produced each fed-back thought (before prj)
@@ -249,7 +263,14 @@ def latent_loop(
     Greedy when `temperature == 0`. Generation stops when every row has produced `eos_token_id`.
     `keep_prompt_state` / `prompt_state` / `on_call`: prompt reuse and call numbering (module docstring).
 
-    >>> # see the module docstring for a runnable example
+    >>> from basemodels import load_model
+    >>> m = load_model("tiny-llama"); d = m.d_model
+    >>> ids, mask = torch.tensor([[0, 5, 6], [7, 8, 9]]), torch.tensor([[0, 1, 1], [1, 1, 1]])   # left-padded
+    >>> run = latent_loop(m.model, ids, mask, prj=torch.nn.Identity(), num_latents=2, eot_embeds=torch.zeros(d),
+    ...                   bot_embeds=torch.zeros(d), response_ids=torch.tensor([[3, 4], [3, 4]]),
+    ...                   max_new_tokens=3, eos_token_id=0)
+    >>> run.n_forced, run.response_ids[:, :2].tolist(), tuple(run.latents.shape)   # forced prefix, then generated
+    (2, [[3, 4], [3, 4]], (2, 2, 64))
     """
     if num_latents < 0:
         raise ValueError(f"num_latents={num_latents} must be >= 0")

@@ -6,7 +6,7 @@
     >>> batch = cm.make_batch([dict(question="Tom has 3 apples. He buys 2. How many?", cot="<<3+2=5>>", answer="5")])
     >>> parts = cm.loss(batch)
     >>> sorted(parts)
-    ['distill', 'student_ce', 'teacher_ce', 'total']
+    ['distill', 'latent_distill', 'student_ce', 'teacher_ce', 'total']
 
 One training step runs the teacher ONCE (its hidden states are the detached distillation targets and its logits
 give the teacher CE, from the same pass) and the student loop once: k + 3 forward calls of the base model for
@@ -52,7 +52,18 @@ def check_base(cfg: CODIConfig, model_type: str, n_layers: int, d_model: int, vo
 
 
 class CODIModel(CODIRunner):
-    """A CODI model you can train, run, save and merge. Build with `from_config` or `from_pretrained`."""
+    """A CODI model you can train, run, save and merge. Build with `from_config` or `from_pretrained`.
+
+    >>> import tempfile
+    >>> cm = CODIModel.from_config(CODIConfig("tiny-llama", num_latents=2, lora_r=4))
+    >>> cm.n_layers, cm.d_model, cm.vocab_size, tuple(cm.special.shape)     # <bot>/<eot>: rows of `special`
+    (2, 64, 512, (2, 64))
+    >>> sorted({n.split(".")[0] for n in cm.trainable_parameters()})      # LoRA (inside model), prj, special
+    ['model', 'prj', 'special']
+    >>> back = CODIModel.from_pretrained(cm.save_pretrained(tempfile.mkdtemp() + "/ckpt"))
+    >>> back.generate(["1 + 2 = ?"], max_new_tokens=3).texts == cm.generate(["1 + 2 = ?"], max_new_tokens=3).texts
+    True
+    """
 
     def __init__(self, model: nn.Module, prj: nn.Module, special: Tensor, tokenizer, config: CODIConfig,
                  base_path: Path | None = None):

@@ -27,7 +27,12 @@ __all__ = ["Projection", "CODIRunner", "GenerateOutput"]
 
 
 class Projection(nn.Module):
-    """prj: Dropout -> Linear(d, hidden) -> GELU -> Linear(hidden, d) [-> LayerNorm(d)] (the official layout)."""
+    """prj: Dropout -> Linear(d, hidden) -> GELU -> Linear(hidden, d) [-> LayerNorm(d)] (the official layout).
+
+    >>> prj = Projection(64, 32)
+    >>> tuple(prj(torch.randn(2, 64)).shape), [n for n, _ in prj.named_children()]
+    ((2, 64), ['dropout', 'fc_in', 'act', 'fc_out', 'ln'])
+    """
 
     def __init__(self, d: int, hidden: int, layer_norm: bool = True, dropout: float = 0.0):
         super().__init__()
@@ -44,7 +49,16 @@ class Projection(nn.Module):
 
 @dataclass
 class GenerateOutput:
-    """Answers and, on request, the latents (before/after prj) and their top tokens through the LM head."""
+    """Answers and, on request, the latents (before/after prj) and their top tokens through the LM head.
+
+    >>> import codi
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=2, lora_r=4))
+    >>> out = cm.generate(["Tom has 3 apples. He buys 2."], max_new_tokens=4, return_latents=True)
+    >>> len(out.answers), len(out.texts), tuple(out.latent_inputs.shape), out.top_tokens is None
+    (1, 1, (1, 2, 64), True)
+    >>> torch.equal(out.latents, out.run.latents)                    # the whole LatentRun is kept too
+    True
+    """
 
     answers: list[str]  # the number after the answer marker ("" when none)
     texts: list[str]  # decoded generated text
@@ -57,7 +71,15 @@ class GenerateOutput:
 
 
 class CODIRunner(nn.Module):
-    """Base of CODIModel and MergedCODI. Subclasses set `.model`, `.prj`, `.special`, `.tokenizer`, `.config`."""
+    """Base of CODIModel and MergedCODI. Subclasses set `.model`, `.prj`, `.special`, `.tokenizer`, `.config`.
+
+    >>> import codi
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4))
+    >>> isinstance(cm, CODIRunner) and isinstance(cm.merge(), CODIRunner)
+    True
+    >>> cm.base_name, cm.n_layers, cm.d_model, cm.vocab_size, tuple(cm.bot_embeds.shape)
+    ('tiny-llama', 2, 64, 512, (64,))
+    """
 
     IS_CODI_RUNNER = True  # what `basemodels.facts.is_codi` reads: the one "is this a CODI model?" test
 

@@ -1,10 +1,14 @@
 """Train a CODIModel: accelerate, AdamW, warmup + cosine, clipping, accumulation, checkpoints, exact resume, and a
 divergence guard that rolls back and lowers the learning rate.
 
-    >>> import codi
-    >>> cm = codi.CODIModel.from_config(codi.CODIConfig(base_model="smollm2-135m"))       # doctest: +SKIP
-    >>> rec = codi.train(cm, codi.data.arithmetic(2000), out="runs/codi-smol", epochs=1)   # doctest: +SKIP
-    >>> rec.losses[-1]["total"]                                                           # doctest: +SKIP
+    >>> import codi, tempfile
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig(base_model="tiny-gpt2", num_latents=2, lora_r=4))
+    >>> out = tempfile.mkdtemp() + "/codi-tiny"          # a real run: base_model="smollm2-135m", out="runs/..."
+    >>> rec = codi.train(cm, codi.data.arithmetic(32), out=out, max_steps=4, batch_size=8, progress=False)
+    >>> rec.step, rec.finished, sorted(rec.losses[-1])
+    (4, True, ['distill', 'grad_norm', 'latent_distill', 'lr', 'step', 'student_ce', 'teacher_ce', 'total'])
+    >>> codi.CODIModel.from_pretrained(out).config == cm.config
+    True
 
 On disk: `out/` is the final model (`CODIModel.from_pretrained(out)`, with `train_record.json` and
 `train_config.json` inside); `<out>-train/` holds the run while it trains: `checkpoints/step_NNNNNN/` (see
@@ -41,9 +45,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from argcheck import BadArgument, check_bool, check_out_folder
+from argcheck import BadArgument
 from codi import train_state as ts
-from codi.train_config import TrainConfig, TrainRecord, check_model, check_problems
+from codi.train_config import TrainConfig, TrainRecord, check_model, check_problems, check_run
+from codi.train_state import train_dir
 from formats import atomic_write_json
 
 __all__ = ["train", "train_dir", "check_run", "TrainConfig", "TrainRecord", "default_lr", "lr_factor", "LOSS_KEYS"]
@@ -63,7 +68,11 @@ def default_lr(n_params: int) -> float:
 
 
 def lr_factor(step: int, total: int, warmup_frac: float, min_frac: float) -> float:
-    """Linear warmup over ceil(warmup_frac * total) steps, then cosine from 1 to `min_frac`."""
+    """Linear warmup over ceil(warmup_frac * total) steps, then cosine from 1 to `min_frac`.
+
+        >>> [round(lr_factor(step, 100, warmup_frac=0.05, min_frac=0.1), 3) for step in (0, 4, 5, 52, 99)]
+        [0.2, 1.0, 1.0, 0.557, 0.1]
+    """
     warm = math.ceil(warmup_frac * total)
     if step < warm:
         return (step + 1) / warm
@@ -134,7 +143,16 @@ def train(cm, problems: list, out: str | Path, *, config: TrainConfig | None = N
     is an error, as is a run that already has checkpoints without `resume=True`, or a non-empty `out`. A run that
     fails before its first optimizer step removes the run folder it created, so the corrected rerun starts clean.
 
-        >>> rec = train(cm, codi.data.arithmetic(256), "runs/t", max_steps=20, batch_size=8)   # doctest: +SKIP
+        >>> import codi, tempfile
+        >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=2, lora_r=4))
+        >>> out = tempfile.mkdtemp() + "/t"
+        >>> rec = train(cm, codi.data.arithmetic(16), out, max_steps=2, batch_size=4, progress=False)
+        >>> rec.step, len(rec.losses), rec.total_steps, sorted(p.name for p in train_dir(out).iterdir())
+        (2, 2, 2, ['checkpoints', 'train_record.json'])
+        >>> train(cm, codi.data.arithmetic(16), out, max_steps=2, batch_size=4, progress=False)
+        Traceback (most recent call last):
+        ...
+        argcheck.errors.BadArgument: resume=False: ...-train already holds checkpoints (step_000002). Fix: pass ...
     """
     if config is not None and not isinstance(config, TrainConfig):
         raise BadArgument("config", config, "must be a TrainConfig or None", "pass config=TrainConfig(...) or "
@@ -157,31 +175,6 @@ def train(cm, problems: list, out: str | Path, *, config: TrainConfig | None = N
         if created and run.rec.step == 0 and not run.rec.events and run.acc.is_main_process:
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing learned yet: leave no folder behind
         raise
-
-
-def check_run(out: str | Path, resume: bool) -> list[Path]:
-    """The checks of `train` on `out` and `resume` (also run by the CLI before it loads a model); returns the
-    checkpoints to resume from.
-
-        >>> check_run("runs/new-run", resume=True)
-        Traceback (most recent call last):
-        ...
-        argcheck.errors.BadArgument: resume=True: there is nothing to resume: runs/new-run-train holds no ...
-    """
-    check_bool("resume", resume)
-    out = check_out_folder("out", out, fix="pass out='runs/name', a new folder for the trained model")
-    run_dir = train_dir(out)
-    existing = ts.list_checkpoints(run_dir)
-    if existing and not resume:
-        raise BadArgument("resume", resume, f"{run_dir} already holds checkpoints ({existing[-1].name})",
-                          "pass resume=True to continue that run, or choose a new output folder")
-    if resume and not existing:
-        raise BadArgument("resume", resume, f"there is nothing to resume: {run_dir} holds no checkpoint",
-                          "drop resume=True to start a new run, or pass the out folder of the run")
-    if out.exists() and any(out.iterdir()) and not (resume and existing):
-        raise BadArgument("out", str(out), "already exists and is not empty; the trained model is written there "
-                          "at the end", "choose a new output folder (or resume=True to continue a run)")
-    return existing
 
 
 class _Run:
@@ -370,12 +363,6 @@ class _Run:
                                                       TRAIN_CONFIG: json.dumps(cfg.to_dict(), indent=1)})
         acc.wait_for_everyone()
         return rec
-
-
-def train_dir(out: str | Path) -> Path:
-    """The folder that holds a run's checkpoints and live record: `<out>-train` next to `out`."""
-    out = Path(out)
-    return out.parent / f"{out.name}-train"
 
 
 def _write_record(out: Path, rec: TrainRecord, wall_s: float) -> None:

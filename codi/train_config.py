@@ -1,5 +1,5 @@
 """`TrainConfig` (every setting of `codi.train`, checked when it is made), `TrainRecord` (what a run did) and the
-checks of `codi.train`'s model and problems.
+checks of `codi.train`'s model, problems, output folder and resume flag.
 
     >>> from codi.train_config import TrainConfig
     >>> TrainConfig(max_steps=20, batch_size=8).batch_size
@@ -17,10 +17,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from argcheck import BadArgument, check_bool, check_choice, check_float, check_int, check_ints
+from argcheck import BadArgument, check_bool, check_choice, check_float, check_int, check_ints, check_out_folder
+from codi.train_state import list_checkpoints, train_dir
 from formats import atomic_write_text, read_json
 
-__all__ = ["TrainConfig", "TrainRecord", "MIXED_PRECISION", "check_model", "check_problems"]
+__all__ = ["TrainConfig", "TrainRecord", "MIXED_PRECISION", "check_model", "check_problems", "check_run"]
 
 MIXED_PRECISION = ("auto", "bf16", "no")
 
@@ -126,7 +127,16 @@ class TrainConfig:
 @dataclass
 class TrainRecord:
     """What happened in a run: `<out>-train/train_record.json` (live, at every checkpoint) and
-    `<out>/train_record.json` (final)."""
+    `<out>/train_record.json` (final).
+
+    >>> import codi, tempfile
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=1, lora_r=2))
+    >>> out = tempfile.mkdtemp() + "/run"
+    >>> _ = codi.train(cm, codi.data.arithmetic(8), out, max_steps=2, batch_size=4, progress=False)
+    >>> rec = TrainRecord.load(out)                          # the folder, or its train_record.json
+    >>> rec.step, rec.finished, rec.total_steps, rec.world_size, len(rec.losses), rec.events
+    (2, True, 2, 1, 2, [])
+    """
 
     config: dict
     codi_config: dict
@@ -151,14 +161,27 @@ class TrainRecord:
 
 
 def check_model(cm) -> None:
-    """`codi.train`'s model: anything with make_batch, loss, config and save_pretrained (a CODIModel)."""
+    """`codi.train`'s model: anything with make_batch, loss, config and save_pretrained (a CODIModel).
+
+    >>> check_model("tiny-gpt2")
+    Traceback (most recent call last):
+    ...
+    argcheck.errors.BadArgument: cm='tiny-gpt2': must be a CODIModel (make_batch, loss, config, ...). Fix: build ...
+    """
     if not all(hasattr(cm, a) for a in ("make_batch", "loss", "config", "save_pretrained")):
         raise BadArgument("cm", cm, "must be a CODIModel (make_batch, loss, config, save_pretrained)",
                           "build one with codi.CODIModel.from_config(codi.CODIConfig(base_model=...))")
 
 
 def check_problems(problems, batch_size: int) -> None:
-    """A non-empty list of problems (codi.data.Problem or dicts with question, cot, answer), at least one batch."""
+    """A non-empty list of problems (codi.data.Problem or dicts with question, cot, answer), at least one batch.
+
+    >>> check_problems([dict(question="1+2?", cot="<<1+2=3>>", answer="3")] * 4, batch_size=4)
+    >>> check_problems([dict(question="1+2?", answer="3")], batch_size=1)
+    Traceback (most recent call last):
+    ...
+    argcheck.errors.BadArgument: problems[0]={...}: must have string fields question, cot, answer (lacks ['cot']). ...
+    """
     if isinstance(problems, (str, bytes, dict)) or not hasattr(problems, "__len__") or not len(problems):
         raise BadArgument("problems", problems, "must be a non-empty list of problems",
                           "pass e.g. codi.data.arithmetic(2000) or codi.data.load('train.jsonl')")
@@ -171,3 +194,30 @@ def check_problems(problems, batch_size: int) -> None:
     if len(problems) < batch_size:
         raise BadArgument("batch_size", batch_size, f"is more than the {len(problems)} problems given (one "
                           f"optimizer step needs a whole batch)", f"use batch_size <= {len(problems)} or more problems")
+
+
+def check_run(out: str | Path, resume: bool) -> list[Path]:
+    """The checks of `codi.train` on `out` and `resume` (also run by the CLI before it loads a model); returns the
+    checkpoints to resume from.
+
+        >>> check_run("runs/new-run", resume=False)                # a new run: nothing to resume, nothing written
+        []
+        >>> check_run("runs/new-run", resume=True)
+        Traceback (most recent call last):
+        ...
+        argcheck.errors.BadArgument: resume=True: there is nothing to resume: runs/new-run-train holds no ...
+    """
+    check_bool("resume", resume)
+    out = check_out_folder("out", out, fix="pass out='runs/name', a new folder for the trained model")
+    run_dir = train_dir(out)
+    existing = list_checkpoints(run_dir)
+    if existing and not resume:
+        raise BadArgument("resume", resume, f"{run_dir} already holds checkpoints ({existing[-1].name})",
+                          "pass resume=True to continue that run, or choose a new output folder")
+    if resume and not existing:
+        raise BadArgument("resume", resume, f"there is nothing to resume: {run_dir} holds no checkpoint",
+                          "drop resume=True to start a new run, or pass the out folder of the run")
+    if out.exists() and any(out.iterdir()) and not (resume and existing):
+        raise BadArgument("out", str(out), "already exists and is not empty; the trained model is written there "
+                          "at the end", "choose a new output folder (or resume=True to continue a run)")
+    return existing

@@ -98,7 +98,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """`atomic_write_bytes` of UTF-8 text (see the module docstring)."""
+    """`atomic_write_bytes` of UTF-8 text.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "note.txt"; atomic_write_text(p, "café"); p.read_bytes()
+    b'caf\\xc3\\xa9'
+    """
     atomic_write_bytes(path, text.encode("utf-8"))
 
 

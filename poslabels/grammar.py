@@ -35,7 +35,14 @@ _PATTERNS = [
 @dataclass(frozen=True)
 class Label:
     """A parsed position label. `index`: i of `q_i`/`tok_i`, j of `latent_j`/`resp_j`, -k of `q[-k]` and
-    `prompt[-k]`, 0 for `bot`, `eot`, `last` and other labels. `relative`: a `[-k]` form (counts from the end)."""
+    `prompt[-k]`, 0 for `bot`, `eot`, `last` and other labels. `relative`: a `[-k]` form (counts from the end).
+
+    >>> lab = parse("q[-1]")
+    >>> lab.kind, lab.index, lab.relative
+    ('question', -1, True)
+    >>> Label("latent_2", "latent", 2) == parse("latent_2")
+    True
+    """
 
     text: str
     kind: str

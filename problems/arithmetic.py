@@ -22,7 +22,12 @@ MAX_VALUE = 999  # answers and intermediate values stay 1-3 digits
 
 @dataclass
 class Problem:
-    """One word problem: `question`, GSM8k-Aug `cot`, final `answer` (a number as text), per-step `values`."""
+    """One word problem: `question`, GSM8k-Aug `cot`, final `answer` (a number as text), per-step `values`.
+
+    >>> p = Problem("p0", "Tom has 3 apples. He buys 2 more. How many?", "<<3+2=5>>", "5", [5], 1)
+    >>> p.to_dict()["values"], p.answer
+    ([5], '5')
+    """
 
     id: str
     question: str

@@ -34,7 +34,11 @@ META = "organism.json"
 
 
 def available() -> list[str]:
-    """Names of the shipped organisms (folders under codi/organisms/pretrained with an organism.json)."""
+    """Names of the shipped organisms (folders under codi/organisms/pretrained with an organism.json).
+
+    >>> available()
+    ['pointer2', 'pointer3', 'pointer4']
+    """
     return sorted(p.parent.name for p in ROOT.glob(f"*/{META}"))
 
 
@@ -49,7 +53,11 @@ def folder(name: str) -> Path:
 
 
 def task_of(name: str) -> Task:
-    """The task (family and depth) organism `name` was trained on."""
+    """The task (family and depth) organism `name` was trained on.
+
+    >>> task_of("pointer3")
+    Task(family='pointer', depth=3, nodes=8, names=12)
+    """
     meta = read_json(folder(name) / META)
     t = meta["task"]
     return Task(t["family"], t["depth"], t["nodes"], t["names"])
@@ -62,7 +70,12 @@ def _make(task: Task, n: int, seed: int = 0):
 
 
 def load(name: str, device=None):
-    """(CODIModel, make_problems): the organism and `make_problems(n, seed)` -> held-out problems with values."""
+    """(CODIModel, make_problems): the organism and `make_problems(n, seed)` -> held-out problems with values.
+
+    >>> cm, make = load("pointer3")
+    >>> cm.config.num_latents, cm.config.finetune, [p.id for p in make(2, seed=0)]
+    (3, 'full', ['pointer3-s0-0', 'pointer3-s0-1'])
+    """
     from codi.model import CODIModel
 
     cm = CODIModel.from_pretrained(folder(name), device=device)
@@ -72,7 +85,14 @@ def load(name: str, device=None):
 def pairs(name: str, n: int, seed: int = 0, step: int = 1):
     """`n` (clean, corrupt) held-out problem pairs of organism `name`: the same question except the start, chosen so
     that the value after `step` (1-based) differs and so does the answer. Pointer tasks only need a new start node;
-    modular tasks a new start value."""
+    modular tasks a new start value.
+
+    >>> clean, corrupt = pairs("pointer3", 1, seed=0, step=2)
+    >>> clean[0].question, clean[0].values
+    ('6>9 11>2 12>1 9>7 5>6 1>5 2>12 7>11 | 5', [6, 9, 7])
+    >>> corrupt[0].question, corrupt[0].values                     # same edges, new start: step 2 gives 2, not 9
+    ('6>9 11>2 12>1 9>7 5>6 1>5 2>12 7>11 | 7', [11, 2, 12])
+    """
     task = task_of(name)
     check_int("n", n, min=1, fix="ask for at least one pair")
     check_int("seed", seed, min=0)

@@ -35,14 +35,24 @@ def text_format(all_steps: bool = True) -> dict:
     """The organisms' text format, as CODIConfig fields (teacher = question <bot> steps <eot> = answer).
 
     `all_steps`: the written steps end with the last one (the answer node), so a CODI student gets one thought
-    per step; False writes only the intermediate values (one thought fewer; the answer is computed after <eot>)."""
+    per step; False writes only the intermediate values (one thought fewer; the answer is computed after <eot>).
+
+    >>> f = text_format()
+    >>> f["cot_template"], f["answer_template"], f["include_last_cot_step"]
+    ('<bot> {cot} <eot>', '= {answer}', True)
+    """
     return dict(prompt_template="{question}", cot_template="<bot> {cot} <eot>", answer_template="= {answer}",
                 answer_marker="=", eos_separators=False, include_last_cot_step=all_steps, max_length=128)
 
 
 @dataclass
 class BaseSpec:
-    """Architecture and training of a from-scratch base. `arch`: "llama" or "gpt2"."""
+    """Architecture and training of a from-scratch base. `arch`: "llama" or "gpt2".
+
+    >>> spec = BaseSpec(layers=1, steps=500)
+    >>> spec.arch, spec.d_model, spec.to_dict()["steps"]
+    ('llama', 64, 500)
+    """
 
     arch: str = "llama"
     layers: int = 2
@@ -62,7 +72,13 @@ class BaseSpec:
 
 
 def build_base(task: Task, spec: BaseSpec):
-    """A freshly initialised HF causal LM (tied embeddings, no dropout) and the task's word tokenizer."""
+    """A freshly initialised HF causal LM (tied embeddings, no dropout) and the task's word tokenizer.
+
+    >>> from codi.organisms.tasks import pointer_chase
+    >>> model, tok = build_base(pointer_chase(2), BaseSpec(layers=1, d_model=32, heads=2, mlp=64))
+    >>> type(model).__name__, model.config.num_hidden_layers, len(tok), model.config.vocab_size == len(tok)
+    ('LlamaForCausalLM', 1, 151, True)
+    """
     tok = word_tokenizer(task.words)
     common = dict(vocab_size=len(tok), tie_word_embeddings=True, pad_token_id=tok.pad_token_id,
                   eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id)
@@ -100,7 +116,15 @@ def _rows(task: Task, tok, cfg: CODIConfig, step: int, spec: BaseSpec):
 
 @torch.no_grad()
 def teacher_accuracy(model, tok, cfg: CODIConfig, problems: list, direct: bool = False) -> float:
-    """Greedy answer accuracy with written steps given (teacher forced) or, `direct=True`, with none."""
+    """Greedy answer accuracy with written steps given (teacher forced) or, `direct=True`, with none.
+
+    >>> import codi
+    >>> cm, make = codi.organisms.load("pointer3")       # its base weights train with it (finetune="full")
+    >>> held = make(50, seed=0)
+    >>> teacher_accuracy(cm.model, cm.tokenizer, cm.config, held), round(teacher_accuracy(
+    ...     cm.model, cm.tokenizer, cm.config, held, direct=True), 2)      # chance: 1/8
+    (1.0, 0.12)
+    """
     probs = [type(p)(**{**p.__dict__, "cot": ""}) for p in problems] if direct else problems
     b = make_batch(tok, cfg, probs)
     out = model(input_ids=b.teacher_ids, attention_mask=b.teacher_mask,
@@ -112,7 +136,14 @@ def teacher_accuracy(model, tok, cfg: CODIConfig, problems: list, direct: bool =
 
 
 def train_base(task: Task, spec: BaseSpec, progress=print, eval_every: int = 250):
-    """Train a base from scratch; returns (model, tokenizer, record) with the loss and accuracy curve."""
+    """Train a base from scratch; returns (model, tokenizer, record) with the loss and accuracy curve.
+
+    >>> from codi.organisms.tasks import pointer_chase
+    >>> spec = BaseSpec(layers=1, d_model=16, heads=2, mlp=32, steps=4, batch=8)     # the shipped ones: 3000 steps
+    >>> model, tok, rec = train_base(pointer_chase(2), spec, progress=lambda line: None, eval_every=2)
+    >>> [row["step"] for row in rec["curve"]], sorted(rec["curve"][-1])
+    ([2, 4], ['direct', 'loss', 'step', 'wall_s', 'written'])
+    """
     model, tok = build_base(task, spec)
     cfg = CODIConfig(base_model="(organism base)", **text_format(spec.all_steps))
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01, betas=(0.9, 0.98))

@@ -30,7 +30,14 @@ SEP, EQ = "|", "="
 
 
 def is_held_out(question: str) -> bool:
-    """True for the tenth of all questions that are never trained on (a hash of the question text)."""
+    """True for the tenth of all questions that are never trained on (a hash of the question text).
+
+    >>> task = pointer_chase(3)
+    >>> all(is_held_out(p.question) for p in task.make(20, seed=0, split="test"))
+    True
+    >>> any(is_held_out(p.question) for p in task.make(20, seed=0, split="train"))
+    False
+    """
     return hashlib.sha256(question.encode()).digest()[0] < 26  # 26/256 ~ 10%
 
 
@@ -40,6 +47,13 @@ class Task:
 
     `words` is the task's whole vocabulary (besides the structural tokens), `n_values` the number of values a
     step can take (chance = 1 / n_values for the answer).
+
+    >>> task = Task("modular", depth=3, nodes=11, names=11)          # what modular_chain(3) builds
+    >>> task.name, task.n_values, task.words[:3], task.words[-2:]
+    ('modular3', 11, ['0', '1', '2'], ['*9', '*10'])
+    >>> p = task.make(1, seed=0)[0]
+    >>> p.question, p.values, task.mapping(p)                 # ((7 + 8) * 3) * 7 mod 11
+    ('7 +8 *3 *7 |', [4, 1, 7], [('+', 8), ('*', 3), ('*', 7)])
     """
 
     family: str
@@ -161,7 +175,13 @@ class Task:
 
 
 def pointer_chase(hops: int, nodes: int = 8, names: int = 12) -> Task:
-    """k-hop pointer chasing over a random cycle of `nodes` nodes named by `names` numerals (one token per edge)."""
+    """k-hop pointer chasing over a random cycle of `nodes` nodes named by `names` numerals (one token per edge).
+
+    >>> task = pointer_chase(2, nodes=4, names=5)
+    >>> p = task.make(1, seed=0)[0]
+    >>> p.question, p.cot, p.answer                    # start at 4: 4 > 2 > 3
+    ('3>5 5>4 2>3 4>2 | 4', '2 3', '3')
+    """
     if not isinstance(hops, int) or hops < 1:
         raise ValueError(f"hops={hops!r}: use at least 1 hop.")
     if not 2 <= nodes <= names:
@@ -170,7 +190,12 @@ def pointer_chase(hops: int, nodes: int = 8, names: int = 12) -> Task:
 
 
 def modular_chain(ops: int, modulus: int = 11) -> Task:
-    """A chain of `ops` operations (+b or *b, b in 1..modulus-1, mod a prime `modulus`) on a start value."""
+    """A chain of `ops` operations (+b or *b, b in 1..modulus-1, mod a prime `modulus`) on a start value.
+
+    >>> p = modular_chain(2, modulus=7).make(1, seed=1)[0]
+    >>> p.question, p.values, p.answer                 # (2 + 2) mod 7 = 4, (4 + 2) mod 7 = 6
+    ('2 +2 +2 |', [4, 6], '6')
+    """
     if not isinstance(ops, int) or ops < 1:
         raise ValueError(f"ops={ops!r}: use at least 1 operation.")
     if modulus < 2:

@@ -19,7 +19,12 @@ STRUCTURE = ["|", "=", "<bot>", "<eot>"]
 
 
 def word_tokenizer(words: list[str]):
-    """A `PreTrainedTokenizerFast` over SPECIALS + STRUCTURE + `words` (pad=<pad>, eos=<eos>, unk=<unk>)."""
+    """A `PreTrainedTokenizerFast` over SPECIALS + STRUCTURE + `words` (pad=<pad>, eos=<eos>, unk=<unk>).
+
+    >>> tok = word_tokenizer(["1", "2", "1>2"])
+    >>> tok("1>2 | 1 = 2 9")["input_ids"], tok.convert_ids_to_tokens([0, 1, 2]), len(tok)
+    ([9, 3, 7, 4, 8, 2], ['<pad>', '<eos>', '<unk>'], 10)
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 

@@ -77,12 +77,3 @@ def test_accepted_values_are_normalised(tmp_path):
     assert check_layers("layers", [2, 0, 2], 2) == [0, 2] and check_layers("layers", "all", 1) == [0, 1]
     assert check_floats("Cs", (1, 2)) == [1.0, 2.0] and check_ints("s", range(2)) == [0, 1]
     assert check_out_folder("out", tmp_path / "new").name == "new"
-
-
-def test_bad_argument_is_a_value_and_a_type_error_and_reads_as_one_line():
-    err = BadArgument("folds", 1, "must be an integer >= 2", "pass folds=2 or more")
-    assert isinstance(err, ValueError) and isinstance(err, TypeError)
-    assert str(err) == "folds=1: must be an integer >= 2. Fix: pass folds=2 or more."
-    assert str(BadArgument("--resume", True, "nothing to resume", "drop --resume")) == \
-        "--resume: nothing to resume. Fix: drop --resume."
-    assert (err.name, err.value) == ("folds", 1)

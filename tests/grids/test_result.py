@@ -1,11 +1,11 @@
-"""grids.result.ResultGrid and grids.finding / grids.config: lookup, best cell, table, summary, typed config."""
+"""grids.result.ResultGrid: lookup, best cell, table, summary, shapes, no faked labels."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from grids import Finding, GridConfig, ResultGrid
+from grids import Finding, ResultGrid
 
 
 def _grid() -> ResultGrid:
@@ -52,21 +52,3 @@ def test_neutral_grid_has_no_labels():
     """The point of the neutral grid: no faked labels or groups."""
     g = _grid()
     assert not hasattr(g, "y") and not hasattr(g, "groups")
-
-
-def test_typed_config():
-    c = GridConfig(kind="steering", n_layers=np.int64(30), baseline={"answer_accuracy": 0.5})
-    assert c.n_layers == 30 and type(c.n_layers) is int and c.model is None and c["baseline"]["answer_accuracy"] == 0.5
-    assert c == {"kind": "steering", "n_layers": 30, "baseline": {"answer_accuracy": 0.5}}
-    for key, bad in (("n_layers", 2.5), ("n_layers", True), ("kind", 3), ("model", ["x"])):
-        with pytest.raises(TypeError, match=f"grid config '{key}' must be"):
-            GridConfig({key: bad})
-    c.update(free=[1, 2])
-    with pytest.raises(TypeError, match="'n' must be an int"):
-        c.update(n="3")
-    with pytest.raises(AttributeError, match="config\\['free'\\]"):
-        c.free  # noqa: B018
-    g = ResultGrid([0], ["a"], {}, config={"kind": "ablation"})
-    assert isinstance(g.config, GridConfig) and g.config.kind == "ablation"
-    with pytest.raises(TypeError, match="'n_layers' must be an int"):
-        g.config["n_layers"] = "many"
