@@ -158,7 +158,6 @@ class CODIRunner(nn.Module):
         ids, mask = right_pad(rows, pad_id(self.tokenizer))
         return ids.to(self.device), mask.to(self.device)
 
-    _response_prefix = tokenize_responses  # the older name, still used by interp.codi_cache
 
     def run_ids(self, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor | None = None,
                 response_mask: Tensor | None = None, max_new_tokens: int = 0,

@@ -88,6 +88,16 @@ class ResultGrid:
         return self.config.n
 
     # ---------------------------------------------------------------- lookup
+    def cell_index(self, layer: int, position: str) -> tuple[int, int]:
+        """(row, column) of a cell in the metric arrays; a KeyError names what the grid has instead.
+
+        >>> import numpy as np
+        >>> g = ResultGrid(layers=[0, 4], positions=["bot", "latent_0"], metrics={"auroc": np.zeros((2, 2))})
+        >>> g.cell_index(4, "latent_0")
+        (1, 1)
+        """
+        return self._li(layer), self._pi(position)
+
     def _li(self, layer: int) -> int:
         if int(layer) not in self.layers:
             raise KeyError(f"layer {layer} is not in this grid; it has layers {self.layers}")

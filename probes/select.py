@@ -22,8 +22,7 @@ def delong(grid: ProbeGrid, cell_a: tuple[int, str], cell_b: tuple[int, str], on
     on="cv": the cross-validated scores; on="test": the held-out test scores (needs a sweep with test_size).
     Returns {"auroc_a", "auroc_b", "diff", "z", "p_value", "n", "cell_a", "cell_b"}.
     """
-    ia = grid._li(cell_a[0]), grid._pi(cell_a[1])
-    ib = grid._li(cell_b[0]), grid._pi(cell_b[1])
+    ia, ib = grid.cell_index(*cell_a), grid.cell_index(*cell_b)
     test = np.isin(np.arange(len(grid.y)), grid.config.get("test_idx", []))
     keep = test if on == "test" else ~test
     if on not in ("cv", "test"):
@@ -71,7 +70,7 @@ def pick_best(grid: ProbeGrid, select: str = "auroc", report: str = "test_auroc"
             out[report + suffix] = grid.sel(report + suffix, layer, pos)
     out["n_cells_compared"] = int(np.isfinite(grid.metrics[select]).sum())
     test = np.isin(np.arange(len(grid.y)), grid.config.get("test_idx", []))
-    scored = np.isfinite(grid.scores[grid._li(layer), grid._pi(pos)])
+    scored = np.isfinite(grid.scores[grid.cell_index(layer, pos)])
     out["n_select"], out["n_report"] = int((scored & ~test).sum()), int((scored & test).sum())
     if "p_corrected" in grid.metrics:
         out["p_corrected"] = grid.sel("p_corrected", layer, pos)
