@@ -46,3 +46,39 @@ def refused(tmp_path, monkeypatch) -> Callable[..., str]:
 def snapshot() -> Callable[[Path], dict[str, str]]:
     """`snapshot(folder)`: every path under `folder` -> "dir" or its sha256 (compare before / after a call)."""
     return tree
+
+
+# ------------------------------------------------------------------------------------------------ slow marker
+# Every test that loads real weights (a registry name backed by a GGUF download: smollm2 / gemma3 / qwen, or a CODI
+# checkpoint on one of them) must carry @pytest.mark.slow, so `-m "not slow"` is a fast run without them. The
+# registry's path resolver is watched for the whole session: loading a real-weight name while an unmarked test (or
+# its fixtures) runs fails that test with the reason. (Tests that load weights in a subprocess, like the demo,
+# carry the marker by hand.)
+_RUNNING: dict[str, pytest.Item] = {}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _RUNNING["item"] = item  # before the item's fixtures are set up (conftest hooks run before pytest's own)
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _RUNNING.pop("item", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _real_weights_only_in_slow_tests():
+    from basemodels import registry
+
+    original = registry.resolve_model_path
+
+    def watched(name: str) -> Path:
+        item = _RUNNING.get("item")
+        if isinstance(registry.MODELS.get(name), registry.GGUFSpec) and item is not None \
+                and item.get_closest_marker("slow") is None:
+            raise AssertionError(f"{item.nodeid} loads the real weights of {name!r} but is not marked "
+                                 f"@pytest.mark.slow; mark it (or its module: pytestmark = pytest.mark.slow).")
+        return original(name)
+
+    registry.resolve_model_path = watched
+    yield
+    registry.resolve_model_path = original

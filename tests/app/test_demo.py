@@ -22,6 +22,8 @@ from app.demo_report import final_summary
 from interp import load_cache
 from interp.behaviour import label_answers
 
+pytestmark = pytest.mark.slow  # the demo runs the real-weight model (smollm2-135m + the shipped adapter)
+
 SECTIONS = [
     "deception-arith (instruction before the question): honest vs lying",
     "intermediate values: step-1 value (ridge, R^2)",
