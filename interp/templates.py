@@ -110,7 +110,12 @@ class Template:
 
 @dataclass
 class Rendered:
-    """One rendered sample: `prompt` (what precedes `<bot>` / the response), `response` (or None)."""
+    """One rendered sample: `prompt` (what precedes `<bot>` / the response), `response` (or None).
+
+    >>> r = render_all(Template(user="Q: {question}", response="{answer}"), [dict(id="0", question="1+1?", answer="2")])
+    >>> r[0]
+    Rendered(prompt='Q: 1+1?', response='2')
+    """
 
     prompt: str
     response: str | None
