@@ -77,7 +77,7 @@ class ActivationCache:
     def _pos_index(self, label: str | int) -> int:
         label = f"tok_{label}" if isinstance(label, (int, np.integer)) else label
         if label not in self.positions:
-            raise ValueError(f"position {label!r} is not stored in this cache; it holds {pos._short(self.positions)}."
+            raise ValueError(f"position {label!r} is not stored in this cache; it holds {pos.shorten(self.positions)}."
                              " Aliases like 'last' work only in sel().")
         return self.positions.index(label)
 

@@ -124,7 +124,7 @@ def _prepare(cm, prompts, layers, positions, responses, generate, max_new_tokens
                          f"token is never fed back, so 1 token gives no response position).")
     n_q = [len(prompt_token_ids(cm.tokenizer, cm.config, p)) for p in texts]
     has_prefix = forced is not None or cm.config.eos_separators
-    n_forced = int(cm._response_prefix(forced, len(records))[0].shape[1]) if has_prefix else 0
+    n_forced = int(cm.tokenize_responses(forced, len(records))[0].shape[1]) if has_prefix else 0
     n_resp = n_forced + (max_new_tokens - 1 if generate else 0)
     limit = facts(cm).context_length
     longest = max(n_q) + 2 + cm.config.num_latents + n_resp

@@ -40,7 +40,7 @@ from torch import Tensor
 import poslabels
 
 __all__ = ["Plan", "CallCells", "gather_indices", "plain_labels", "plain_plan", "resolve_alias", "check_plain_labels",
-           "codi_labels", "codi_plan"]
+           "shorten", "codi_labels", "codi_plan"]
 
 PLAIN_FORMS = "'all', 'tok_<i>' (i >= 0), 'last', 'prompt[-<k>]' (k >= 1), or an int i meaning 'tok_<i>'"
 
@@ -233,12 +233,12 @@ def resolve_alias(label: str, stored: Sequence[str],
     elif lab.kind == "question" and lab.relative:
         kind, prefix, k = "question", "q_", -lab.index
     else:
-        raise ValueError(f"unknown position label {label!r}: this cache holds {_short(stored)}.")
+        raise ValueError(f"unknown position label {label!r}: this cache holds {shorten(stored)}.")
     parsed = [poslabels.parse(s) for s in stored]
     cols = np.array([i for i, s in enumerate(parsed) if s.kind == kind and not s.relative])
     if len(cols) == 0 or k < 1:
         raise ValueError(f"cannot resolve {label!r}: this cache holds no '{prefix}<i>' positions "
-                         f"({_short(stored)}). Cache with positions='all' (or include {label!r}) to select it.")
+                         f"({shorten(stored)}). Cache with positions='all' (or include {label!r}) to select it.")
     index = sorted(parsed[c].index for c in cols)
     cols = cols[np.argsort([parsed[c].index for c in cols])]
     if index != list(range(len(index))):
@@ -250,7 +250,12 @@ def resolve_alias(label: str, stored: Sequence[str],
     return np.where(found, cols[np.clip(idx, 0, len(cols) - 1)], 0), found
 
 
-def _short(labels: Sequence[str]) -> str:
+def shorten(labels: Sequence[str]) -> str:
+    """A label list for an error message: all of it up to 8 labels, else the first 4, "..." and the last 3.
+
+    >>> shorten([f"tok_{i}" for i in range(20)])
+    'tok_0, tok_1, tok_2, tok_3, ..., tok_17, tok_18, tok_19'
+    """
     labels = list(labels)
     return ", ".join(labels) if len(labels) <= 8 else ", ".join(labels[:4] + ["..."] + labels[-3:])
 
@@ -346,11 +351,8 @@ def codi_plan(run, labels: Sequence[str]) -> Plan:
     eot = next((s for s in segs if s.kind == "eot"), None)
     resp = [s for s in segs if s.kind == "response"]
     rmask = run.response_mask.bool().cpu()
-    calls, cols, valid = (
-        [],
-        torch.zeros(batch, len(labels), dtype=torch.long),
-        torch.zeros(batch, len(labels), dtype=torch.bool),
-    )
+    calls = []
+    cols, valid = torch.zeros(batch, len(labels), dtype=torch.long), torch.zeros(batch, len(labels), dtype=torch.bool)
     for p, label in enumerate(labels):
         call, col, ok = 0, torch.zeros(batch, dtype=torch.long), torch.zeros(batch, dtype=torch.bool)
         lab = poslabels.parse(label)
@@ -367,18 +369,10 @@ def codi_plan(run, labels: Sequence[str]) -> Plan:
         elif lab.kind == "latent":
             seg = latents.get(lab.index)
             if seg is not None:
-                call, col, ok = (
-                    seg.call,
-                    torch.full((batch,), seg.offset),
-                    torch.ones(batch, dtype=torch.bool),
-                )
+                call, col, ok = seg.call, torch.full((batch,), seg.offset), torch.ones(batch, dtype=torch.bool)
         elif lab.kind == "eot":
             if eot is not None:
-                call, col, ok = (
-                    eot.call,
-                    torch.full((batch,), eot.offset),
-                    torch.ones(batch, dtype=torch.bool),
-                )
+                call, col, ok = eot.call, torch.full((batch,), eot.offset), torch.ones(batch, dtype=torch.bool)
         elif lab.kind == "response":
             j = lab.index
             seg = next((s for s in resp if s.index <= j < s.index + s.length), None)
