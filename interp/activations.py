@@ -77,13 +77,23 @@ class ActivationCache:
     def _pos_index(self, label: str | int) -> int:
         label = f"tok_{label}" if isinstance(label, (int, np.integer)) else label
         if label not in self.positions:
-            raise ValueError(f"position {label!r} is not stored in this cache; it holds {pos._short(self.positions)}."
+            raise ValueError(f"position {label!r} is not stored in this cache; it holds {pos.shorten(self.positions)}."
                              " Aliases like 'last' work only in sel().")
         return self.positions.index(label)
 
     def sel(self, layer: int, position: str | int, allow_missing: bool = False) -> Float[np.ndarray, "sample d"]:
         """float32 `[sample, d]` at one layer and one position label (or alias: `last`, `prompt[-k]`, `q[-k]`).
-        Samples without that position raise, unless `allow_missing=True` (their rows are zeros)."""
+        Samples without that position raise, unless `allow_missing=True` (their rows are zeros).
+
+        >>> import interp
+        >>> c = interp.cache(interp.load_model("tiny-llama"), ["a b c", "Hi"], layers=[1], progress=False)
+        >>> c.valid.sum(1).tolist()                                    # real tokens per sample
+        [3, 2]
+        >>> bool((c.sel(layer=1, position="last")[1] == c.sel(layer=1, position="tok_1")[1]).all())
+        True
+        >>> bool(c.sel(layer=1, position="tok_2", allow_missing=True)[1].any())   # sample 1 has no tok_2: zeros
+        False
+        """
         li = self._layer_index(layer)
         label = f"tok_{position}" if isinstance(position, (int, np.integer)) else position
         cols, found = pos.resolve_alias(label, self.positions, self.valid)
@@ -101,7 +111,13 @@ class ActivationCache:
     def array(self, layers: Sequence[int] | None = None, positions: Sequence[str | int] | None = None
               ) -> Float[np.ndarray, "sample layer pos d"]:
         """float32 `[sample, layer, position, d]`. With no selection on a one-shard float32 cache loaded from
-        disk this is the memory map itself; otherwise only the selected cells are read into memory."""
+        disk this is the memory map itself; otherwise only the selected cells are read into memory.
+
+        >>> import interp
+        >>> c = interp.cache(interp.load_model("tiny-llama"), ["a b c", "Hi"], progress=False)
+        >>> c.array().shape, c.array(layers=[2, 0], positions=["tok_0", 1]).shape
+        ((2, 3, 3, 64), (2, 2, 2, 64))
+        """
         li = slice(None) if layers is None else [self._layer_index(x) for x in layers]
         pi = slice(None) if positions is None else [self._pos_index(x) for x in positions]
         index = (slice(None), li, pi) if isinstance(li, slice) or isinstance(pi, slice) else (
@@ -130,7 +146,15 @@ class ActivationCache:
         return text
 
     def iter_parts(self) -> Iterator[tuple[Int[np.ndarray, " rows"], Float[np.ndarray, "rows layer pos d"]]]:
-        """(row indices, float32 block) per shard: stream a big cache without loading it whole."""
+        """(row indices, float32 block) per shard: stream a big cache without loading it whole.
+
+        >>> import interp, tempfile
+        >>> out = tempfile.mkdtemp() + "/c"
+        >>> c = interp.cache(interp.load_model("tiny-llama"), ["a", "b", "c"], layers=[1], out=out, shard_size=2,
+        ...                  progress=False)
+        >>> [(rows.tolist(), block.shape) for rows, block in c.iter_parts()]
+        [([0, 1], (2, 1, 1, 64)), ([2], (1, 1, 1, 64))]
+        """
         for p, lo in zip(self.parts, self._starts):
             yield np.arange(lo, lo + p.n), p.take(slice(None))
 

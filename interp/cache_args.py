@@ -45,7 +45,14 @@ def store_dtype(dtype: str | torch.dtype | None, model_dtype: torch.dtype) -> to
 
 
 def check_run_args(batch_size: Any, out: Any, dtype: Any, shard_size: Any) -> None:
-    """`batch_size`, `out`, `dtype` and `shard_size` (see the module docstring)."""
+    """`batch_size`, `out`, `dtype` and `shard_size` (see the module docstring).
+
+    >>> check_run_args(batch_size=8, out=None, dtype="float16", shard_size=64)     # fine: returns None
+    >>> check_run_args(batch_size=8, out=None, dtype=None, shard_size=0)
+    Traceback (most recent call last):
+    ...
+    argcheck.errors.BadArgument: shard_size=0: must be None or an integer >= 1. Fix: pass shard_size=1 or more ...
+    """
     argcheck.check_int("batch_size", batch_size, min=1)
     if out is not None:
         argcheck.check_out_folder("out", out)

@@ -56,7 +56,12 @@ _COMPLETE, _FAILED = -1, -2  # what process 0 tells the others after opening the
 
 @dataclass
 class Batch:
-    """What a batch source yields for rows [lo, hi)."""
+    """What a batch source yields for rows [lo, hi).
+
+    >>> b = Batch(torch.zeros(2, 1, 3, 4), torch.tensor([[True, True, False], [True, True, True]]))
+    >>> tuple(b.resid.shape), b.valid.sum().item(), b.extras is None     # [batch, layer, pos, d]
+    ((2, 1, 3, 4), 5, True)
+    """
 
     resid: Float[Tensor, "batch layer pos d"]  # on the model's device; cells a sample lacks are zeros
     valid: Bool[Tensor, "batch pos"]
@@ -64,7 +69,24 @@ class Batch:
 
 
 class BatchSource(Protocol):
-    """What `run` needs from a source (see `interp.cache._Plain` and `interp.codi_cache._CodiSource`)."""
+    """What `run` needs from a source (the plain prompts of `interp.cache`, the CODI run of `interp.codi_cache`).
+
+    A source with one extra per sample (`extra_keys`), whose sample table gains a column derived from it:
+
+    >>> class Squares:
+    ...     name, layers, labels, extra_keys = "squares", [0], ["tok_0"], ("square",)
+    ...     device, dtype = torch.device("cpu"), torch.float32
+    ...     samples = pd.DataFrame({"id": ["0", "1", "2"], "text": ["a", "b", "c"]})
+    ...     meta = dict(model="squares", n_layers=0, d_model=1, config_hash="-", padding_side="left", codi=None)
+    ...     def batch(self, lo, hi):
+    ...         x = torch.arange(lo, hi, dtype=torch.float32).reshape(-1, 1, 1, 1)
+    ...         return Batch(x, torch.ones(hi - lo, 1, dtype=torch.bool), {"square": x.flatten() ** 2})
+    ...     def sample_columns(self, extras):
+    ...         return {"big": (extras()["square"] > 1).tolist()}
+    >>> c = run(Squares(), batch_size=2, progress=False)
+    >>> c.extras["square"].tolist(), c.samples["big"].tolist()
+    ([0.0, 1.0, 4.0], [False, False, True])
+    """
 
     name: str                     # shown by the progress bar
     samples: pd.DataFrame         # one row per sample, in store order
@@ -205,7 +227,26 @@ def _exchange(ranks: Ranks, b: Batch | None, keys: tuple[str, ...], to_all: bool
 def run(source: BatchSource, *, batch_size: int, out: str | os.PathLike | None = None,
         dtype: str | torch.dtype | None = None, shard_size: int | None = None,
         progress: bool = True) -> ActivationCache:
-    """Cache every sample of `source` (see the module docstring); `out=` streams to a resumable store."""
+    """Cache every sample of `source` (see the module docstring); `out=` streams to a resumable store.
+
+    >>> import tempfile
+    >>> class Ramp:       # 5 samples, layer 0, one position, d_model 1: sample i holds the value i
+    ...     name, layers, labels, extra_keys = "ramp", [0], ["tok_0"], ()
+    ...     device, dtype = torch.device("cpu"), torch.float32
+    ...     samples = pd.DataFrame({"id": [str(i) for i in range(5)], "text": list("abcde")})
+    ...     meta = dict(model="ramp", n_layers=0, d_model=1, config_hash="-", padding_side="left", codi=None)
+    ...     def batch(self, lo, hi):
+    ...         x = torch.arange(lo, hi, dtype=torch.float32).reshape(-1, 1, 1, 1)
+    ...         return Batch(x, torch.ones(hi - lo, 1, dtype=torch.bool))
+    ...     def sample_columns(self, extras):
+    ...         return {}
+    >>> out = tempfile.mkdtemp() + "/c"
+    >>> c = run(Ramp(), batch_size=2, out=out, shard_size=3, progress=False)
+    >>> c.meta["n_shards"], c.sel(layer=0, position="tok_0")[:, 0].tolist()
+    (2, [0.0, 1.0, 2.0, 3.0, 4.0])
+    >>> run(Ramp(), batch_size=2, out=out, shard_size=3, progress=False).folder == c.folder   # complete: reopened
+    True
+    """
     check_run_args(batch_size, out, dtype, shard_size)
     sdt = store_dtype(dtype, source.dtype)
     meta = _meta(source, sdt, batch_size, shard_size)

@@ -50,6 +50,7 @@ def _text_config(model: nn.Module):
 def n_layers_of(model: nn.Module) -> int:
     """Number of decoder blocks (`num_hidden_layers` of the text config).
 
+    >>> import interp
     >>> n_layers_of(interp.load_model("tiny-gpt2").model)
     2
     """
@@ -64,6 +65,7 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     """The `nn.ModuleList` of decoder blocks, found by structure: the first ModuleList (outermost first) whose
     length is the model's layer count and whose entries share one class. Skips vision/audio towers by name.
 
+    >>> import interp
     >>> len(decoder_layers(interp.load_model("tiny-llama").model))
     2
     """
@@ -83,7 +85,12 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
 
 
 def embedding_module(model: nn.Module) -> nn.Module:
-    """The token embedding module (`get_input_embeddings()`)."""
+    """The token embedding module (`get_input_embeddings()`).
+
+    >>> import interp
+    >>> embedding_module(interp.load_model("tiny-llama").model)
+    Embedding(512, 64, padding_idx=0)
+    """
     return model.get_input_embeddings()
 
 
@@ -91,6 +98,7 @@ def residual_modules(model: nn.Module) -> list[nn.Module]:
     """`n_layers + 1` modules: [embedding, block_0, ..., block_{n-1}]. Residual `l >= 1` is the OUTPUT of entry
     `l`; residual 0 is read at the INPUT of block 0 (see the module docstring for why), not at the embedding.
 
+    >>> import interp
     >>> len(residual_modules(interp.load_model("tiny-gpt2").model))
     3
     """
@@ -163,7 +171,16 @@ Select = Int[Tensor, "batch pos"] | Callable[[int, Tensor], "Tensor | None"] | N
 @dataclass
 class Recording:
     """What `record_residuals` collected: `residuals[layer]` is a list with one tensor per forward call,
-    `[batch, seq_of_this_call, d_model]` (or `[batch, n_selected, d_model]` with `select=`)."""
+    `[batch, seq_of_this_call, d_model]` (or `[batch, n_selected, d_model]` with `select=`).
+
+    >>> import interp, torch
+    >>> m = interp.load_model("tiny-llama")
+    >>> with record_residuals(m.model, [0, 2]) as rec:
+    ...     _ = m.model(torch.tensor([[3, 4, 5]]))
+    ...     _ = m.model(torch.tensor([[6]]))
+    >>> rec.layers, rec.n_calls, [tuple(t.shape) for t in rec.residuals[2]]
+    ([0, 2], 2, [(1, 3, 64), (1, 1, 64)])
+    """
 
     layers: list[int]
     residuals: dict[int, list[Tensor]] = field(default_factory=dict)
@@ -171,7 +188,15 @@ class Recording:
     calls: list[int] = field(default_factory=list)  # the call number of each recorded forward, in order
 
     def stacked(self, call: int = -1) -> Float[Tensor, "batch layer pos d_model"]:
-        """All recorded layers of one forward call stacked on dim 1 (on the model's device)."""
+        """All recorded layers of one forward call stacked on dim 1 (on the model's device).
+
+        >>> import interp, torch
+        >>> m = interp.load_model("tiny-llama")
+        >>> with record_residuals(m.model, [0, 1, 2]) as rec:
+        ...     _ = m.model(torch.tensor([[3, 4, 5]]))
+        >>> rec.stacked(0).shape                  # [batch, layer, pos, d_model]
+        torch.Size([1, 3, 3, 64])
+        """
         return torch.stack([self.residuals[layer][call] for layer in self.layers], dim=1)
 
     def at(self, layer: int, call: int) -> Tensor:
@@ -213,8 +238,11 @@ def record_residuals(model: nn.Module, layers: Sequence[int] | str = "all", *, s
     run; the model call then returns nothing, which the context manager swallows). `clock`: take call numbers
     from the driver of the calls (see `CallClock`); `Recording.calls` lists them. Hooks are removed on exit.
 
+    >>> import interp, torch
+    >>> m = interp.load_model("tiny-llama")
+    >>> ids = m.tokenizer(["hello world"], return_tensors="pt")
     >>> with record_residuals(m.model, [1], select=torch.tensor([[0, 3]])) as rec:
-    ...     m.model(**ids)
+    ...     _ = m.model(**ids)
     >>> rec.residuals[1][0].shape      # [batch, 2 selected positions, d_model]
     torch.Size([1, 2, 64])
     """
@@ -255,8 +283,18 @@ def edit_residual(model: nn.Module, layer: int,
     steering). Edits run before any recording hook, so `record_residuals` sees the edited stream. `clock`: take
     call numbers from the driver of the calls (see `CallClock`) instead of counting them.
 
+    >>> import interp, torch
+    >>> m = interp.load_model("tiny-llama")
+    >>> ids = torch.tensor([[3, 4, 5]])
     >>> with edit_residual(m.model, 1, lambda h, call: h * 0):
-    ...     logits = m.model(**ids).logits
+    ...     with record_residuals(m.model, [1]) as rec:
+    ...         _ = m.model(ids)
+    >>> bool((rec.residuals[1][0] == 0).all())      # the recording sees the edited stream
+    True
+    >>> with edit_residual(m.model, 1, lambda h, call: h * 0):
+    ...     edited = m.model(ids).logits
+    >>> bool(torch.allclose(edited, m.model(ids).logits))       # the edit changed the output; hooks are gone
+    False
     """
     blocks = decoder_layers(model)
     layer = _check_layers([layer], len(blocks))[0]

@@ -12,7 +12,10 @@ sample of another label, cell by cell, and counts the groups where the activatio
     ...                      positions=["q_0", "bot", "resp_0"], layers=[0, 1])
     >>> rep.blind_positions
     ['q_0', 'bot']
-    >>> print(rep)                       # the text `cache.summary()` shows   # doctest: +SKIP
+    >>> print(rep)                       # the text `cache.summary()` shows
+    identity check: 2 groups with different labels; 4 of 6 (layer, position) cells hold identical activations
+    across labels in every group.
+    WARNING: IDENTICAL ACTIVATIONS ACROSS LABELS at 2 of 3 positions (q_0, bot): ...
 
 "Identical" means max |a - b| <= rtol * max(1, max |a|) over the d_model vector (rtol = 1e-4 by default: batches
 with different padding may change the last bits; label-driven differences are orders of magnitude larger).
@@ -41,7 +44,15 @@ __all__ = [
 
 
 class IdentityWarning(UserWarning):
-    """Positions whose activations are identical across labels within groups: probes there must score chance."""
+    """Positions whose activations are identical across labels within groups: probes there must score chance.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn("q_0 is blind", IdentityWarning)
+    >>> caught[0].category.__name__, issubclass(IdentityWarning, UserWarning)
+    ('IdentityWarning', True)
+    """
 
 
 @dataclass
@@ -50,6 +61,13 @@ class IdentityReport:
 
     `compared[p]`: groups compared at position p (both samples valid there);
     `identical[l, p]`: of those, how many hold identical activations across labels at layer l.
+
+    >>> rep = IdentityReport(layers=[0, 1], positions=["q_0", "resp_0"], n_groups=2, compared=np.array([2, 2]),
+    ...                      identical=np.array([[2, 0], [2, 1]]))
+    >>> rep.blind_positions, rep.n_blind_cells, rep.n_cells
+    (['q_0'], 2, 4)
+    >>> rep.to_dict()["identical"]
+    [[2, 0], [2, 1]]
     """
 
     layers: list[int]
@@ -141,7 +159,11 @@ class IdentityReport:
 
 
 def compress(labels: Sequence[str]) -> str:
-    """`['q_0', 'q_1', 'q_2', 'bot']` -> `'q_0..q_2, bot'` (runs of consecutive indices of one prefix)."""
+    """`['q_0', 'q_1', 'q_2', 'bot']` -> `'q_0..q_2, bot'` (runs of consecutive indices of one prefix).
+
+    >>> compress(["q_0", "q_1", "q_2", "bot", "latent_0", "latent_2"])
+    'q_0..q_2, bot, latent_0, latent_2'
+    """
     out, run = [], []
 
     def flush():
@@ -182,6 +204,11 @@ def identity_check(
     """Count, per (layer, position), the groups whose differently-labelled samples hold identical activations.
 
     `acts` may be a memory map: it is read one group at a time.
+
+    >>> acts = np.zeros((2, 1, 2, 4), np.float32); acts[1, 0, 1] = 0.5       # only position 1 differs
+    >>> rep = identity_check(acts, labels=[0, 1], groups=["g", "g"], positions=["bot", "resp_0"], layers=[3])
+    >>> rep.compared.tolist(), rep.identical.tolist(), rep.blind_positions
+    ([1, 1], [[1, 0]], ['bot'])
     """
     labels, groups = np.asarray(labels, dtype=object), np.asarray(groups, dtype=object)
     n, n_pos = acts.shape[0], len(positions)
@@ -230,7 +257,11 @@ def identity_check(
 def check_cache(cache, rtol: float = 1e-4) -> IdentityReport:
     """Run `identity_check` on an ActivationCache (uses `.array()`, `.valid`, `.samples`, `.layers`, `.positions`).
 
-    >>> print(check_cache(cache))        # doctest: +SKIP
+    >>> import interp
+    >>> prompts = [dict(text="Q: 2+3?\\nA: 5", label=0, group="q0"), dict(text="Q: 2+3?\\nA: 7", label=1, group="q0")]
+    >>> c = interp.cache(interp.load_model("tiny-gpt2"), prompts, progress=False)
+    >>> check_cache(c).blind_positions                   # the two prompts differ only in their last token
+    ['tok_0', 'tok_1', 'tok_2', 'tok_3', 'tok_4', 'tok_5', 'tok_6', 'tok_7', 'tok_8']
     """
     samples = cache.samples
     n = len(samples)
@@ -242,12 +273,30 @@ def check_cache(cache, rtol: float = 1e-4) -> IdentityReport:
 
 
 def summary_text(cache) -> str:
-    """The identity part of `cache.summary()`."""
+    """The identity part of `cache.summary()`.
+
+    >>> import interp
+    >>> prompts = [dict(text="Q: 2+3?\\nA: 5", label=0, group="q0"), dict(text="Q: 2+3?\\nA: 7", label=1, group="q0")]
+    >>> print(summary_text(interp.cache(interp.load_model("tiny-gpt2"), prompts, progress=False)))
+    identity check: 1 groups with different labels; 27 of 30 (layer, position) cells hold identical activations
+    across labels in every group.
+    WARNING: IDENTICAL ACTIVATIONS ACROSS LABELS at 9 of 10 positions (tok_0..tok_8): ...
+    """
     return str(check_cache(cache))
 
 
 def warn_if_blind(report: IdentityReport, stacklevel: int = 3) -> None:
-    """Emit an `IdentityWarning` when some positions cannot depend on the label."""
+    """Emit an `IdentityWarning` when some positions cannot depend on the label.
+
+    >>> import warnings
+    >>> acts = np.zeros((2, 1, 1, 4), np.float32)                              # identical: blind everywhere
+    >>> rep = identity_check(acts, labels=[0, 1], groups=["g", "g"], positions=["bot"], layers=[0])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_blind(rep)
+    >>> [w.category.__name__ for w in caught]
+    ['IdentityWarning']
+    """
     text = report.warning_text()
     if text:
         warnings.warn(text, IdentityWarning, stacklevel=stacklevel)

@@ -4,9 +4,12 @@
     >>> m = interp.load_model("tiny-llama")
     >>> bridge = interp.to_transformer_lens(m)
     >>> logits, tl_cache = bridge.run_with_cache("hello", names_filter=lambda n: n.endswith("hook_resid_post"))
+    >>> sorted(tl_cache.keys())
+    ['blocks.0.hook_resid_post', 'blocks.1.hook_resid_post']
     >>> lm = interp.to_nnsight(m)
+    >>> saved = {}
     >>> with lm.trace("hello"):
-    ...     h = lm.model.layers[0].output.save()
+    ...     saved["h"] = lm.model.layers[0].output.save()
 
 Both wrap the SAME module, no copy. TransformerBridge changes it in place: it switches attention to the eager
 kernel (float32 results then differ from the default sdpa kernel by ~1e-6..1e-3) and puts its bridge components
@@ -54,6 +57,7 @@ def to_transformer_lens(model: Any, tokenizer: Any = None):
     """A `transformer_lens.model_bridge.TransformerBridge` around the same module (hook names
     `blocks.{l}.hook_resid_pre/mid/post`, `run_with_cache`, `run_with_hooks`).
 
+    >>> import interp
     >>> bridge = to_transformer_lens(interp.load_model("tiny-gpt2"))
     >>> bridge.cfg.n_layers
     2
@@ -84,10 +88,13 @@ def to_nnsight(model: Any, tokenizer: Any = None):
     Note (nnsight 0.8): the body of `with lm.trace(...)` must live in a source file (not `python -c`), and inside a
     function names assigned in the block are not visible after it: store results into a dict made before it.
 
+    >>> import interp
     >>> lm = to_nnsight(interp.load_model("tiny-gpt2"))
     >>> out = {}
     >>> with lm.trace("hello"):
     ...     out["h0"] = lm.transformer.h[0].output.save()
+    >>> out["h0"].shape                                 # [batch, seq, d_model]: block 0's output
+    torch.Size([1, 4, 64])
     """
     from nnsight import LanguageModel
 

@@ -1,12 +1,18 @@
 """Logit lens: read any cached residual through the model's final norm and unembedding.
 
-    >>> import codi, interp, viz
+    >>> import codi, interp
     >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=6, lora_r=4))
-    >>> c = interp.cache(cm, ["Tom has 3 apples. He buys 2. How many?"])
+    >>> c = interp.cache(cm, ["Tom has 3 apples. He buys 2. How many?"], progress=False)
     >>> t = interp.lens.logit_lens(c, layer=None, position=["latent_0", "latent_1"], k=5, model=cm)
-    >>> t.frame.head()          # sample, id, layer, position, view, rank, token_id, token, prob, logit
-    >>> fig = viz.lens(t.cells(sample=0))                           # layer x position grid of top tokens
+    >>> t.frame.shape                    # 3 layers x 2 positions x 5 tokens, one row each
+    (30, 10)
+    >>> t.frame.columns.tolist()
+    ['sample', 'id', 'layer', 'position', 'view', 'rank', 'token_id', 'token', 'prob', 'logit']
     >>> pre = interp.lens.logit_lens(c, position="latent_0", view="pre_prj", model=cm)   # the thought's source
+    >>> sorted(set(zip(pre.frame["layer"], pre.frame["view"])))                         # sits at layer n_layers
+    [(2, 'pre_prj')]
+
+`viz.lens(t.cells(sample=0))` draws the layer x position grid of top tokens.
 
 Views of a continuous thought j (`position="latent_j"`):
 - `view="resid"` (default): the residual stream at `layer` of position latent_j, through final norm + unembedding;
@@ -43,7 +49,14 @@ VIEWS = ("resid", "pre_prj", "post_prj")
 @dataclass
 class LensResult:
     """Top-k lens tokens. `frame` columns: sample (row in the cache), id, layer, position, view, rank (0 = best),
-    token_id, token (decoded string), prob, logit."""
+    token_id, token (decoded string), prob, logit.
+
+    >>> import interp
+    >>> m = interp.load_model("tiny-gpt2")
+    >>> t = logit_lens(interp.cache(m, ["a b c"], layers=[2], progress=False), position="last", k=3, model=m)
+    >>> type(t).__name__, len(t.frame), t.meta["k"]
+    ('LensResult', 3, 3)
+    """
 
     frame: pd.DataFrame
     meta: dict = field(default_factory=dict)
@@ -54,7 +67,14 @@ class LensResult:
         """`{(layer, position): [(token, prob), ...]}` of one sample and one view (default: the first view present),
         the input `viz.lens` draws.
 
-        >>> t.cells(0)[(2, "latent_0")][:2]     # [(' 18', 0.61), ('18', 0.12)]   # doctest: +SKIP
+        >>> import interp
+        >>> m = interp.load_model("tiny-gpt2")
+        >>> c = interp.cache(m, ["a b c"], layers=[1, 2], progress=False)
+        >>> cells = logit_lens(c, position=["tok_0", "last"], k=2, model=m).cells(0)
+        >>> sorted(cells)
+        [(1, 'last'), (1, 'tok_0'), (2, 'last'), (2, 'tok_0')]
+        >>> [type(x).__name__ for x in cells[(2, "last")][0]]         # (token, prob), best first
+        ['str', 'float']
         """
         f = self.frame[self.frame["sample"] == sample]
         if f.empty:
@@ -69,7 +89,15 @@ class LensResult:
         return out
 
     def top(self, layer: int, position: str, sample: int = 0, view: str = "resid") -> list[tuple[str, float]]:
-        """Top tokens of one cell, best first."""
+        """Top tokens of one cell, best first.
+
+        >>> import interp
+        >>> m = interp.load_model("tiny-gpt2")
+        >>> t = logit_lens(interp.cache(m, ["a b c"], layers=[2], progress=False), position="last", k=4, model=m)
+        >>> probs = [p for _, p in t.top(2, "last")]
+        >>> len(probs), probs == sorted(probs, reverse=True)
+        (4, True)
+        """
         f = self.frame
         g = f[
             (f["sample"] == sample)
@@ -89,6 +117,7 @@ def final_norm(model: nn.Module) -> nn.Module | None:
     """The final norm applied after the last decoder block (`model.norm`, `transformer.ln_f`, ...), found as the
     norm-like child of the module that holds the decoder blocks; None if the architecture has none.
 
+    >>> import interp
     >>> type(final_norm(interp.load_model("tiny-llama").model)).__name__
     'LlamaRMSNorm'
     """
@@ -108,7 +137,10 @@ def unembed(model: nn.Module, h: Float[Tensor, "... d"], normed: bool = False) -
     """Logits of residual vectors: final norm (unless `normed`) then the LM head (+ soft-capping where the config
     has it). Returns float32.
 
-    >>> logits = unembed(m.model, torch.randn(3, 64))    # doctest: +SKIP
+    >>> import interp
+    >>> m = interp.load_model("tiny-llama")
+    >>> unembed(m.model, torch.randn(3, 64)).shape          # [..., vocab] float32
+    torch.Size([3, 512])
     """
     head = model.get_output_embeddings()
     dt = head.weight.dtype
@@ -184,8 +216,15 @@ def logit_lens(
     its model), or a model with `prompts=` (cached first, with `cache_kwargs`).
     view: "resid", "pre_prj", "post_prj" or a list of them (see the module docstring).
 
+    >>> import codi, interp
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=4, lora_r=4))
+    >>> c = interp.cache(cm, ["1 + 2 = ?"], progress=False)
     >>> t = logit_lens(c, layer=2, position="latent_3", k=3, model=cm)
-    >>> t.top(2, "latent_3")
+    >>> len(t.top(2, "latent_3"))                           # 3 (token, prob) pairs, best first
+    3
+    >>> m = interp.load_model("tiny-gpt2")
+    >>> len(logit_lens(m, prompts=["a b c", "hi"], layer=1, position="last", k=2).frame)   # a model: cached first
+    4
     """
     from interp.cache import ActivationCache
 

@@ -40,7 +40,7 @@ from torch import Tensor
 import poslabels
 
 __all__ = ["Plan", "CallCells", "gather_indices", "plain_labels", "plain_plan", "resolve_alias", "check_plain_labels",
-           "codi_labels", "codi_plan"]
+           "shorten", "codi_labels", "codi_plan"]
 
 PLAIN_FORMS = "'all', 'tok_<i>' (i >= 0), 'last', 'prompt[-<k>]' (k >= 1), or an int i meaning 'tok_<i>'"
 
@@ -48,7 +48,13 @@ PLAIN_FORMS = "'all', 'tok_<i>' (i >= 0), 'last', 'prompt[-<k>]' (k >= 1), or an
 @dataclass
 class Plan:
     """Where each requested label lives in one batch: `labels[p]` is column `col[b, p]` of forward call
-    `call[p]` for sample `b`; `valid[b, p]` is False where sample `b` has no such position."""
+    `call[p]` for sample `b`; `valid[b, p]` is False where sample `b` has no such position.
+
+    >>> plan = Plan(["q_0", "latent_0"], call=[0, 1], col=torch.tensor([[4, 0], [3, 0]]),
+    ...             valid=torch.tensor([[True, True], [False, True]]))
+    >>> plan.take(["latent_0"]).call, plan.tile(2).col.shape
+    ([1], torch.Size([4, 2]))
+    """
 
     labels: list[str]
     call: list[int]
@@ -101,7 +107,13 @@ class Plan:
 
 @dataclass(frozen=True)
 class CallCells:
-    """The cells of a Plan that one forward call holds: plan positions `pos` at column `col[b, i]` of sample b."""
+    """The cells of a Plan that one forward call holds: plan positions `pos` at column `col[b, i]` of sample b.
+
+    >>> plan = Plan(["a", "b", "c"], call=[0, 1, 0], col=torch.tensor([[2, 0, 1]]), valid=torch.ones(1, 3, dtype=bool))
+    >>> first = gather_indices(plan)[0]          # the cells of forward call 0
+    >>> first.call, first.pos.tolist(), first.col.tolist()
+    (0, [0, 2], [[2, 1]])
+    """
 
     call: int
     pos: Int[Tensor, " n"]
@@ -135,7 +147,15 @@ def _as_label(p: str | int) -> str:
 
 
 def check_plain_labels(positions: Sequence[str | int]) -> list[str]:
-    """Normalise and validate requested plain-model labels (raises on an unknown label, before any work)."""
+    """Normalise and validate requested plain-model labels (raises on an unknown label, before any work).
+
+    >>> check_plain_labels([0, "last", "prompt[-2]"])
+    ['tok_0', 'last', 'prompt[-2]']
+    >>> check_plain_labels(["latent_0"])
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown position label 'latent_0'. Valid forms: 'all', 'tok_<i>' (i >= 0), 'last', ...
+    """
     out = []
     for p in positions:
         label = _as_label(p)
@@ -173,6 +193,10 @@ def plain_plan(labels: Sequence[str], lengths: Sequence[int], seq_len: int, padd
     """The Plan of one padded batch (one forward call) of a plain model.
 
     `lengths[b]` = real tokens of sample b, `seq_len` = padded length, `padding_side` = 'left' | 'right'.
+
+    >>> plan = plain_plan(["tok_0", "tok_2", "last"], lengths=[2, 4], seq_len=4, padding_side="left")
+    >>> plan.col.tolist(), plan.valid.tolist()           # sample 0 has no tok_2: column 0, invalid
+    ([[2, 0, 3], [0, 2, 3]], [[True, False, True], [True, True, True]])
     """
     n_real = torch.as_tensor(list(lengths), dtype=torch.long)
     real = torch.tensor([[_real_index(label, int(n)) for label in labels] for n in lengths], dtype=torch.long)
@@ -190,6 +214,13 @@ def resolve_alias(label: str, stored: Sequence[str],
     `tok_*` / `q_*` cells and the valid mask (`last`, `prompt[-k]` on `tok_*`; `q[-k]` on `q_*`).
 
     Returns (column per sample, found per sample).
+
+    >>> valid = np.array([[True, True, False], [True, True, True]])       # sample 0 has 2 tokens, sample 1 has 3
+    >>> cols, found = resolve_alias("last", ["tok_0", "tok_1", "tok_2"], valid)
+    >>> cols.tolist(), found.tolist()
+    ([1, 2], [True, True])
+    >>> resolve_alias("prompt[-3]", ["tok_0", "tok_1", "tok_2"], valid)[1].tolist()
+    [False, True]
     """
     stored = list(stored)
     n = valid.shape[0]
@@ -202,12 +233,12 @@ def resolve_alias(label: str, stored: Sequence[str],
     elif lab.kind == "question" and lab.relative:
         kind, prefix, k = "question", "q_", -lab.index
     else:
-        raise ValueError(f"unknown position label {label!r}: this cache holds {_short(stored)}.")
+        raise ValueError(f"unknown position label {label!r}: this cache holds {shorten(stored)}.")
     parsed = [poslabels.parse(s) for s in stored]
     cols = np.array([i for i, s in enumerate(parsed) if s.kind == kind and not s.relative])
     if len(cols) == 0 or k < 1:
         raise ValueError(f"cannot resolve {label!r}: this cache holds no '{prefix}<i>' positions "
-                         f"({_short(stored)}). Cache with positions='all' (or include {label!r}) to select it.")
+                         f"({shorten(stored)}). Cache with positions='all' (or include {label!r}) to select it.")
     index = sorted(parsed[c].index for c in cols)
     cols = cols[np.argsort([parsed[c].index for c in cols])]
     if index != list(range(len(index))):
@@ -219,7 +250,12 @@ def resolve_alias(label: str, stored: Sequence[str],
     return np.where(found, cols[np.clip(idx, 0, len(cols) - 1)], 0), found
 
 
-def _short(labels: Sequence[str]) -> str:
+def shorten(labels: Sequence[str]) -> str:
+    """A label list for an error message: all of it up to 8 labels, else the first 4, "..." and the last 3.
+
+    >>> shorten([f"tok_{i}" for i in range(20)])
+    'tok_0, tok_1, tok_2, tok_3, ..., tok_17, tok_18, tok_19'
+    """
     labels = list(labels)
     return ", ".join(labels) if len(labels) <= 8 else ", ".join(labels[:4] + ["..."] + labels[-3:])
 
@@ -296,6 +332,15 @@ def codi_plan(run, labels: Sequence[str]) -> Plan:
     The prompt call is left-padded and ends with <bot>: sample b's question token i sits at column
     `width - 1 - n_b + i` where n_b = its real prompt tokens. Response token j is valid where `run.response_mask`
     is 1 and a forward call fed it (the last generated token is never fed).
+
+    >>> import codi
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4))
+    >>> run = cm.run(["1 + 2 = ?", "Sam has 7 coins."], ["3", "7"])
+    >>> plan = codi_plan(run, ["q[-1]", "bot", "latent_0", "latent_1", "eot", "resp_0"])
+    >>> plan.call                          # prompt call 0, one call per thought, then <eot> + response
+    [0, 0, 1, 2, 3, 3]
+    >>> plan.col[0].tolist()               # left-padded prompt of 12 columns ends with <bot>
+    [10, 11, 0, 0, 0, 1]
     """
     segs = run.segments
     prompt = next(s for s in segs if s.kind == "prompt")
@@ -306,11 +351,8 @@ def codi_plan(run, labels: Sequence[str]) -> Plan:
     eot = next((s for s in segs if s.kind == "eot"), None)
     resp = [s for s in segs if s.kind == "response"]
     rmask = run.response_mask.bool().cpu()
-    calls, cols, valid = (
-        [],
-        torch.zeros(batch, len(labels), dtype=torch.long),
-        torch.zeros(batch, len(labels), dtype=torch.bool),
-    )
+    calls = []
+    cols, valid = torch.zeros(batch, len(labels), dtype=torch.long), torch.zeros(batch, len(labels), dtype=torch.bool)
     for p, label in enumerate(labels):
         call, col, ok = 0, torch.zeros(batch, dtype=torch.long), torch.zeros(batch, dtype=torch.bool)
         lab = poslabels.parse(label)
@@ -327,18 +369,10 @@ def codi_plan(run, labels: Sequence[str]) -> Plan:
         elif lab.kind == "latent":
             seg = latents.get(lab.index)
             if seg is not None:
-                call, col, ok = (
-                    seg.call,
-                    torch.full((batch,), seg.offset),
-                    torch.ones(batch, dtype=torch.bool),
-                )
+                call, col, ok = seg.call, torch.full((batch,), seg.offset), torch.ones(batch, dtype=torch.bool)
         elif lab.kind == "eot":
             if eot is not None:
-                call, col, ok = (
-                    eot.call,
-                    torch.full((batch,), eot.offset),
-                    torch.ones(batch, dtype=torch.bool),
-                )
+                call, col, ok = eot.call, torch.full((batch,), eot.offset), torch.ones(batch, dtype=torch.bool)
         elif lab.kind == "response":
             j = lab.index
             seg = next((s for s in resp if s.index <= j < s.index + s.length), None)

@@ -68,7 +68,14 @@ def launch_device() -> torch.device | None:
 
 @dataclass
 class Ranks:
-    """This process's rank among `world` processes of one run, and the collectives the cache driver needs."""
+    """This process's rank among `world` processes of one run, and the collectives the cache driver needs.
+
+    >>> r = Ranks.current()                  # not launched: one process, collectives are no-ops
+    >>> r.main, r.device(), r.share(7)
+    (True, device(type='cpu'), 7)
+    >>> Ranks(rank=1, world=2, backend="gloo").main       # only process 0 writes the store
+    False
+    """
 
     rank: int = 0
     world: int = 1

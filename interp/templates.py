@@ -89,14 +89,31 @@ class Template:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """The template as JSON-able fields (a CODI store keeps it in meta.json).
+
+        >>> Template(system="{instruction}", user="{question}").to_dict()
+        {'system': '{instruction}', 'user': '{question}', 'response': None, 'chat': 'auto'}
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Template:
+        """The template back from `to_dict`.
+
+        >>> t = Template(user="{question}", response="{answer}")
+        >>> Template.from_dict(t.to_dict()) == t
+        True
+        """
         return cls(**d)
 
     def uses_chat(self, tokenizer, codi: bool = False) -> bool:
-        """Whether the tokenizer's chat template is applied for this model."""
+        """Whether the tokenizer's chat template is applied for this model.
+
+        >>> import interp
+        >>> tok = interp.load_model("tiny-llama").tokenizer                     # has no chat template
+        >>> Template().uses_chat(tok), Template().uses_chat(None)
+        (False, False)
+        """
         has = tokenizer is not None and bool(getattr(tokenizer, "chat_template", None))
         if self.chat == "always":
             if not has:
@@ -110,7 +127,12 @@ class Template:
 
 @dataclass
 class Rendered:
-    """One rendered sample: `prompt` (what precedes `<bot>` / the response), `response` (or None)."""
+    """One rendered sample: `prompt` (what precedes `<bot>` / the response), `response` (or None).
+
+    >>> r = render_all(Template(user="Q: {question}", response="{answer}"), [dict(id="0", question="1+1?", answer="2")])
+    >>> r[0]
+    Rendered(prompt='Q: 1+1?', response='2')
+    """
 
     prompt: str
     response: str | None

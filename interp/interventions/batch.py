@@ -89,6 +89,13 @@ class Batch:
 
     `ans_start[b]:ans_end[b]` are the answer-number tokens inside the response; `foil_pos/foil_tok` (optional)
     the first response position where the reference and a foil response differ and the foil's token there.
+
+    >>> import codi; cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+    >>> b = prepare(cm, ["2 + 3 = ?", "10 - 4 = ?"], ["5", "6"])
+    >>> len(b), b.prompt_ids.shape[0], b.answers
+    (2, 2, ['5', '6'])
+    >>> [cm.tokenizer.decode(b.resp_ids[i, b.ans_start[i]:b.ans_end[i]]) for i in range(len(b))]   # answer tokens
+    [' 5', ' 6']
     """
 
     questions: list[str]

@@ -65,7 +65,17 @@ def run_labels(run: LatentRun, positions: str | Sequence[str] = "all") -> list[s
 class Baseline:
     """The unedited run of a Batch: its plan, scores, and (when recorded) residuals per layer [B, P, d] at the
     plan's labels plus the fed-back thoughts `latent_inputs` [B, k, d]; `prompt` is the prompt call's state,
-    which edits after the prompt call reuse."""
+    which edits after the prompt call reuse.
+
+    >>> import codi
+    >>> from interp.interventions.batch import prepare
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+    >>> base = baseline(cm, prepare(cm, ["2 + 3 = ?"], ["5"]), layers=[2], positions=["bot", "latents"])
+    >>> base.plan.labels, base.plan.call, sorted(base.scores)
+    (['bot', 'latent_0', 'latent_1'], [0, 1, 2], ['answer_logp', 'correct', 'margin'])
+    >>> tuple(base.resid[2].shape), base.prompt is not None
+    ((1, 3, 64), True)
+    """
 
     run: LatentRun
     plan: Plan
@@ -123,6 +133,16 @@ class Edit:
     `value`: None (zeros, for set), a vector [d] (same for every sample) or per-sample rows [B, d]. Samples
     for which the label does not exist (e.g. q_30 of a short question), or that `valid` excludes, are left
     alone.
+
+    >>> import codi, torch
+    >>> from interp.interventions.batch import prepare
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+    >>> b = prepare(cm, ["2 + 3 = ?"], ["5"]); base = baseline(cm, b)
+    >>> zero = Edit(INPUT, "latent_0")                                 # zero the first fed-back thought
+    >>> push = Edit(1, "latent_1", torch.ones(cm.d_model), op="add")   # add a vector to the residual at layer 1
+    >>> s = run_cells(cm, b, [[zero], [push], [zero, push]], base.plan)
+    >>> s["answer_logp"].shape                                         # [group, sample]
+    torch.Size([3, 1])
     """
 
     layer: int

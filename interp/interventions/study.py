@@ -105,6 +105,13 @@ class CellStudy:
 
     `columns` are the grid's positions (the plan's labels, or one joined label for ablating a set together);
     `cells` the (layer, column) of each edit group, in order.
+
+    >>> import codi
+    >>> from interp.interventions.batch import prepare
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+    >>> st = CellStudy.open(cm, "ablation", prepare(cm, ["1 + 1 = ?"], ["2"]), ["input", 2], ["bot", "latent_1"])
+    >>> st.layers, st.columns, st.cells                       # 'input' exists only at latent positions
+    ([-1, 2], ['bot', 'latent_1'], [(-1, 'latent_1'), (2, 'bot'), (2, 'latent_1')])
     """
 
     model: Any

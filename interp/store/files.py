@@ -34,22 +34,42 @@ REWRITE = "re-run the same cache call with a fresh out= folder (or delete the fo
 
 
 def shard_name(i: int) -> str:
-    """`shard_00003.safetensors` for i = 3."""
+    """`shard_00003.safetensors` for i = 3.
+
+    >>> shard_name(3)
+    'shard_00003.safetensors'
+    """
     return SHARD.format(i)
 
 
 def extras_name(i: int) -> str:
-    """`extras_00003.safetensors` for i = 3: the extras of the rows of shard i."""
+    """`extras_00003.safetensors` for i = 3: the extras of the rows of shard i.
+
+    >>> extras_name(3)
+    'extras_00003.safetensors'
+    """
     return EXTRAS.format(i)
 
 
 def files_like(folder: Path, pattern: str) -> list[Path]:
-    """The files of `folder` named like `pattern` (SHARD or EXTRAS), sorted."""
+    """The files of `folder` named like `pattern` (SHARD or EXTRAS), sorted.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in (shard_name(1), shard_name(0), extras_name(0), META):
+    ...     _ = (folder / name).write_bytes(b"")
+    >>> [f.name for f in files_like(folder, SHARD)]
+    ['shard_00000.safetensors', 'shard_00001.safetensors']
+    """
     return sorted(folder.glob(pattern.replace("{:05d}", "*")))
 
 
 def file_index(path: Path) -> int:
-    """3 for `shard_00003.safetensors` or `extras_00003.safetensors`."""
+    """3 for `shard_00003.safetensors` or `extras_00003.safetensors`.
+
+    >>> file_index(Path(shard_name(3))), file_index(Path("runs/c") / extras_name(12))
+    (3, 12)
+    """
     return int(path.stem.split("_")[1])
 
 
@@ -63,7 +83,18 @@ def shard_rows(shard_size: int | None, row_bytes: int, batch_size: int) -> int:
 
 
 def verify_file(path: Path, expected: str | None) -> None:
-    """Raise if `path` does not hash to `expected` (no-op when no checksum was recorded: an older store)."""
+    """Raise if `path` does not hash to `expected` (no-op when no checksum was recorded: an older store).
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / shard_name(0)
+    >>> _ = path.write_bytes(b"rows")
+    >>> verify_file(path, formats.file_sha256(path))       # matches: returns None
+    >>> verify_file(path, None)                            # no checksum recorded: nothing to check
+    >>> verify_file(path, "0" * 64)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...shard_00000.safetensors... re-run the same cache call with a fresh out= folder ...
+    """
     formats.verify_file(path, expected, fix=REWRITE)
 
 
@@ -76,24 +107,52 @@ def _json_value(v: Any) -> Any:
 
 
 def samples_jsonl(samples: pd.DataFrame) -> bytes:
-    """The bytes of samples.jsonl: one JSON object per row (numpy scalars as Python values, NaN as null)."""
+    """The bytes of samples.jsonl: one JSON object per row (numpy scalars as Python values, NaN as null).
+
+    >>> samples_jsonl(pd.DataFrame({"id": ["0", "1"], "label": [1.0, np.nan]}))
+    b'{"id": "0", "label": 1.0}\\n{"id": "1", "label": null}\\n'
+    """
     rows = samples.to_dict(orient="records")
     return "".join(json.dumps({k: _json_value(v) for k, v in r.items()}, ensure_ascii=False) + "\n"
                    for r in rows).encode()
 
 
 def samples_hash(samples: pd.DataFrame) -> str:
-    """Short hash of the sample table: a store of other samples is another store."""
+    """Short hash of the sample table: a store of other samples is another store.
+
+    >>> a = pd.DataFrame({"id": ["0"], "text": ["Hi"]})
+    >>> len(samples_hash(a)), samples_hash(a) == samples_hash(a.assign(text=["Hello"]))
+    (16, False)
+    """
     return hashlib.sha256(samples_jsonl(samples)).hexdigest()[:16]
 
 
 def write_samples(folder: str | os.PathLike, samples: pd.DataFrame) -> None:
-    """(Re)write samples.jsonl atomically (the generated text of a CODI run joins the table after the run)."""
+    """(Re)write samples.jsonl atomically (the generated text of a CODI run joins the table after the run).
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> write_samples(folder, pd.DataFrame({"id": ["0"], "text": ["Hi"]}))
+    >>> (Path(folder) / SAMPLES).read_text()
+    '{"id": "0", "text": "Hi"}\\n'
+    """
     formats.atomic_write_bytes(Path(folder) / SAMPLES, samples_jsonl(samples))
 
 
 def read_meta(folder: str | os.PathLike) -> dict:
-    """meta.json of a store; raises naming the file when it is missing, garbled or not a store's."""
+    """meta.json of a store; raises naming the file when it is missing, garbled or not a store's.
+
+    >>> import interp, tempfile
+    >>> out = tempfile.mkdtemp() + "/c"
+    >>> _ = interp.cache(interp.load_model("tiny-gpt2"), ["a b", "c"], layers=[1], out=out, progress=False)
+    >>> meta = read_meta(out)
+    >>> meta["format"], meta["layers"], meta["n_samples"], meta["complete"]
+    ('codi-lens-activation-cache', [1], 2, True)
+    >>> read_meta(tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ... holds no activation cache (no meta.json). Write one with interp.cache(model, prompts, ...
+    """
     path = Path(folder) / META
     if not path.exists():
         raise FileNotFoundError(f"{folder} holds no activation cache (no {META}). Write one with "
@@ -109,7 +168,14 @@ def read_meta(folder: str | os.PathLike) -> dict:
 
 
 def read_samples(folder: str | os.PathLike) -> pd.DataFrame:
-    """samples.jsonl as a DataFrame; a cut or edited line raises naming the file and the line."""
+    """samples.jsonl as a DataFrame; a cut or edited line raises naming the file and the line.
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> write_samples(folder, pd.DataFrame({"id": ["0", "1"], "text": ["Hi", "a b"]}))
+    >>> read_samples(folder)["text"].tolist()
+    ['Hi', 'a b']
+    """
     path = Path(folder) / SAMPLES
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; the cache is damaged. To fix it, {REWRITE}.")
@@ -127,7 +193,20 @@ def read_samples(folder: str | os.PathLike) -> pd.DataFrame:
 
 def check_folder(folder: str | os.PathLike, meta: dict) -> dict | None:
     """Validate `out=` before anything is written. Returns the existing meta (same model and settings: resume or
-    reuse) or None (new/empty folder). Raises if the folder holds another model's cache or other settings."""
+    reuse) or None (new/empty folder). Raises if the folder holds another model's cache or other settings.
+
+    >>> import interp, tempfile
+    >>> out = tempfile.mkdtemp() + "/c"
+    >>> _ = interp.cache(interp.load_model("tiny-gpt2"), ["a b"], layers=[1], out=out, progress=False)
+    >>> check_folder(tempfile.mkdtemp(), {}) is None                      # empty folder: a new store
+    True
+    >>> check_folder(out, read_meta(out))["complete"]                     # same settings: reuse or resume
+    True
+    >>> check_folder(out, {**read_meta(out), "layers": [2]})
+    Traceback (most recent call last):
+    ...
+    ValueError: ... holds a cache of this model with other settings (layers differs). Pass a new out= folder, ...
+    """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out={str(folder)!r} is a file, not a folder; pass a folder path.")

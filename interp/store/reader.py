@@ -56,7 +56,15 @@ def _memmap_tensors(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def to_float32(x: np.ndarray | Tensor, stored: str) -> np.ndarray:
-    """Stored values -> float32 numpy (bf16 bits widened; float32 passes through without a copy)."""
+    """Stored values -> float32 numpy (bf16 bits widened; float32 passes through without a copy).
+
+    >>> to_float32(np.array([16256, 49216], dtype=np.uint16), "bfloat16")      # bf16 bits of 1.0 and -3.0
+    array([ 1., -3.], dtype=float32)
+    >>> x = np.ones(2, np.float32); to_float32(x, "float32") is x
+    True
+    >>> to_float32(torch.tensor([0.5], dtype=torch.float16), "float16")
+    array([0.5], dtype=float32)
+    """
     if isinstance(x, Tensor):
         return x.numpy() if x.dtype == torch.float32 else x.float().numpy()
     if stored == "bfloat16":
@@ -66,7 +74,12 @@ def to_float32(x: np.ndarray | Tensor, stored: str) -> np.ndarray:
 
 @dataclass
 class Part:
-    """A block of consecutive rows: a memory-mapped shard or an in-memory tensor (stored dtype)."""
+    """A block of consecutive rows: a memory-mapped shard or an in-memory tensor (stored dtype).
+
+    >>> part = Part(resid=torch.arange(8.0).reshape(2, 1, 2, 2), valid=np.ones((2, 2), bool), stored="float32")
+    >>> part.n, part.take((slice(None), 0, 1)).tolist()          # rows x (layer 0, position 1) -> [n, d]
+    (2, [[2.0, 3.0], [6.0, 7.0]])
+    """
 
     resid: np.ndarray | Tensor  # [n, layer, pos, d]
     valid: np.ndarray           # [n, pos] bool
@@ -124,7 +137,17 @@ def _check_counts(folder: Path, meta: dict) -> None:
 
 
 def open_parts(folder: str | os.PathLike, meta: dict) -> list[Part]:
-    """Memory-mapped Parts of a complete store, after checking meta, shard headers and the sample count."""
+    """Memory-mapped Parts of a complete store, after checking meta, shard headers and the sample count.
+
+    >>> import interp, tempfile
+    >>> from interp.store.files import read_meta
+    >>> out = tempfile.mkdtemp() + "/c"
+    >>> _ = interp.cache(interp.load_model("tiny-gpt2"), ["a", "b", "c"], layers=[1], positions=["last"], out=out,
+    ...                  shard_size=2, progress=False)
+    >>> parts = open_parts(out, read_meta(out))
+    >>> [p.n for p in parts], type(parts[0].resid).__name__, parts[0].path.name
+    ([2, 1], 'memmap', 'shard_00000.safetensors')
+    """
     folder = Path(folder)
     mpath = folder / META
     _check_counts(folder, meta)
@@ -154,6 +177,14 @@ def read_extras(folder: str | os.PathLike, meta: dict) -> dict[str, np.ndarray]:
     """The extras of a store (float tensors as float32 numpy), each file verified; {} when it has none.
 
     One file per shard, named in meta["extras"] (stores written before that key: whatever extras files exist).
+
+    >>> import codi, interp, tempfile
+    >>> from interp.store.files import read_meta
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4))
+    >>> out = tempfile.mkdtemp() + "/c"
+    >>> _ = interp.cache(cm, ["1 + 2 = ?"], layers=[1], positions=["bot"], out=out, progress=False)
+    >>> {k: v.shape for k, v in read_extras(out, read_meta(out)).items()}
+    {'latent_pre_prj': (1, 2, 64), 'latent_post_prj': (1, 2, 64), 'response_ids': (1, 0), 'response_mask': (1, 0)}
     """
     folder = Path(folder)
     mpath = folder / META

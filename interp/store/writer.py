@@ -42,7 +42,21 @@ __all__ = ["StoreWriter", "open_writer"]
 @dataclass
 class StoreWriter:
     """Buffers rows in memory up to one shard and writes each full shard (and its extras) atomically.
-    Peak memory: one shard."""
+    Peak memory: one shard.
+
+    >>> import tempfile, pandas as pd
+    >>> from interp.store.files import FORMAT, samples_hash
+    >>> samples = pd.DataFrame({"id": ["0", "1", "2"], "text": ["a", "b", "c"]})
+    >>> meta = dict(format=FORMAT, layers=[0], positions=["tok_0"], d_model=1, dtype="float32", n_samples=3,
+    ...             samples_hash=samples_hash(samples), extras=[])
+    >>> folder = tempfile.mkdtemp() + "/c"
+    >>> w = open_writer(folder, meta, samples, shard_size=2)
+    >>> w.add(torch.zeros(3, 1, 1, 1), torch.ones(3, 1, dtype=torch.bool))   # shard 0 written, 1 row buffered
+    >>> sorted(w.meta["checksums"])
+    ['shard_00000.safetensors']
+    >>> w.finish(); w.meta["n_shards"], w.meta["complete"]
+    (2, True)
+    """
 
     folder: Path
     meta: dict
@@ -123,7 +137,23 @@ def _shards_done(folder: Path, old: dict, extras: list[str]) -> tuple[int, dict[
 
 
 def open_writer(folder: str | os.PathLike, meta: dict, samples: pd.DataFrame, shard_size: int) -> StoreWriter:
-    """Create (or resume) a store. Call `check_folder` first, while nothing has been written yet."""
+    """Create (or resume) a store. Call `check_folder` first, while nothing has been written yet.
+
+    A writer stopped after its first shard resumes at the first row of the second:
+
+    >>> import tempfile, pandas as pd
+    >>> from interp.store.files import FORMAT, samples_hash
+    >>> samples = pd.DataFrame({"id": ["0", "1", "2"], "text": ["a", "b", "c"]})
+    >>> meta = dict(format=FORMAT, layers=[0], positions=["tok_0"], d_model=1, dtype="float32", n_samples=3,
+    ...             samples_hash=samples_hash(samples), extras=[], shard_size=2)
+    >>> folder = tempfile.mkdtemp() + "/c"
+    >>> w = open_writer(folder, meta, samples, shard_size=2)
+    >>> w.start_row
+    0
+    >>> w.add(torch.zeros(2, 1, 1, 1), torch.ones(2, 1, dtype=torch.bool))   # one whole shard, then stopped
+    >>> open_writer(folder, meta, samples, shard_size=2).start_row
+    2
+    """
     folder = Path(folder)
     old = check_folder(folder, meta)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,11 @@
-"""Shared test inputs for tests/interp: prompts of different lengths and a padded batch as interp.cache builds it."""
+"""Shared test inputs for tests/interp: prompts of different lengths, the parity models (smollm2-135m, real weights,
+marked slow), a padded batch as interp.cache builds it, and a snapshot of a folder tree."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 
 PROMPTS = [
@@ -10,7 +14,8 @@ PROMPTS = [
     "Tom has 3 bags of 4 apples. He eats 2.",
     "a b c",
 ]
-PARITY_MODELS = ["tiny-gpt2", "tiny-llama", "smollm2-135m"]
+MANY = [f"Sample {i}: " + " ".join(f"w{(i * 7 + j) % 13}" for j in range(i % 9 + 3)) for i in range(40)]
+PARITY_MODELS = ["tiny-gpt2", "tiny-llama", pytest.param("smollm2-135m", marks=pytest.mark.slow)]
 TOL = 1e-4
 
 
@@ -39,3 +44,8 @@ def real_rows(t: torch.Tensor, lengths: list[int], side: str) -> list[torch.Tens
 def final_norm(model: torch.nn.Module) -> torch.nn.Module:
     base = getattr(model, "model", None) or model.transformer
     return getattr(base, "norm", None) or base.ln_f
+
+
+def stat_tree(root: Path) -> dict[str, tuple]:
+    """Every path under root with its kind, size and modification time."""
+    return {str(p.relative_to(root)): (p.is_dir(), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}

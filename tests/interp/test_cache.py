@@ -7,16 +7,26 @@ kernel); HF's last entry is after the final norm, so for layer n_layers we check
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
-from helpers import PARITY_MODELS, PROMPTS, TOL, final_norm, padded_batch, real_rows
+from helpers import PARITY_MODELS, PROMPTS, TOL, final_norm, padded_batch, real_rows, stat_tree
 
 import interp
+from argcheck import BadArgument
+
+
+class _Models(dict):
+    """Registry models loaded on first use (a run without the slow tests never loads smollm2-135m)."""
+
+    def __missing__(self, name: str):
+        self[name] = interp.load_model(name, dtype="float32", device="cpu")
+        return self[name]
 
 
 @pytest.fixture(scope="module")
 def models():
-    return {name: interp.load_model(name, dtype="float32", device="cpu") for name in PARITY_MODELS}
+    return _Models()
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
@@ -78,6 +88,7 @@ def test_position_labels_and_aliases_match_full_cache(models):
     assert np.all(short[lengths <= 3] == 0) and np.all(np.abs(short[lengths > 3]).sum(1) > 0)
 
 
+@pytest.mark.slow
 def test_early_stop_skips_lm_head_and_later_blocks(models):
     m = models["smollm2-135m"]
     calls = {"lm_head": 0, "block_4": 0, "block_5": 0}  # layer 5 = output of block 4: block 5 must not run
@@ -158,12 +169,66 @@ def test_unknown_model_name_lists_known_ones(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_out_folder_of_another_model_is_refused(models, tmp_path):
-    out = tmp_path / "c"
-    interp.cache(models["tiny-gpt2"], PROMPTS, positions=["last"], out=out, progress=False)
-    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    with pytest.raises(ValueError, match="another model"):
-        interp.cache(models["tiny-llama"], PROMPTS, positions=["last"], out=out, progress=False)
-    with pytest.raises(ValueError, match="other settings"):
-        interp.cache(models["tiny-gpt2"], PROMPTS[:2], positions=["last"], out=out, progress=False)
-    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+# ---- every argument of the plain path is refused before any work, naming it; nothing is written -----------------
+
+BAD_PROMPTS = ["The capital of France is", "Hi", "a b c"]
+
+
+@pytest.fixture(scope="module")
+def gpt2():
+    return interp.load_model("tiny-gpt2", dtype="float32", device="cpu")
+
+
+PLAIN = [  # (kwargs, error type, the argument the message names)
+    (dict(layers="10"), BadArgument, "layers"),           # was read character by character: layers 1 and 0
+    (dict(layers=[]), BadArgument, "layers"),
+    (dict(layers=[0, 3]), BadArgument, "layers"),
+    (dict(layers=[-1]), BadArgument, "layers"),
+    (dict(layers=1.5), BadArgument, "layers"),
+    (dict(layers=["1"]), BadArgument, "layers"),
+    (dict(layers=True), BadArgument, "layers"),
+    (dict(batch_size=0), BadArgument, "batch_size"),
+    (dict(batch_size=-1), BadArgument, "batch_size"),     # was: meta.json marked complete with zero shards
+    (dict(batch_size=True), BadArgument, "batch_size"),
+    (dict(batch_size=2.5), BadArgument, "batch_size"),
+    (dict(batch_size="8"), BadArgument, "batch_size"),
+    (dict(out=""), BadArgument, "out"),
+    (dict(out="notes.txt"), BadArgument, "out"),
+    (dict(out="notes.txt/c"), BadArgument, "out"),
+    (dict(prompts=None), BadArgument, "prompts"),
+    (dict(prompts=[]), BadArgument, "prompts"),
+    (dict(prompts=["ok", 3]), BadArgument, "prompts"),
+    (dict(prompts=[{"label": 1}]), BadArgument, "prompts"),
+    (dict(prompts=5), BadArgument, "prompts"),
+    (dict(prompts=pd.DataFrame({"question": ["x"]})), BadArgument, "prompts"),
+    (dict(prompts=["a " * 600]), BadArgument, "prompts"),
+    (dict(positions=["first"]), BadArgument, "positions"),
+    (dict(positions=["prompt[-0]"]), BadArgument, "positions"),
+    (dict(positions=[]), BadArgument, "positions"),
+    (dict(positions=None), BadArgument, "positions"),
+    (dict(positions=2.5), BadArgument, "positions"),
+    (dict(positions=["last", "last"]), BadArgument, "positions"),
+    (dict(positions=-1), BadArgument, "positions"),
+    (dict(positions=[["tok_0"]]), BadArgument, "positions"),
+    (dict(dtype="float33"), BadArgument, "dtype"),         # was an AttributeError from torch
+    (dict(dtype="int8"), BadArgument, "dtype"),
+    (dict(dtype=torch.int32), BadArgument, "dtype"),
+    (dict(shard_size=0), BadArgument, "shard_size"),      # was silently the default size
+    (dict(shard_size=-5), BadArgument, "shard_size"),
+    (dict(shard_size=2.0), BadArgument, "shard_size"),
+    (dict(padding_side="middle"), BadArgument, "padding_side"),
+    (dict(responses=["x", "y", "z"]), ValueError, "responses"),
+]
+
+
+@pytest.mark.parametrize("kwargs,err,name", PLAIN, ids=[f"{k}={v!r}"[:40] for k, v in (next(iter(c[0].items()))
+                                                                                      for c in PLAIN)])
+def test_plain_cache_refuses_before_writing(gpt2, place, kwargs, err, name):
+    kwargs = dict(kwargs)
+    prompts = kwargs.pop("prompts", BAD_PROMPTS)
+    kwargs.setdefault("out", "out")
+    before = stat_tree(place)
+    with pytest.raises(err) as info:
+        interp.cache(gpt2, prompts, progress=False, **kwargs)
+    assert name in str(info.value), str(info.value)
+    assert stat_tree(place) == before

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from helpers import stat_tree
 
 import codi
 import interp
@@ -337,3 +338,45 @@ def test_codi_path_honours_the_plain_paths_arguments(llama, tmp_path):
         interp.cache(llama, PROMPTS, padding_side="right", progress=False)
     with pytest.raises(ValueError, match="its own tokenizer"):
         interp.cache(llama, PROMPTS, tokenizer=plain_model.tokenizer, progress=False)
+
+
+# ---- every argument of the CODI path is refused before any work, naming it; nothing is written ------------------
+
+BAD_PROMPTS = ["The capital of France is", "Hi", "a b c"]
+
+
+@pytest.fixture(scope="module")
+def small_cm():
+    torch.manual_seed(0)
+    return codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+
+
+CODI = [
+    (dict(layers="10"), "layers"),
+    (dict(layers=[0, 9]), "layers"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(positions=["latent_9"]), "positions"),
+    (dict(positions=["last"]), "positions"),
+    (dict(positions=[]), "positions"),
+    (dict(padding_side="middle"), "padding_side"),
+    (dict(padding_side="right"), "padding_side"),
+    (dict(dtype="float33"), "dtype"),
+    (dict(shard_size=0), "shard_size"),
+    (dict(out=""), "out"),
+    (dict(prompts=None), "prompts"),
+    (dict(prompts=[3]), "prompts"),
+    (dict(generate=True, max_new_tokens=1), "max_new_tokens"),
+]
+
+
+@pytest.mark.parametrize("kwargs,name", CODI, ids=[f"{k}={v!r}"[:40] for k, v in (next(iter(c[0].items()))
+                                                                                for c in CODI)])
+def test_codi_cache_refuses_before_writing(small_cm, place, kwargs, name):
+    kwargs = dict(kwargs)
+    prompts = kwargs.pop("prompts", BAD_PROMPTS)
+    kwargs.setdefault("out", "out")
+    before = stat_tree(place)
+    with pytest.raises(ValueError) as info:
+        interp.cache(small_cm, prompts, progress=False, **kwargs)
+    assert name in str(info.value), str(info.value)
+    assert stat_tree(place) == before

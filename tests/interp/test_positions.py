@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from interp.positions import Plan, check_plain_labels, gather_indices, plain_labels, plain_plan, resolve_alias
+from interp.positions import (
+    Plan,
+    check_plain_labels,
+    codi_labels,
+    codi_plan,
+    gather_indices,
+    plain_labels,
+    plain_plan,
+    resolve_alias,
+    shorten,
+)
 
 
 def test_plain_labels_union_and_ints():
@@ -96,3 +106,38 @@ def test_gather_equals_indexing_each_cell():
     tiled = plan.tile(2).gather([c.repeat(2, 1, 1) for c in calls])
     assert torch.equal(tiled, got.repeat(2, 1, 1))
     assert torch.equal(plan.take(["c", "a"]).gather(calls), got[:, [2, 0]])
+
+
+def test_shorten_keeps_short_lists_whole():
+    assert shorten(["a", "b"]) == "a, b"
+    assert shorten([f"q_{i}" for i in range(8)]) == ", ".join(f"q_{i}" for i in range(8))
+    assert shorten([f"q_{i}" for i in range(9)]) == "q_0, q_1, q_2, q_3, ..., q_6, q_7, q_8"
+
+
+def test_codi_labels_expand_kinds_and_refuse_what_the_run_lacks():
+    assert codi_labels("all", n_q=2, num_latents=1, n_resp=2) == ["q_0", "q_1", "bot", "latent_0", "eot", "resp_0",
+                                                                  "resp_1"]
+    assert codi_labels(["question", "q[-1]", "response"], 2, 3, 1) == ["q_0", "q_1", "q[-1]", "resp_0"]
+    for bad, msg in ((["q_2"], "longest question has 2 tokens"), (["resp_1"], "at most 1 response positions"),
+                     (["q[-0]"], r"q\[-k\] needs k >= 1"), (["tok_0"], "Plain-model labels"),
+                     (["bot", "bot"], "repeat"), ([3], "take label strings")):
+        with pytest.raises((ValueError, TypeError), match=msg):
+            codi_labels(bad, 2, 3, 1)
+
+
+def test_codi_plan_points_at_each_labels_forward_call_and_column():
+    import codi
+
+    cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4))
+    run = cm.run(["1 + 2 = ?", "Sam has 7 coins."], ["3", "17 eggs"])
+    labels = ["q_0", "q[-1]", "bot", "latent_0", "latent_1", "eot", "resp_0", "resp_1"]
+    plan = codi_plan(run, labels)
+    mask = run.segments[0].attention_mask
+    width, n_q = mask.shape[1], (mask.sum(1) - 1).tolist()  # real question tokens, without <bot>
+    segs = {s.kind: s for s in run.segments}
+    assert plan.call == [0, 0, 0, 1, 2, segs["eot"].call, segs["response"].call, segs["response"].call]
+    for b in range(2):
+        assert plan.col[b, :3].tolist() == [width - 1 - n_q[b], width - 2, width - 1]
+    assert plan.col[:, 5].tolist() == [segs["eot"].offset] * 2
+    # "3" is one response token, "17 eggs" more: resp_1 exists for the second sample only
+    assert plan.valid[:, 7].tolist() == [False, True] and plan.valid[:, :7].all()

@@ -20,6 +20,7 @@ def test_fields_and_plain_rendering():
     assert Template.from_dict(t.to_dict()) == t
 
 
+@pytest.mark.slow  # smollm2-135m's chat template (real weights)
 def test_chat_template_applied_where_the_tokenizer_has_one():
     tok = interp.load_model("smollm2-135m").tokenizer
     t = Template(system="{instruction}", user="{question}")

@@ -55,3 +55,13 @@ def test_bad_input(llama):
         P.ablate(object(), PROBS)
     with pytest.raises(ValueError, match="d_model=64"):
         P.steer(llama, PROBS, torch.zeros(3), progress=False)
+
+
+def test_grid_roundtrip_and_heatmap(llama, tmp_path):
+    import viz
+
+    g = P.ablate(llama, PROBS, positions="latents", layers=["input", 1], progress=False)
+    g2 = type(g).load(g.save(tmp_path / "g"))
+    np.testing.assert_array_equal(g2.metrics["delta_logp"], g.metrics["delta_logp"])
+    fig = viz.heatmap(g, metric="delta_logp", chance=0.0)
+    assert list(fig.data[0].y) == [-1, 1]

@@ -1,5 +1,5 @@
 """Necessity and early-exit curves (interp/interventions/curves.py), on the shipped organism pointer3 (3 thoughts
-carry the 3 hops) and the CLI; `viz.curves` draws them.
+carry the 3 hops); `viz.curves` draws them. The `codi-lens patch --study necessity` CLI: tests/app/test_commands.py.
 
 Measured on 200 held-out pointer3 problems (2026-12-02): necessity accuracy 0.000 / 0.005 / 0.005 / 0.945 with
 0 / 1 / 2 / 3 thoughts; the LM head reads the answer after 2 thoughts (top-1 0.935: the hidden state that becomes
@@ -7,8 +7,6 @@ the third thought is the answer, as the latent distillation trained it), not bef
 """
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -70,43 +68,3 @@ def test_early_exit_lm_head_and_probe(organism):
         C.early_exit(cm, test, probe=probe, probe_layer=99)
     with pytest.raises(ValueError, match="steps=\\[-1\\]"):
         C.necessity(cm, test, steps=[-1])
-
-
-def test_cli_attribute_and_curves(tmp_path, capsys):
-    from app.cli import main
-    from codi.config import CODIConfig
-    from codi.model import CODIModel
-    from grids import ResultGrid
-
-    torch.manual_seed(0)
-    CODIModel.from_config(CODIConfig("tiny-llama", num_latents=2, lora_r=4)).save_pretrained(tmp_path / "run")
-    common = ["--model", str(tmp_path / "run"), "--arith", "6", "--arith-steps", "2"]
-    assert main(["patch", "--study", "attribute", *common, "--positions", "latents", "--verify-top", "3",
-                 "--verify-sample", "4", "--out", str(tmp_path / "a")]) == 0
-    g = ResultGrid.load(tmp_path / "a")
-    assert g.config["kind"] == "attribution" and len(g.config["verification"]["top"]) == 3
-    assert "AtP: 3 top cells and 4 random cells" in capsys.readouterr().out
-    for study in ("necessity", "early-exit"):
-        assert main(["patch", "--study", study, *common, "--out", str(tmp_path / study)]) == 0
-        c = json.loads((tmp_path / study / "curve.json").read_text())
-        assert c["steps"] == [0, 1, 2]
-    assert main(["patch", "--study", "attribute", *common, "--verify-top", "-2", "--out", str(tmp_path / "b")]) == 2
-    assert "--verify-top -2" in capsys.readouterr().err and not (tmp_path / "b").exists()
-
-
-def test_cli_on_a_shipped_organism(tmp_path, capsys):
-    from app.cli import main
-    from grids import ResultGrid
-
-    assert main(["patch", "--study", "attribute", "--organism", "pointer3", "--n", "8", "--hop", "2",
-                 "--verify-top", "5", "--out", str(tmp_path / "a")]) == 0
-    g = ResultGrid.load(tmp_path / "a")
-    assert g.config["n"] == 8 and len(g.config["verification"]["top"]) == 5
-    assert main(["patch", "--study", "necessity", "--organism", "pointer3", "--n", "50",
-                 "--out", str(tmp_path / "n")]) == 0
-    acc = json.loads((tmp_path / "n" / "curve.json").read_text())["values"]["accuracy"]
-    assert acc[-1] > 0.8 and max(acc[:-1]) < 0.2, acc
-    assert main(["patch", "--organism", "pointer9", "--out", str(tmp_path / "x")]) == 2
-    assert "--organism 'pointer9': not shipped" in capsys.readouterr().err
-    assert main(["patch", "--out", str(tmp_path / "x")]) == 2
-    assert "exactly one of --model" in capsys.readouterr().err

@@ -1,5 +1,7 @@
-"""interp.cache under `accelerate launch` (interp.ranks): 2 CPU processes write the same store, file for file, as
-1 process; a run whose second process is killed (SIGKILL) is completed by launching again, and equals 1 process.
+"""interp.ranks: one process when nothing was launched; `Ranks.exchange` between 2 gloo processes delivers every
+tensor bit for bit, whatever its dtype and shape. interp.cache under `accelerate launch`: 2 CPU processes write the
+same store, file for file, as 1 process; a run whose second process is killed (SIGKILL) is completed by launching
+again, and equals 1 process.
 
 The CPU form that starts 2 processes with accelerate 1.15 is
 `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2` (`--cpu --num_processes 2` starts one).
@@ -26,13 +28,14 @@ from safetensors.torch import load_file
 
 import codi
 import interp
+from interp.ranks import Ranks, launch_device
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = [{"text": f"Sample {i}: " + " ".join(f"w{(i * 7 + j) % 13}" for j in range(i % 9 + 3)), "label": i % 2}
            for i in range(23)]
 QUESTIONS = [f"{i} + {i % 5} = ?" for i in range(7)]
 ACCELERATE = Path(sys.executable).parent / "accelerate"
-pytestmark = pytest.mark.skipif(not ACCELERATE.exists(), reason="the accelerate launcher is not installed")
+needs_launcher = pytest.mark.skipif(not ACCELERATE.exists(), reason="the accelerate launcher is not installed")
 
 CALLS = """
 import json, os, sys
@@ -97,6 +100,65 @@ def _same_files(a: Path, b: Path) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
+def test_one_process_when_nothing_was_launched(monkeypatch):
+    for world in (None, "1", "not a number"):
+        if world is None:
+            monkeypatch.delenv("WORLD_SIZE", raising=False)
+        else:
+            monkeypatch.setenv("WORLD_SIZE", world)
+        r = Ranks.current()
+        assert r == Ranks(0, 1, None) and r.main and launch_device() is None
+    r.check_same("inputs", {"any": 1})  # one process: nothing to compare, no collective runs
+    r.check_model_device(torch.device("cpu"))
+    r.barrier()
+    assert r.share(5) == 5 and r.device() == torch.device("cpu")
+    assert not Ranks(1, 2, "gloo").main and Ranks(1, 2, "gloo").device() == torch.device("cpu")
+
+
+EXCHANGE = """
+import json, os, sys
+import torch
+from interp.ranks import Ranks
+torch.distributed.init_process_group("gloo")
+r = Ranks.current()
+g = torch.Generator().manual_seed(r.rank)
+mine = [torch.randn(2 + r.rank, 3, generator=g).to(torch.bfloat16),    # shapes differ between processes
+        torch.rand(2 + r.rank, generator=g) > 0.5, torch.arange(r.rank, 5 + 2 * r.rank)]
+got = r.exchange(mine, 3, to_all=True)
+sent = r.exchange(None if r.rank == 1 else mine, 3, to_all=False)      # process 1 has no batch this round
+out = dict(rank=r.rank, world=r.world, backend=r.backend, share=r.share(10 + r.rank),
+           got=[[t.view(torch.int16).tolist() if t.dtype == torch.bfloat16 else t.tolist() for t in ts] for ts in got],
+           dtypes=[[str(t.dtype) for t in ts] for ts in got], sent=[None if ts is None else len(ts) for ts in sent])
+with open(sys.argv[1] + f"/rank{r.rank}.json", "w") as f:
+    json.dump(out, f)
+torch.distributed.destroy_process_group()
+"""
+
+
+def _expected(rank: int) -> list:
+    g = torch.Generator().manual_seed(rank)
+    x = torch.randn(2 + rank, 3, generator=g).to(torch.bfloat16)
+    return [x.view(torch.int16).tolist(), (torch.rand(2 + rank, generator=g) > 0.5).tolist(),
+            torch.arange(rank, 5 + 2 * rank).tolist()]
+
+
+def test_exchange_between_two_gloo_processes_is_bit_for_bit(tmp_path):
+    script = tmp_path / "exchange.py"
+    script.write_text(EXCHANGE)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "WORLD_SIZE": "2",
+           "MASTER_PORT": str(29500 + os.getpid() % 2000), "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path)], env={**env, "RANK": str(r)},
+                              stderr=subprocess.PIPE, text=True) for r in range(2)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()[-2000:]
+    for rank in range(2):
+        out = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert (out["rank"], out["world"], out["backend"], out["share"]) == (rank, 2, "gloo", 10)
+        assert out["got"] == [_expected(0), _expected(1)]  # every process's tensors, in rank order, exact
+        assert out["dtypes"] == [["torch.bfloat16", "torch.bool", "torch.int64"]] * 2
+        assert out["sent"] == ([3, None] if rank == 0 else [])  # gathered on process 0 only; None: no batch
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """Prompt files, a saved CODI checkpoint (both launches load the same weights) and the 1-process stores."""
@@ -119,6 +181,7 @@ def inputs(tmp_path_factory):
     return d
 
 
+@needs_launcher
 def test_two_processes_write_the_one_process_store(inputs):
     d = inputs
     (d / "script.py").write_text(textwrap.dedent(CALLS))
@@ -142,6 +205,7 @@ def test_two_processes_write_the_one_process_store(inputs):
         assert samples[0] == plain.samples.to_dict("records") and samples[1] == codi_c.samples.to_dict("records")
 
 
+@needs_launcher
 def test_killed_process_then_launch_again_completes_the_store(inputs):
     d = inputs
     out = d / "killed" / "c"
