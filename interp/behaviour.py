@@ -34,6 +34,7 @@ import torch
 from jaxtyping import Int
 
 import argcheck
+from basemodels.facts import is_codi
 from problems.arithmetic import arithmetic
 
 __all__ = ["INSTRUCTIONS", "CODI_POSITIONS", "PLAIN_POSITIONS", "ANSWER_MARKER", "BehaviourResult", "run_behaviour",
@@ -84,6 +85,11 @@ class BehaviourResult:
     cache: the ActivationCache (positions before the answer); samples: per sample id, text, group, question,
     correct_answer, generated_text, stated_answer, label (1 false / 0 true / -1 no answer); counts: how many of each;
     config: instruction, model kind, n, seed.
+
+    >>> import interp
+    >>> res = run_behaviour(interp.load_model("tiny-llama"), n=4, instruction="lie", max_new_tokens=3)
+    >>> res.labels.shape, bool(res.answered.any()) == (res.counts["no_answer"] < 4)
+    ((4,), True)
     """
 
     cache: Any
@@ -176,12 +182,12 @@ def run_behaviour(model, n: int = 48, seed: int = 0, instruction: str = "lie", s
     prompt is cached). instruction: "lie", "none" or any text put before every question. positions: default
     CODI_POSITIONS / PLAIN_POSITIONS (all before the answer). out: a cache folder (reopened when complete).
 
-    >>> res = run_behaviour(cm, n=96, instruction="none", out="runs/behaviour-none")  # doctest: +SKIP
-    >>> res.counts                                                  # doctest: +SKIP
-    {'n': 96, 'false': 80, 'true': 14, 'no_answer': 2}
+    >>> import interp
+    >>> res = run_behaviour(interp.load_model("tiny-gpt2"), n=4, instruction="none", max_new_tokens=3)
+    >>> res.counts["n"], res.counts["false"] + res.counts["true"] + res.counts["no_answer"]
+    (4, 4)
     """
     import interp
-    from interp.codi_cache import is_codi
 
     argcheck.check_int("n", n, min=2)
     argcheck.check_int("max_new_tokens", max_new_tokens, min=2)

@@ -87,8 +87,12 @@ def visible_tokens(cache, model: Any) -> list[list[Tokens]]:
     `interp.cache(...)` and `interp.load_cache` of a CODI folder give). model: the model that made it (an
     `interp.Model`, a CODI model, or anything with `.tokenizer`; CODI caches also need `.config`).
 
-    >>> texts = visible_tokens(cache, cm)                   # doctest: +SKIP
-    >>> grid = probes.text_baseline(probes.sweep(cache), texts)      # doctest: +SKIP
+    >>> import interp
+    >>> m = interp.load_model("tiny-llama")
+    >>> cache = interp.cache(m, ["hi there", "a b c"], positions=["tok_0", "last"], progress=False)
+    >>> texts = visible_tokens(cache, m)        # then probes.text_baseline(grid, texts) beside a probe sweep
+    >>> [len(row) for row in texts], texts[1][0] == texts[1][1][:1]
+    ([2, 2], True)
     """
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is None:
