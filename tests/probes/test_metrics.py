@@ -193,4 +193,3 @@ def test_auroc_tensor_is_auroc_in_torch():
     got = metrics.auroc_tensor(torch.as_tensor(s), torch.as_tensor(y, dtype=torch.float64).expand(3, -1),
                                torch.as_tensor(w).expand(3, -1))
     np.testing.assert_allclose(got.numpy(), [roc_auc_score(y, r, sample_weight=w) for r in s], atol=1e-12)
-    assert metrics._auroc_t is metrics.auroc_tensor                  # the older name, until fitting/sweep switch
