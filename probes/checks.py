@@ -4,7 +4,11 @@ Kinds: identical_features, zero_variance, constant_predictions, class_imbalance,
 duplicate_samples (raised, not reported: it makes every test score meaningless), not_converged, skipped_cells;
 label_in_text (added by `probes.text_baseline`).
 
-    >>> frac = identical_fraction(X_cell, y, groups)   # fraction of mixed-label groups whose rows are identical
+    >>> import numpy as np
+    >>> from probes.checks import identical_fraction
+    >>> X_cell = np.array([[1.0, 2.0], [1.0, 2.0], [0.0, 1.0], [5.0, 1.0]])   # [sample, d] at one cell
+    >>> identical_fraction(X_cell, np.array([0, 1, 0, 1]), np.array(["q0", "q0", "q1", "q1"]))
+    0.5
 """
 
 from __future__ import annotations
@@ -17,7 +21,12 @@ from probes.grid import Finding
 
 
 def fingerprint(X: Float[np.ndarray, "n ... d"], seed: int = 0) -> np.ndarray:
-    """A float64 fingerprint per row (and per middle index): identical rows give identical values."""
+    """A float64 fingerprint per row (and per middle index): identical rows give identical values.
+
+    >>> fp = fingerprint(np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 4.0]]))
+    >>> fp.shape, bool(fp[0] == fp[1]), bool(fp[0] == fp[2])
+    ((3,), True, False)
+    """
     r = np.random.default_rng(seed).standard_normal(X.shape[-1])
     return X.astype(np.float64, copy=False) @ r
 
@@ -48,7 +57,11 @@ def identical_fraction(X: Float[np.ndarray, "n d"], y: np.ndarray, groups: np.nd
 
 def duplicate_samples(fp_all: np.ndarray, groups: np.ndarray) -> list[tuple[int, int]]:
     """Pairs (i, j) of samples in DIFFERENT groups whose activations are identical at every cell (by
-    fingerprint). Ignored when every sample is identical (that is zero variance, reported separately)."""
+    fingerprint). Ignored when every sample is identical (that is zero variance, reported separately).
+
+    >>> duplicate_samples(np.array([0.5, 0.5, 1.0, 2.0]), np.array(["a", "b", "c", "c"]))   # 0 and 1: groups a, b
+    [(0, 1)]
+    """
     g = np.asarray(groups).astype(str)
     if len(np.unique(fp_all)) <= 1:
         return []
@@ -62,7 +75,15 @@ def duplicate_samples(fp_all: np.ndarray, groups: np.ndarray) -> list[tuple[int,
 
 def cell_findings(identical: np.ndarray, zero_var: np.ndarray, const_pred: np.ndarray, layers: list[int],
                   positions: list[str]) -> list[Finding]:
-    """Findings from per-cell arrays [L, P]: identical fraction, all-features-constant, constant scores."""
+    """Findings from per-cell arrays [L, P]: identical fraction, all-features-constant, constant scores.
+
+    >>> identical = np.array([[1.0, 0.0], [1.0, 0.6]])             # fraction of mixed groups with identical rows
+    >>> zero_var = np.array([[False, True], [False, False]])
+    >>> found = cell_findings(identical, zero_var, np.zeros((2, 2), bool), [0, 1], ["q_0", "latent_0"])
+    >>> [(f.kind, f.severity, f.cells) for f in found]
+    [('identical_features', 'error', [(0, 'q_0'), (1, 'q_0')]), ('identical_features', 'warning', [(1, 'latent_0')]),
+     ('zero_variance', 'warning', [(0, 'latent_0')])]
+    """
     out = []
 
     def cells(mask):
@@ -98,7 +119,11 @@ def cell_findings(identical: np.ndarray, zero_var: np.ndarray, const_pred: np.nd
 
 
 def data_findings(y: np.ndarray, groups: np.ndarray, folds: int, regression: bool) -> list[Finding]:
-    """Findings about the labels and groups alone."""
+    """Findings about the labels and groups alone.
+
+    >>> [(f.kind, f.severity) for f in data_findings(np.array([0] * 7 + [1]), np.arange(8), 5, regression=False)]
+    [('too_few_groups', 'warning'), ('class_imbalance', 'warning')]
+    """
     out = []
     n_groups = len(np.unique(np.asarray(groups).astype(str)))
     if n_groups < max(10, 2 * folds):
@@ -115,7 +140,13 @@ def data_findings(y: np.ndarray, groups: np.ndarray, folds: int, regression: boo
 
 def grid_findings(metrics: dict[str, np.ndarray], layers: list[int], positions: list[str],
                   not_converged: np.ndarray | None, skipped: np.ndarray | None) -> list[Finding]:
-    """Findings from the finished metrics: CI entirely below chance, solver trouble, skipped cells."""
+    """Findings from the finished metrics: CI entirely below chance, solver trouble, skipped cells.
+
+    >>> hi = np.full((2, 2), 0.4)                                  # every AUROC CI below 0.5: a leakage signature
+    >>> stuck = np.array([[True, False], [False, False]])
+    >>> [(f.kind, f.severity, len(f.cells)) for f in grid_findings({"auroc_hi": hi}, [0, 1], ["a", "b"], stuck, None)]
+    [('ci_below_chance', 'warning', 4), ('not_converged', 'info', 1)]
+    """
     out = []
 
     def cells(mask):

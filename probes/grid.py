@@ -46,6 +46,14 @@ class ProbeGrid(ResultGrid):
     for regression targets r2 and pearson_r instead of the classification metrics.
     `scores[l, p, i]` is the held-out decision score of sample i (NaN if it was never held out); `y` the labels,
     `groups` the sample groups the splits kept apart.
+
+    >>> g = ProbeGrid(layers=[0, 1], positions=["latent_0", "resp_0"],
+    ...               metrics={"auroc": np.array([[0.5, 0.6], [0.9, 0.7]])}, scores=np.zeros((2, 2, 4)),
+    ...               y=np.array([0, 1, 0, 1]), groups=np.array(["q0", "q0", "q1", "q1"]), config={"method": "logreg"})
+    >>> g
+    ProbeGrid(layers=2, positions=2, samples=4, metrics=['auroc'], findings=[])
+    >>> g.best(), float(g.sel("auroc", layer=1, position="resp_0")), g.table().shape
+    ((1, 'latent_0'), 0.7, (4, 3))
     """
 
     FORMAT: ClassVar[str] = "codi-lens.probegrid/2"

@@ -1,8 +1,15 @@
 """Turn what a user passes to `probes.sweep` (an ActivationCache or a plain array plus labels/groups) into
 checked arrays, with errors that say what is wrong and what to do.
 
-    >>> inp = resolve(acts, target="label", labels=y, groups=g)     # acts [sample, layer, position, d]
-    >>> inp.read_layer(0)                                           # float32 [sample, position, d]
+    >>> import numpy as np
+    >>> acts = np.zeros((4, 2, 3, 8))                               # [sample, layer, position, d]
+    >>> inp = resolve(acts, labels=[0, 1, 0, 1], groups=["a", "a", "b", "b"], positions=["q_0", "latent_0", "eot"])
+    >>> inp.layers, inp.positions, inp.read_layer(0).shape, inp.read_layer(0).dtype   # [sample, position, d]
+    ([0, 1], ['q_0', 'latent_0', 'eot'], (4, 3, 8), dtype('float32'))
+    >>> resolve(acts, labels=[0, 1, 0, 1])
+    Traceback (most recent call last):
+    ...
+    ValueError: groups= is required with an array: samples of one group ... must stay on one side of every split; ...
 """
 
 from __future__ import annotations
@@ -18,6 +25,15 @@ from argcheck import BadArgument, check_bool, check_float, check_floats, check_i
 
 @dataclass
 class Inputs:
+    """Checked sweep inputs: cell names, labels, groups, the validity mask [sample, position] and a reader that
+    returns one layer as float32 [sample, position, d] (from a cache or an array; nothing else is loaded).
+
+    >>> import numpy as np
+    >>> inp = resolve(np.ones((4, 1, 2, 3)), labels=[0, 1, 0, 1], groups=[0, 0, 1, 1])
+    >>> inp.y.tolist(), inp.valid.shape, inp.d, float(inp.read_layer(0).sum())
+    ([0, 1, 0, 1], (4, 2), 3, 24.0)
+    """
+
     layers: list[int]
     positions: list[str]
     y: np.ndarray                     # [n] int (classification) or float (regression)
@@ -65,7 +81,13 @@ def check_fit_args(*, folds: int | None = None, Cs=None, inner_folds: int = 3, n
 
 
 def check_grid(name: str, grid: Any) -> None:
-    """A ProbeGrid-like result (layers, positions, metrics, scores, y, groups, config)."""
+    """A ProbeGrid-like result (layers, positions, metrics, scores, y, groups, config).
+
+    >>> check_grid("grid", "runs/probe")
+    Traceback (most recent call last):
+    ...
+    argcheck.errors.BadArgument: grid='runs/probe': must be a ProbeGrid (a probes.sweep result). Fix: ...
+    """
     if not all(hasattr(grid, a) for a in ("layers", "positions", "metrics", "scores", "y", "groups", "config")):
         raise BadArgument(name, grid, "must be a ProbeGrid (a probes.sweep result)",
                           "pass the grid probes.sweep returned, or probes.ProbeGrid.load(folder)")
@@ -73,7 +95,16 @@ def check_grid(name: str, grid: Any) -> None:
 
 def check_sweep_inputs(inp: Inputs, folds: int, target: str | None) -> None:
     """After `resolve`: refuse a constant target (R^2 would read 1.0 everywhere) and `folds` larger than the number
-    of groups (every cell would be skipped)."""
+    of groups (every cell would be skipped).
+
+    >>> import numpy as np
+    >>> inp = resolve(np.zeros((6, 1, 1, 2)), labels=[0, 1] * 3, groups=[0, 0, 1, 1, 2, 2])
+    >>> check_sweep_inputs(inp, folds=3, target=None)                 # 3 groups, 3 folds: fine
+    >>> check_sweep_inputs(inp, folds=5, target=None)
+    Traceback (most recent call last):
+    ...
+    argcheck.errors.BadArgument: folds=5: is more than the 3 groups of these samples ... Fix: use folds <= 3, ...
+    """
     if len(inp.y) and np.ptp(np.asarray(inp.y, np.float64)) == 0:
         name = "labels" if target is None else "target"
         raise BadArgument(name, target if target is not None else inp.y, f"every sample has the value "
@@ -85,7 +116,14 @@ def check_sweep_inputs(inp: Inputs, folds: int, target: str | None) -> None:
                           f"least one group)", f"use folds <= {n_groups}, or more samples")
 
 
-def _is_cache(data: Any) -> bool:
+def is_cache(data: Any) -> bool:
+    """True for an ActivationCache-like object (it has `.array`, `.samples` and `.layers`), False for an array.
+
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> is_cache(SimpleNamespace(array=None, samples=None, layers=[0])), is_cache(np.zeros((2, 3)))
+    (True, False)
+    """
     return hasattr(data, "array") and hasattr(data, "samples") and hasattr(data, "layers")
 
 
@@ -101,11 +139,17 @@ def resolve(data: Any, target: str = "label", labels=None, groups=None, layers=N
     """Validate and normalise sweep inputs (see module docstring). Raises ValueError/KeyError before any work.
 
     >>> inp = resolve(np.zeros((4, 2, 3, 8)), labels=[0, 1, 0, 1], groups=[0, 0, 1, 1])
+    >>> inp.layers, inp.positions, inp.y.dtype                        # unnamed axes: layers 0.., positions "0"..
+    ([0, 1], ['0', '1', '2'], dtype('int64'))
+    >>> resolve(np.zeros((4, 8)), labels=[0, 1, 2, 3], groups=[0, 1, 2, 3])      # [sample, d]: one cell
+    Traceback (most recent call last):
+    ...
+    ValueError: labels have values [0, 1, 2, 3]; classification probes need binary 0/1 labels ...
     """
     if data is None or isinstance(data, (str, bytes)):
         raise BadArgument("data", data, "must be an ActivationCache or an array [sample, layer, position, d]",
                           "pass interp.load_cache(folder), or an array with labels= and groups=")
-    if _is_cache(data):
+    if is_cache(data):
         inp, n = _from_cache(data, target, labels, groups, layers, positions, control)
     else:
         inp, n = _from_array(data, labels, groups, layers, positions, valid, control)
@@ -224,7 +268,15 @@ def _check_labels(y: np.ndarray, regression: bool, multiclass: bool = False) -> 
 
 
 def check_finite(X: np.ndarray, valid: np.ndarray, layer: int, positions: list[str]) -> None:
-    """Raise ValueError naming the cells with NaN/inf among valid samples. X: [n, P, d]."""
+    """Raise ValueError naming the cells with NaN/inf among valid samples. X: [n, P, d].
+
+    >>> X = np.zeros((3, 2, 4)); X[1, 1, 0] = np.nan
+    >>> check_finite(X, np.array([[1, 1], [1, 0], [1, 1]], bool), 5, ["q_0", "latent_0"])    # NaN where not valid
+    >>> check_finite(X, np.ones((3, 2), bool), 5, ["q_0", "latent_0"])
+    Traceback (most recent call last):
+    ...
+    ValueError: NaN/inf activations at layer 5, positions ['latent_0'] (1 sample-cells): recompute the cache ...
+    """
     bad = ~np.isfinite(X).all(-1) & valid                               # [n, P]
     if bad.any():
         cols = np.flatnonzero(bad.any(0))

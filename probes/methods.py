@@ -3,10 +3,16 @@
 These are the reference implementations (LogisticProbe is plain scikit-learn) that the batched sweep is tested
 against, and they are what `probes.sweep(method="diffmean" | "lda" | "lat")` fits cell by cell.
 
+    >>> import numpy as np
     >>> from probes.methods import LogisticProbe, DiffMeanProbe
-    >>> p = LogisticProbe(Cs=(1e-3, 1e-2, 1e-1)).fit(X_train, y_train, groups=g_train)
-    >>> p.C_, p.decision_function(X_test)[:3]
-    >>> DiffMeanProbe().fit(X_train, y_train).predict(X_test)
+    >>> rng = np.random.default_rng(0)
+    >>> y, g = np.tile([0, 1], 40), np.repeat(np.arange(40), 2)           # 40 pairs
+    >>> X = rng.normal(size=(80, 5)); X[:, 0] += 2 * y                      # the label along feature 0
+    >>> p = LogisticProbe(Cs=(1e-2, 1.0)).fit(X[:60], y[:60], groups=g[:60])    # C by group-aware inner CV
+    >>> p.C_, float((p.predict(X[60:]) == y[60:]).mean())
+    (1.0, 0.85)
+    >>> float((DiffMeanProbe().fit(X[:60], y[:60]).predict(X[60:]) == y[60:]).mean())
+    0.85
 """
 
 from __future__ import annotations
@@ -42,6 +48,11 @@ class LogisticProbe(_Linear):
     """StandardScaler + L2 LogisticRegression, C chosen by group-aware inner CV (AUROC), scaling fitted per fold.
 
     With one value in Cs there is no inner CV. `groups` default: every sample its own group.
+
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0, 0, 1, 1])
+    >>> p = LogisticProbe(Cs=(1.0,)).fit(X, y)            # one C: no inner CV
+    >>> p.C_, p.predict(X).tolist(), p.predict_proba(X).shape
+    (1.0, [0, 0, 1, 1], (4, 2))
     """
 
     def __init__(self, Cs: tuple[float, ...] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0,
@@ -72,7 +83,12 @@ class LogisticProbe(_Linear):
 
 class DiffMeanProbe(_Linear):
     """Difference of class means (Marks & Tegmark mass-mean probe): w = mean(X|1) - mean(X|0), threshold at the
-    midpoint of the class means."""
+    midpoint of the class means.
+
+    >>> p = DiffMeanProbe().fit(np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 3.0], [6.0, 3.0]]), np.array([0, 0, 1, 1]))
+    >>> p.coef_.tolist(), p.intercept_, p.decision_function(np.array([[3.0, 2.0]])).tolist()   # w = means' difference
+    ([4.0, 2.0], -16.0, [0.0])
+    """
 
     def fit(self, X, y, groups=None) -> DiffMeanProbe:
         y = np.asarray(y)
@@ -86,7 +102,13 @@ class DiffMeanProbe(_Linear):
 
 
 class LDAProbe(_Linear):
-    """Covariance-adjusted direction: scikit-learn LDA with Ledoit-Wolf shrinkage (solver="lsqr")."""
+    """Covariance-adjusted direction: scikit-learn LDA with Ledoit-Wolf shrinkage (solver="lsqr").
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.tile([0, 1], 30); X = rng.normal(size=(60, 4)); X[:, 1] += 3 * y
+    >>> float((LDAProbe().fit(X, y).predict(X) == y).mean()) > 0.9
+    True
+    """
 
     def __init__(self, shrinkage="auto"):
         self.shrinkage = shrinkage
@@ -102,7 +124,16 @@ class LDAProbe(_Linear):
 class LATProbe(_Linear):
     """LAT / PCA on paired differences (RepE): the top principal direction of x(label 1) - x(label 0) within each
     group that has both labels (random label-0/label-1 pairs when groups hold one label), signed so label 1
-    scores higher; threshold at the midpoint of the projected class means."""
+    scores higher; threshold at the midpoint of the projected class means.
+
+    >>> rng = np.random.default_rng(0)
+    >>> y, g = np.tile([0, 1], 30), np.repeat(np.arange(30), 2)            # pairs: one difference per group
+    >>> X = rng.normal(size=(60, 3)) + 5 * rng.normal(size=(30, 1, 3)).repeat(2, 0).reshape(60, 3)
+    >>> X[:, 2] += 2 * y                                                    # the pairs differ along feature 2
+    >>> p = LATProbe().fit(X, y, groups=g)
+    >>> bool(abs(p.coef_[2]) > 0.9), bool(p.coef_[2] > 0)                  # unit direction, label 1 scores higher
+    (True, True)
+    """
 
     def __init__(self, seed: int = 0):
         self.seed = seed
@@ -134,7 +165,14 @@ class LATProbe(_Linear):
 
 
 class RidgeProbe(BaseEstimator, RegressorMixin):
-    """StandardScaler + Ridge for continuous targets (e.g. an intermediate value), alpha by group-aware inner CV."""
+    """StandardScaler + Ridge for continuous targets (e.g. an intermediate value), alpha by group-aware inner CV.
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 3)); target = 3 * X[:, 0] + 0.1 * rng.normal(size=60)
+    >>> r = RidgeProbe(alphas=(1.0, 1e4)).fit(X, target)
+    >>> r.alpha_, round(r.score(X, target), 2)                  # score: R^2 (scikit-learn's RegressorMixin)
+    (1.0, 1.0)
+    """
 
     def __init__(self, alphas: tuple[float, ...] = (1e0, 1e1, 1e2, 1e3, 1e4, 1e5), inner_folds: int = 3,
                  seed: int = 0):
@@ -166,6 +204,17 @@ def fit_chunk_estimator(method: str, X: Float[np.ndarray, "cell n d"], y: np.nda
     """Cell-by-cell fits with an estimator from ESTIMATORS (same return layout as probes.fitting).
 
     Permutation refits loop in Python: diffmean is fast, lda/lat with many permutations are slow on large d.
+
+    >>> from probes.splits import group_kfold, permute_labels
+    >>> rng = np.random.default_rng(0)
+    >>> y, g = np.tile([0, 1], 20), np.repeat(np.arange(20), 2)
+    >>> X = rng.normal(size=(2, 40, 4)); X[0, :, 0] += 3 * y                # [cell, n, d]: cell 0 carries the label
+    >>> perms = np.stack([permute_labels(y, g, rng) for _ in range(3)])      # [perm, n]
+    >>> out = fit_chunk_estimator("diffmean", X, y, g, group_kfold(y, g, k=4, seed=0), perms, null_splits=4)
+    >>> out["scores"].shape, out["null"].shape, out["fold_auroc"].shape     # held-out scores of every sample
+    ((2, 40), (2, 3, 40), (2, 4))
+    >>> bool(out["fold_auroc"][0].mean() > 0.9), bool(abs(out["fold_auroc"][1].mean() - 0.5) < 0.25)
+    (True, True)
     """
     c, n, _ = X.shape
     scores = np.full((c, n), np.nan)

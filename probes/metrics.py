@@ -35,17 +35,33 @@ def auroc(scores: Float[np.ndarray, "... n"], y: Int[np.ndarray, "... n"],
     """AUROC of scores for binary y along the last axis (ties count 1/2), optionally with sample weights.
 
     Broadcasts over leading axes: scores [cells, n] with y [n] gives [cells]. NaN where a class is empty.
+
+    >>> y = np.array([0, 0, 1, 1])
+    >>> auroc(np.array([[0.1, 0.4, 0.35, 0.8], [0.1, 0.2, 0.2, 0.4]]), y).tolist()      # two cells; a tie counts 1/2
+    [0.75, 0.875]
+    >>> float(auroc(np.array([0.1, 0.4, 0.35, 0.8]), y, weights=np.array([1.0, 0.0, 1.0, 1.0])))  # weight 0: left out
+    1.0
     """
     s = torch.as_tensor(np.asarray(scores, dtype=np.float64))
     yy = torch.as_tensor(np.asarray(y)).to(torch.float64).expand_as(s)
     w = torch.ones_like(s) if weights is None else torch.as_tensor(np.asarray(weights, np.float64)).expand_as(s)
-    return _auroc_t(s, yy, w).numpy()
+    return auroc_tensor(s, yy, w).numpy()
 
 
-def _auroc_t(s: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """AUROC along the last axis of same-shaped score, label and weight tensors (ties count 1/2)."""
+def auroc_tensor(s: Float[torch.Tensor, "... n"], y: Float[torch.Tensor, "... n"],
+                 w: Float[torch.Tensor, "... n"]) -> torch.Tensor:
+    """AUROC along the last axis of same-shaped score, label and weight tensors (ties count 1/2), in torch (on the
+    tensors' device): the batched form of `auroc` for callers that already hold tensors.
+
+    >>> s = torch.tensor([[0.1, 0.4, 0.35, 0.8]], dtype=torch.float64)
+    >>> auroc_tensor(s, torch.tensor([[0.0, 0.0, 1.0, 1.0]], dtype=torch.float64), torch.ones_like(s)).tolist()
+    [0.75]
+    """
     ss, order = torch.sort(s, dim=-1)
     return _auroc_sorted(ss, torch.gather(y, -1, order), torch.gather(w, -1, order))
+
+
+_auroc_t = auroc_tensor  # the older private name, still read by probes.fitting and probes.sweep (the solver branch)
 
 
 def _auroc_sorted(ss: torch.Tensor, ys: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
@@ -72,7 +88,12 @@ def group_bootstrap_auroc(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarra
     Samples with NaN score are left out. Returns (lo, hi), each [cells]. The replicates are
     `group_bootstrap_replicates` (same arguments, same draws).
 
-    >>> lo, hi = group_bootstrap_auroc(grid.scores.reshape(-1, len(grid.y)), grid.y, grid.groups)
+    >>> rng = np.random.default_rng(0)
+    >>> y, groups = np.tile([0, 1], 20), np.repeat(np.arange(20), 2)           # 20 pairs: resample whole pairs
+    >>> scores = np.stack([y + rng.normal(size=40), rng.normal(size=40)])      # [cells, n]: a signal, noise
+    >>> lo, hi = group_bootstrap_auroc(scores, y, groups, n_boot=200)
+    >>> auroc(scores, y).tolist(), bool(lo[0] > 0.75), bool(lo[1] < 0.5 < hi[1])
+    ([0.9075, 0.465], True, True)
     """
     boots = group_bootstrap_replicates(scores, y, groups, n_boot, seed, chunk, pairwise)
     a = (1 - level) / 2
@@ -129,7 +150,11 @@ def group_bootstrap_replicates(scores: Float[np.ndarray, "cells n"], y: Int[np.n
 
 
 def permutation_p(observed: Float[np.ndarray, " cells"], null: Float[np.ndarray, "cells perm"]) -> np.ndarray:
-    """One-sided permutation p-value (1 + #{null >= observed}) / (1 + n_perm); NaN nulls are ignored."""
+    """One-sided permutation p-value (1 + #{null >= observed}) / (1 + n_perm); NaN nulls are ignored.
+
+    >>> permutation_p(np.array([0.9, 0.5]), np.array([[0.5, 0.6, 0.7, 0.95], [0.4, 0.5, 0.6, np.nan]])).tolist()
+    [0.4, 0.75]
+    """
     ok = np.isfinite(null)
     ge = ((null >= observed[:, None] - 1e-12) & ok).sum(1)
     return (1 + ge) / (1 + ok.sum(1))
@@ -162,7 +187,13 @@ def max_t_p(observed: Float[np.ndarray, " cells"], null: Float[np.ndarray, "cell
 def recall_at_fpr(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarray, " n"], calib: np.ndarray,
                   fpr: float = 0.01) -> np.ndarray:
     """Recall on positive samples outside `calib` at the threshold giving `fpr` on the negatives inside `calib`
-    (Apollo-style: threshold from a control set, recall measured elsewhere). calib: bool [n]."""
+    (Apollo-style: threshold from a control set, recall measured elsewhere). calib: bool [n].
+
+    >>> scores = np.array([[0.1, 0.2, 0.3, 0.9, 0.25, 0.8]])
+    >>> y, calib = np.array([0, 0, 0, 1, 1, 1]), np.array([True, True, True, False, False, False])
+    >>> recall_at_fpr(scores, y, calib, 0.01).round(3).tolist()    # threshold ~0.3 from samples 0-2; 2 of 3 above
+    [0.667]
+    """
     scores = np.atleast_2d(scores)
     y = np.asarray(y)
     thr = fpr_threshold(scores, y, calib, fpr)
@@ -201,7 +232,11 @@ def delong(scores_a: Float[np.ndarray, " n"], scores_b: Float[np.ndarray, " n"],
     Samples are treated as independent (with paired/grouped data the p-value is optimistic; compare with the
     group-bootstrap CIs). Returns {"auroc_a", "auroc_b", "diff", "z", "p_value", "n"}.
 
-    >>> delong(grid.scores[i, j], grid.scores[k, m], grid.y)["p_value"]
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.tile([0, 1], 20)
+    >>> d = delong(y + rng.normal(size=40), rng.normal(size=40), y)        # a signal against noise
+    >>> round(d["auroc_a"], 3), round(d["auroc_b"], 3), d["n"], bool(d["p_value"] < 0.001)
+    (0.907, 0.465, 40, True)
     """
     a, b, y = np.asarray(scores_a, float), np.asarray(scores_b, float), np.asarray(y)
     ok = np.isfinite(a) & np.isfinite(b)
@@ -230,7 +265,12 @@ def delong(scores_a: Float[np.ndarray, " n"], scores_b: Float[np.ndarray, " n"],
 
 def f1_accuracy_confusion(scores: Float[np.ndarray, "cells n"], y: Int[np.ndarray, " n"],
                           threshold: float = 0.0) -> dict[str, np.ndarray]:
-    """Accuracy, F1 (positive class 1) and pooled confusion counts at `threshold` on the decision score."""
+    """Accuracy, F1 (positive class 1) and pooled confusion counts at `threshold` on the decision score.
+
+    >>> m = f1_accuracy_confusion(np.array([[-1.0, 2.0, 3.0, -4.0]]), np.array([0, 1, 0, 1]))
+    >>> {k: v.tolist() for k, v in m.items()}
+    {'accuracy': [0.5], 'f1': [0.5], 'tn': [1.0], 'fp': [1.0], 'fn': [1.0], 'tp': [1.0]}
+    """
     s = np.atleast_2d(scores)
     ok = np.isfinite(s)
     pred = s > threshold

@@ -77,7 +77,17 @@ def fit_chunk_multiclass(X: Float[Tensor, "cell n d"], y: Int[np.ndarray, " n"],
     """Held-out predicted classes per cell for the real labels and every relabelling in `perms` [perm, n].
 
     Returns {"pred": [cell, n], "null": [cell, perm, n], "train_accuracy": [cell]} (NaN where a sample was never
-    in a test fold)."""
+    in a test fold).
+
+    >>> from probes.splits import group_kfold, permute_labels
+    >>> rng = np.random.default_rng(0)
+    >>> y, g = rng.integers(0, 3, 60), np.arange(60)                         # 3 classes
+    >>> X = rng.normal(size=(2, 60, 4)); X[0, :, :3] += 3 * np.eye(3)[y]     # [cell, n, d]: cell 0 encodes y
+    >>> perms = np.stack([permute_labels(y, g, rng) for _ in range(2)])      # [perm, n]
+    >>> out = fit_chunk_multiclass(torch.as_tensor(X), y, group_kfold(y, g, k=3, seed=0), perms, n_classes=3)
+    >>> out["pred"].shape, out["null"].shape, (out["pred"] == y).mean(1).round(2).tolist()
+    ((2, 60), (2, 2, 60), [0.92, 0.35])
+    """
     X = X.double()
     ys = torch.as_tensor(np.concatenate([np.asarray(y)[None], perms]), dtype=torch.long)       # [1 + perm, n]
     c, n = X.shape[0], X.shape[1]
@@ -108,7 +118,16 @@ def _group_bootstrap_accuracy(correct: np.ndarray, groups: np.ndarray, n_boot: i
 def multiclass_metrics(pred: np.ndarray, null: np.ndarray, train_acc: np.ndarray, y: np.ndarray, perms: np.ndarray,
                        groups: np.ndarray, n_classes: int, n_bootstrap: int, seed: int) -> dict[str, np.ndarray]:
     """Metrics per cell (see the module docstring) from held-out predictions [cells, n] and null ones
-    [cells, perm, n], whose last replicate is the control task."""
+    [cells, perm, n], whose last replicate is the control task.
+
+    >>> y, groups = np.array([0, 1, 2, 0, 1, 2]), np.arange(6)
+    >>> pred = np.array([[0, 1, 2, 0, 1, 0]], float)                       # one cell: 5 of 6 right
+    >>> perms = np.array([[1, 2, 0, 0, 1, 2]])                               # no permutation, only the control task
+    >>> null = np.array([[[0, 1, 2, 0, 1, 2]]], float)                     # [cells, perm, n]
+    >>> m = multiclass_metrics(pred, null, np.array([1.0]), y, perms, groups, 3, n_bootstrap=100, seed=0)
+    >>> [round(float(m[k][0]), 3) for k in ("accuracy", "chance", "majority", "control_accuracy", "selectivity")]
+    [0.833, 0.333, 0.333, 0.5, 0.333]
+    """
     correct = np.where(np.isfinite(pred), (pred == y[None]).astype(float), np.nan)
     acc = np.nanmean(correct, 1)
     null_correct = np.where(np.isfinite(null), (null == perms[None]).astype(float), np.nan)

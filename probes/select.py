@@ -1,9 +1,16 @@
 """Comparing and picking cells of a ProbeGrid without fooling yourself.
 
-    >>> import probes
-    >>> grid = probes.sweep(acts, labels=y, groups=g, test_size=0.25)     # CV on 75% of groups, 25% held out
-    >>> probes.pick_best(grid)            # best cell by CV AUROC, reported on the held-out groups
-    >>> probes.delong(grid, (9, "latent_3"), (9, "resp_0"))   # same samples, two cells: DeLong test
+    >>> import numpy as np, probes
+    >>> rng = np.random.default_rng(0)
+    >>> y, g = np.tile([0, 1], 30), np.repeat(np.arange(30), 2)
+    >>> acts = rng.normal(size=(60, 3, 1, 8)); acts[:, 2, 0, 0] += 2.0 * y         # layer 2 carries the label
+    >>> grid = probes.sweep(acts, labels=y, groups=g, positions=["last"], Cs=(1.0,), n_permutations=0,
+    ...                     test_size=0.5, progress=False)           # CV on half of the groups, the rest held out
+    >>> best = probes.pick_best(grid)     # best cell by CV AUROC, reported on the held-out groups
+    >>> (best["layer"], best["position"]), bool(best["test_auroc_lo"] > 0.9)
+    ((2, 'last'), True)
+    >>> bool(probes.delong(grid, (2, "last"), (0, "last"))["p_value"] < 0.001)   # same samples, two cells
+    True
 """
 
 from __future__ import annotations
@@ -21,6 +28,17 @@ def delong(grid: ProbeGrid, cell_a: tuple[int, str], cell_b: tuple[int, str], on
 
     on="cv": the cross-validated scores; on="test": the held-out test scores (needs a sweep with test_size).
     Returns {"auroc_a", "auroc_b", "diff", "z", "p_value", "n", "cell_a", "cell_b"}.
+
+    >>> import probes
+    >>> rng = np.random.default_rng(0)
+    >>> y, g = np.tile([0, 1], 30), np.repeat(np.arange(30), 2)
+    >>> acts = rng.normal(size=(60, 3, 1, 8)); acts[:, 2, 0, 0] += 2.0 * y
+    >>> grid = probes.sweep(acts, labels=y, groups=g, Cs=(1.0,), n_permutations=0, test_size=0.5, progress=False)
+    >>> d = delong(grid, (2, "0"), (0, "0"))                     # on the cross-validated half
+    >>> d["n"], round(d["auroc_a"], 2), round(d["auroc_b"], 2), bool(d["p_value"] < 0.001)
+    (30, 0.88, 0.36, True)
+    >>> delong(grid, (2, "0"), (0, "0"), on="test")["n"]        # on the held-out half
+    30
     """
     ia, ib = grid.cell_index(*cell_a), grid.cell_index(*cell_b)
     test = np.isin(np.arange(len(grid.y)), grid.config.get("test_idx", []))
@@ -50,8 +68,17 @@ def pick_best(grid: ProbeGrid, select: str = "auroc", report: str = "test_auroc"
     "n_select" (samples cross-validated at that cell), "n_report" (held-out samples scored at that cell)}, plus
     "p_corrected" (max-T over the compared cells, on the selection part) when the grid has it.
 
-    >>> grid = probes.sweep(acts, labels=y, groups=g, test_size=0.5, seed=0)
-    >>> probes.pick_best(grid)["test_auroc"]
+    >>> import probes
+    >>> rng = np.random.default_rng(0)
+    >>> y, g = np.tile([0, 1], 30), np.repeat(np.arange(30), 2)
+    >>> acts = rng.normal(size=(60, 3, 1, 8)); acts[:, 2, 0, 0] += 2.0 * y
+    >>> grid = probes.sweep(acts, labels=y, groups=g, Cs=(1.0,), n_permutations=0, test_size=0.5, seed=0,
+    ...                     progress=False)
+    >>> best = pick_best(grid)
+    >>> best["layer"], best["n_cells_compared"], best["n_select"], best["n_report"]
+    (2, 3, 30, 30)
+    >>> round(best["auroc"], 2), round(best["test_auroc"], 2)   # picked on CV, confirmed on unseen groups
+    (0.88, 1.0)
     """
     check_grid("grid", grid)
     check_str("select", select)

@@ -8,6 +8,10 @@ question). Every splitter here returns a list of (train_idx, test_idx) integer a
     >>> y = np.array([0, 1] * 10); g = np.repeat(np.arange(10), 2)
     >>> folds = group_kfold(y, g, k=5, seed=0)
     >>> check_splits(folds, g)          # raises if a group sits in train and test
+    >>> check_splits([(np.arange(0, 11), np.arange(11, 20))], g)    # sample 10 and 11 are one group
+    Traceback (most recent call last):
+    ...
+    AssertionError: split 0: 1 group(s) in both train and test, e.g. ['5']: use a group-aware splitter ...
 """
 
 from __future__ import annotations
@@ -35,7 +39,12 @@ def group_kfold(y: Shaped[np.ndarray, " sample"], groups: Shaped[np.ndarray, " s
 
     For continuous y pass stratified=False. Raises if there are fewer groups than folds.
 
-    >>> folds = group_kfold(labels, groups, k=5, seed=0)   # [(train_idx, test_idx), ...]
+    >>> y, groups = np.array([0, 1] * 10), np.repeat(np.arange(10), 2)     # 10 pairs
+    >>> folds = group_kfold(y, groups, k=5, seed=0)                         # [(train_idx, test_idx), ...]
+    >>> [len(te) for _, te in folds], [float(y[te].mean()) for _, te in folds]   # 2 pairs per test fold, balanced
+    ([4, 4, 4, 4, 4], [0.5, 0.5, 0.5, 0.5, 0.5])
+    >>> sorted(np.concatenate([te for _, te in folds]).tolist()) == list(range(20))   # each sample tested once
+    True
     """
     y = np.asarray(y)
     codes = _as_codes(groups)
@@ -69,7 +78,10 @@ def heldout_split(y: Shaped[np.ndarray, " sample"], groups: Shaped[np.ndarray, "
                   test_size: float = 0.2, seed: int = 0, stratified: bool = True) -> Split:
     """One group-aware train/test split (stratified by taking one fold of round(1/test_size) folds).
 
-    >>> train_idx, test_idx = heldout_split(labels, groups, test_size=0.25, seed=0)
+    >>> y, groups = np.array([0, 1] * 10), np.repeat(np.arange(10), 2)
+    >>> train_idx, test_idx = heldout_split(y, groups, test_size=0.25, seed=0)
+    >>> len(train_idx), len(test_idx), bool(set(groups[train_idx]) & set(groups[test_idx]))
+    (14, 6, False)
     """
     if not 0 < test_size < 1:
         raise ValueError(f"test_size={test_size}: pass a fraction between 0 and 1")
@@ -84,7 +96,7 @@ def heldout_split(y: Shaped[np.ndarray, " sample"], groups: Shaped[np.ndarray, "
     return split
 
 
-def row_hashes(X: Shaped[np.ndarray, "sample ..."]) -> np.ndarray:
+def _row_hashes(X: Shaped[np.ndarray, "sample ..."]) -> np.ndarray:
     """One hash string per row of X (exact bytes), to find duplicate activation rows."""
     X = np.ascontiguousarray(X.reshape(len(X), -1))
     return np.array([hashlib.blake2b(r.tobytes(), digest_size=12).hexdigest() for r in X])
@@ -96,10 +108,18 @@ def check_splits(splits: list[Split], groups: Shaped[np.ndarray, " sample"],
     train and test, an index in both, an empty side, or indices out of range.
 
     Duplicate rows inside one side are fine; across sides they make test scores meaningless.
+
+    >>> g = np.array([0, 0, 1, 1, 2, 2])
+    >>> check_splits([(np.array([0, 1, 2, 3]), np.array([4, 5]))], g)          # fine: returns None
+    >>> X = np.arange(12.0).reshape(6, 2); X[5] = X[0]                          # sample 5 copies sample 0
+    >>> check_splits([(np.array([0, 1, 2, 3]), np.array([4, 5]))], g, X=X)
+    Traceback (most recent call last):
+    ...
+    AssertionError: split 0: 1 activation row(s) appear identically in train and test (rows [0, 5]): ...
     """
     groups = np.asarray(groups).astype(str)
     n = len(groups)
-    hashes = row_hashes(X) if X is not None else None
+    hashes = _row_hashes(X) if X is not None else None
     for i, (tr, te) in enumerate(splits):
         tr, te = np.asarray(tr), np.asarray(te)
         if len(tr) == 0 or len(te) == 0:
@@ -112,13 +132,13 @@ def check_splits(splits: list[Split], groups: Shaped[np.ndarray, " sample"],
         shared = np.intersect1d(groups[tr], groups[te])
         if len(shared):
             raise AssertionError(f"split {i}: {len(shared)} group(s) in both train and test, e.g. "
-                                 f"{list(shared[:5])}: use a group-aware splitter (probes.splits.group_kfold)")
+                                 f"{shared[:5].tolist()}: use a group-aware splitter (probes.splits.group_kfold)")
         if hashes is not None:
             dup = np.intersect1d(hashes[tr], hashes[te])
             if len(dup):
                 rows = np.flatnonzero(np.isin(hashes, dup))[:6]
                 raise AssertionError(f"split {i}: {len(dup)} activation row(s) appear identically in train and "
-                                     f"test (rows {list(rows)}): deduplicate the samples or give duplicates "
+                                     f"test (rows {rows.tolist()}): deduplicate the samples or give duplicates "
                                      f"the same group")
 
 
@@ -129,6 +149,13 @@ def permute_labels(y: Shaped[np.ndarray, " sample"], groups: Shaped[np.ndarray, 
     Groups whose samples carry different labels (paired designs) get their labels shuffled inside the group;
     groups of one label exchange labels with other such groups of the same size. So the shuffle keeps the
     group structure that the splits respect.
+
+    >>> y, pairs = np.array([0, 1] * 4), np.repeat(np.arange(4), 2)
+    >>> p = permute_labels(y, pairs, np.random.default_rng(0))
+    >>> p.tolist(), bool((p[::2] + p[1::2] == 1).all())          # each pair keeps one 0 and one 1
+    ([0, 1, 0, 1, 0, 1, 1, 0], True)
+    >>> permute_labels(np.array([0, 0, 1, 1, 1, 0]), np.arange(6), np.random.default_rng(0)).tolist()
+    [1, 1, 0, 1, 0, 0]
     """
     y = np.asarray(y)
     codes = _as_codes(groups)

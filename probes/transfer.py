@@ -30,7 +30,7 @@ import torch
 from probes import checks, metrics
 from probes.fitting import fit_chunk_logreg, inner_masks_for
 from probes.grid import ProbeGrid
-from probes.inputs import Inputs, _is_cache, check_finite, check_fit_args, resolve
+from probes.inputs import Inputs, check_finite, check_fit_args, is_cache, resolve
 from probes.methods import DEFAULT_CS
 
 
@@ -62,7 +62,7 @@ def transfer(train, train_y, train_groups, test, test_y, test_groups, control=No
     sets = {"train": _resolve(train, train_y, train_groups, layers, positions, target),
             "test": _resolve(test, test_y, test_groups, layers, positions, target)}
     if control is not None:
-        if control_groups is None and not _is_cache(control):
+        if control_groups is None and not is_cache(control):
             control_groups = np.arange(len(control))        # the control set only needs labels
         sets["control"] = _resolve(control, control_y, control_groups, layers, positions, target)
     tr, te = sets["train"], sets["test"]

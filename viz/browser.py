@@ -3,10 +3,13 @@
 Used for static PNG export of the report and for checking that a report draws without errors. Needs the Debian
 package `chromium` (`apt-get install -y chromium`) or any Chrome/Chromium on PATH (or $CODI_LENS_CHROMIUM).
 
+    >>> import tempfile, pathlib
     >>> from viz.browser import find_browser, render
-    >>> if find_browser():
-    ...     r = render("report.html", png="report.png")
-    ...     r.errors, r.dom.count('class="main-svg"')
+    >>> page = pathlib.Path(tempfile.mkdtemp()) / "page.html"
+    >>> _ = page.write_text("<html><head></head><body><p id='x'>drawn</p><script>console.error('boom')</script>")
+    >>> r = render(page) if find_browser() else None          # headless Chromium, a few seconds
+    >>> r is None or (r.errors == ['["boom"]'] and "drawn" in r.dom)     # the console error is caught
+    True
 """
 
 from __future__ import annotations
@@ -56,7 +59,12 @@ _CATCHER = (
 
 
 def find_browser() -> str | None:
-    """Path of a Chromium/Chrome executable, or None. $CODI_LENS_CHROMIUM wins when set."""
+    """Path of a Chromium/Chrome executable, or None. $CODI_LENS_CHROMIUM wins when set.
+
+    >>> found = find_browser()                  # e.g. '/usr/bin/chromium' (Debian's `chromium` package)
+    >>> found is None or Path(found).exists()
+    True
+    """
     env = os.environ.get("CODI_LENS_CHROMIUM")
     if env:
         return env if Path(env).exists() else shutil.which(env)
@@ -68,12 +76,22 @@ def find_browser() -> str | None:
 
 
 def no_browser_message() -> str:
+    """What to do when no browser is found (the text of the RuntimeError and of the report's PNG warning).
+
+    >>> no_browser_message()
+    'no headless Chromium found (looked for $CODI_LENS_CHROMIUM, then chromium, ... to get PNG export'
+    """
     return NO_BROWSER.format(names=", ".join(CANDIDATES))
 
 
 @dataclass
 class Rendered:
-    """What a headless render of a page gave back."""
+    """What a headless render of a page gave back.
+
+    >>> r = Rendered(dom="<html>...</html>", errors=[])
+    >>> r.errors == [] and r.png is None                        # a page that drew without console errors
+    True
+    """
 
     dom: str  # the DOM after scripts ran (--dump-dom)
     errors: list[str]  # console.error calls, uncaught errors and rejections
@@ -110,6 +128,12 @@ def render(
     Console errors are caught by a small script put at the top of a temporary copy of the page (the file
     itself is not changed) and from the browser's own log ("Uncaught ..." lines).
     Raises RuntimeError when no browser is found.
+
+    >>> page = Path(tempfile.mkdtemp()) / "page.html"
+    >>> _ = page.write_text("<html><head></head><body><script>document.body.append('made by a script')</script>")
+    >>> r = render(page) if find_browser() else None          # headless Chromium, a few seconds
+    >>> r is None or ("made by a script" in r.dom and r.errors == [])     # the DOM after scripts ran
+    True
     """
     browser = browser or find_browser()
     if browser is None:
@@ -154,7 +178,14 @@ def screenshot(
     timeout: float = 180.0,
     browser: str | None = None,
 ) -> Path:
-    """Save a PNG of the top `window` pixels of the page. Raises RuntimeError when no browser is found."""
+    """Save a PNG of the top `window` pixels of the page. Raises RuntimeError when no browser is found.
+
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "page.html").write_text("<html><body><h1>codi-lens</h1></body></html>")
+    >>> png = screenshot(folder / "page.html", folder / "page.png", window=(320, 200)) if find_browser() else None
+    >>> png is None or png.read_bytes()[1:4] == b"PNG"     # headless Chromium, a few seconds
+    True
+    """
     browser = browser or find_browser()
     if browser is None:
         raise RuntimeError(no_browser_message())

@@ -1,7 +1,14 @@
 """The same study across models (any result grids): heatmaps on a relative-depth axis, best cell (with CI) per kind.
 
->>> import viz
->>> fig = viz.compare([grid_small, grid_large], names=["SmolLM2-135M", "Qwen2.5-0.5B"])
+>>> import numpy as np, viz
+>>> from grids import ResultGrid
+>>> def grid(n_layers):                                      # any result grids whose config names n_layers
+...     m = np.linspace(0.5, 0.9, 3 * (n_layers + 1)).reshape(n_layers + 1, 3)
+...     return ResultGrid(list(range(n_layers + 1)), ["q[-1]", "latent_0", "resp_0"], {"auroc": m},
+...                       config={"n_layers": n_layers})
+>>> fig = viz.compare([grid(2), grid(4)], names=["SmolLM2-135M", "Qwen2.5-0.5B"])
+>>> [list(d.y) for d in fig.data if d.type == "heatmap"]     # layer / n_layers: both run from 0 to 1
+[[0.0, 0.5, 1.0], [0.0, 0.25, 0.5, 0.75, 1.0]]
 """
 
 from __future__ import annotations
@@ -26,6 +33,14 @@ def best_by_kind(grid: ResultGrid, metric: str = "auroc") -> dict[str, dict]:
 
     "token" includes tok_*, prompt[-k] and last. Kinds without finite values are left out.
     The best of many cells, picked and reported on the same data, is optimistic.
+
+    >>> auroc = np.array([[0.5, 0.6, 0.7], [0.6, 0.9, 0.8]])
+    >>> g = ResultGrid([0, 1], ["q[-1]", "latent_0", "latent_1"], {"auroc": auroc, "auroc_lo": auroc - 0.1})
+    >>> best = best_by_kind(g)
+    >>> sorted(best), best["latent"]["layer"], best["latent"]["position"], best["latent"]["lo"]
+    (['latent', 'question'], 1, 'latent_0', 0.8)
+    >>> best["latent"]["hi"]                                  # no auroc_hi in this grid
+    nan
     """
     out = {}
     for kind in SUMMARY_KINDS:
@@ -113,8 +128,14 @@ def compare(
 
     `names` default to the model name in each grid's config; `n_layers` overrides the block counts.
 
+    >>> m = np.array([[0.5, 0.6], [0.7, 0.9]])
+    >>> g135m = ResultGrid([0, 1], ["latent_0", "resp_0"], {"auroc": m}, config={"n_layers": 1})
+    >>> g500m = ResultGrid([0, 1], ["latent_0", "resp_0"], {"auroc": m - 0.1}, config={"n_layers": 2})
     >>> fig = compare([g135m, g500m], names=["135M", "500M"])
-    >>> fig.data[-1].name      # 'best response cell'
+    >>> [d.name for d in fig.data]                    # two heatmaps, then the best cell per kind across models
+    ['auroc', 'auroc', 'best latent cell', 'best response cell']
+    >>> fig.layout.annotations[0].text, fig.data[-1].y.tolist()
+    ('135M (1 layers)', [0.9, 0.8])
     """
     if not grids:
         raise BadArgument("grids", grids, "must hold at least one result grid", "pass [grid] or a list of grids")

@@ -23,7 +23,17 @@ _X = {"necessity": "thoughts run before <eot>", "early_exit": "thoughts seen (0 
 
 def curves(items: Sequence[Any], metric: str, title: str | None = None) -> go.Figure:
     """One line per curve (objects with `.name`, `.kind`, `.steps`, `.values[metric]`; optional
-    `.values[metric + "_lo"/"_hi"]` are drawn as error bars)."""
+    `.values[metric + "_lo"/"_hi"]` are drawn as error bars).
+
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> c = SimpleNamespace(name="pointer3", kind="early_exit", steps=[0, 1, 2],
+    ...                     values={"accuracy": np.array([0.1, 0.5, 0.9]), "accuracy_lo": np.array([0.0, 0.4, 0.8]),
+    ...                             "accuracy_hi": np.array([0.2, 0.6, 0.95])})
+    >>> fig = curves([c], "accuracy")
+    >>> fig.layout.xaxis.title.text, [round(v, 2) for v in fig.data[0].error_y.array]    # error bars: hi - value
+    ('thoughts seen (0 = at <bot>)', [0.1, 0.1, 0.05])
+    """
     if not items:
         raise ValueError("curves([]): pass at least one curve (interp.curves.necessity / early_exit).")
     fig = go.Figure()

@@ -34,12 +34,20 @@ FAILED_SEVERITIES = ("error", "warning")
 
 
 def chance_of(metric: str) -> float | None:
-    """Chance level of a metric (0.5 for auroc/accuracy, 0 for selectivity/gap/r2), None if not known."""
+    """Chance level of a metric (0.5 for auroc/accuracy, 0 for selectivity/gap/r2), None if not known.
+
+    >>> chance_of("auroc"), chance_of("selectivity"), chance_of("delta_logp")
+    (0.5, 0.0, None)
+    """
     return CHANCE.get(metric)
 
 
 def plot_text(text: object) -> str:
-    """Text for plotly labels: plotly reads some HTML in labels, so escape <, > and & to show them as is."""
+    """Text for plotly labels: plotly reads some HTML in labels, so escape <, > and & to show them as is.
+
+    >>> plot_text("</think> & 18")
+    '&lt;/think&gt; &amp; 18'
+    """
     return html.escape(str(text), quote=False)
 
 
@@ -59,6 +67,14 @@ def n_layers_of(grid: ResultGrid, n_layers: int | None = None) -> int:
     """Number of blocks of the probed model, from grid.config (searched for an "n_layers" key).
 
     Raises ValueError with the fix (pass n_layers=) when the config does not say.
+
+    >>> from grids import ResultGrid
+    >>> n_layers_of(ResultGrid([0], ["a"], {}, config={"cache": {"n_layers": 30}}))     # found nested
+    30
+    >>> n_layers_of(ResultGrid([0], ["a"], {}))
+    Traceback (most recent call last):
+    ...
+    ValueError: grid.config has no 'n_layers' (the model's block count), ...; pass n_layers=... or set ...
     """
     if n_layers is not None:
         return int(n_layers)
@@ -72,7 +88,13 @@ def n_layers_of(grid: ResultGrid, n_layers: int | None = None) -> int:
 
 
 def model_name_of(grid: ResultGrid, default: str = "model") -> str:
-    """Model name from grid.config ("model" or "model_name" key, possibly nested under cache meta)."""
+    """Model name from grid.config ("model" or "model_name" key, possibly nested under cache meta).
+
+    >>> from grids import ResultGrid
+    >>> model_name_of(ResultGrid([0], ["a"], {}, config={"cache": {"model": "smollm2-135m"}})), model_name_of(
+    ...     ResultGrid([0], ["a"], {}), default="grid 0")
+    ('smollm2-135m', 'grid 0')
+    """
     for key in ("model", "model_name", "base_model", "base_name"):
         found = _find_key(grid.config, key)
         if isinstance(found, str) and found:
@@ -81,7 +103,14 @@ def model_name_of(grid: ResultGrid, default: str = "model") -> str:
 
 
 def failed_cells(grid: ResultGrid) -> dict[tuple[int, str], list[str]]:
-    """{(layer, position): ["severity kind: message", ...]} for cells named by error/warning findings."""
+    """{(layer, position): ["severity kind: message", ...]} for cells named by error/warning findings.
+
+    >>> from grids import Finding, ResultGrid
+    >>> g = ResultGrid([0, 1], ["bot"], {}, warnings=[Finding("identical_features", "same rows", "error", [(0, "bot")]),
+    ...                                              Finding("note", "just so you know", "info", [(1, "bot")])])
+    >>> failed_cells(g)                                 # info findings mark nothing
+    {(0, 'bot'): ['error identical_features: same rows']}
+    """
     out: dict[tuple[int, str], list[str]] = {}
     for f in grid.warnings:
         if f.severity not in FAILED_SEVERITIES:
@@ -92,7 +121,11 @@ def failed_cells(grid: ResultGrid) -> dict[tuple[int, str], list[str]]:
 
 
 def fmt(x: float, digits: int = 3) -> str:
-    """A number for display; NaN/None as 'n/a'; p-values in general format."""
+    """A number for display; NaN/None as 'n/a'; p-values in general format.
+
+    >>> fmt(0.91234), fmt(0.00012), fmt(float("nan")), fmt(None), fmt(2.0, digits=1)
+    ('0.912', '0.00012', 'n/a', 'n/a', '2.0')
+    """
     if (
         x is None
         or (isinstance(x, float) and not math.isfinite(x))
@@ -103,13 +136,29 @@ def fmt(x: float, digits: int = 3) -> str:
 
 
 def metric_at(grid: ResultGrid, name: str, li: int, pi: int) -> float:
-    """grid.metrics[name][li, pi] as a float, NaN when the grid has no such metric."""
+    """grid.metrics[name][li, pi] as a float, NaN when the grid has no such metric.
+
+    >>> from grids import ResultGrid
+    >>> g = ResultGrid([3, 7], ["bot"], {"auroc": np.array([[0.5], [0.8]])})
+    >>> metric_at(g, "auroc", 1, 0), metric_at(g, "f1", 1, 0)          # indices, not layer numbers
+    (0.8, nan)
+    """
     m = grid.metrics.get(name)
     return float(m[li, pi]) if m is not None else float("nan")
 
 
 def cell_text(grid: ResultGrid, metric: str, li: int, pi: int) -> str:
-    """Hover text of one cell: metric with CI (if the grid has `<metric>_lo/_hi`), p-value and n."""
+    """Hover text of one cell: metric with CI (if the grid has `<metric>_lo/_hi`), p-value and n.
+
+    >>> import numpy as np
+    >>> from grids import ResultGrid
+    >>> auroc = np.array([[0.5, 0.7], [0.9, np.nan]])
+    >>> g = ResultGrid([0, 1], ["latent_0", "resp_0"], {"auroc": auroc, "auroc_lo": auroc - 0.1,
+    ...                "auroc_hi": auroc + 0.07, "p_value": np.array([[0.5, 0.01], [1e-4, np.nan]]),
+    ...                "n_test": np.full((2, 2), 40.0)})
+    >>> cell_text(g, "auroc", 1, 0).split("<br>")
+    ['layer 1, latent_0', 'auroc = 0.900  (95% CI [0.800, 0.970])', 'p = 0.0001', 'n = 40']
+    """
     layer, position = grid.layers[li], grid.positions[pi]
     value = metric_at(grid, metric, li, pi)
     lo_name, hi_name = f"{metric}_lo", f"{metric}_hi"

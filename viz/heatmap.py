@@ -1,9 +1,15 @@
 """Layer x position heatmap of one metric of any result grid (probes, ablation, patching, ...), positions in run
 order, failed cells marked with an x.
 
->>> import viz
+>>> import numpy as np, viz
+>>> from grids import ResultGrid
+>>> grid = ResultGrid([0, 1, 2], ["resp_0", "latent_0", "q[-1]"], {"auroc": np.array([[0.5, 0.6, 0.5],
+...                   [0.6, 0.8, 0.5], [0.7, 0.9, 0.55]])}, config={"n_layers": 2})    # any result grid
 >>> fig = viz.heatmap(grid, metric="auroc")                  # plotly Figure: y = layer, x = position
->>> fig = viz.heatmap(grid, depth_normalised=True)           # y = layer / n_layers (from grid.config)
+>>> list(fig.data[0].x), list(fig.data[0].y)                 # positions in run order
+(['q[-1]', 'latent_0', 'resp_0'], [0, 1, 2])
+>>> list(viz.heatmap(grid, depth_normalised=True).data[0].y)    # y = layer / n_layers (from grid.config)
+[0.0, 0.5, 1.0]
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ SEQUENTIAL = "Viridis"
 _AUTO = "auto"
 
 
-def colour_range(values: np.ndarray, chance: float | None, metric: str) -> dict:
+def _colour_range(values: np.ndarray, chance: float | None, metric: str) -> dict:
     """Heatmap colour arguments: diverging and centred on `chance` when given, else sequential."""
     if chance is None:
         return {"colorscale": SEQUENTIAL}
@@ -46,6 +52,15 @@ def heatmap_trace(
     """The heatmap trace and the failed-cell marker trace (None if no cell failed) for one grid.
 
     Used by `heatmap` and by `compare`; x = position labels in run order, y = layers (or layer / n_layers).
+
+    >>> from grids import Finding, ResultGrid
+    >>> g = ResultGrid([0, 1], ["latent_0", "bot"], {"auroc": np.array([[0.5, 0.6], [0.7, 0.9]])},
+    ...                warnings=[Finding("identical_features", "same rows", "error", [(0, "bot")])])
+    >>> trace, marker = heatmap_trace(g, "auroc")
+    >>> list(trace.x), trace.z.tolist(), trace.zmid                 # columns in run order, centred on chance
+    (['bot', 'latent_0'], [[0.6, 0.5], [0.9, 0.7]], 0.5)
+    >>> marker.x, marker.y                                           # the failed cell's x
+    (('bot',), (0,))
     """
     if metric not in grid.metrics:
         raise KeyError(f"metric {metric!r} is not in this grid; available: {sorted(grid.metrics)}")
@@ -71,7 +86,7 @@ def heatmap_trace(
         showscale=showscale,
         hoverongaps=False,
         name=metric,
-        **colour_range(z, chance, metric),
+        **_colour_range(z, chance, metric),
     )
     bad = failed_cells(grid)
     marks = [
@@ -96,7 +111,12 @@ def heatmap_trace(
 
 
 def kind_shapes(labels: list[str], xref: str = "x", yref: str = "y domain") -> tuple[list[dict], list[dict]]:
-    """Separator lines between kinds of positions and a group title above each run (shapes, annotations)."""
+    """Separator lines between kinds of positions and a group title above each run (shapes, annotations).
+
+    >>> shapes, notes = kind_shapes(["q[-1]", "latent_0", "latent_1", "resp_0"])
+    >>> [s["x0"] for s in shapes], [n["text"] for n in notes]       # a line between kinds, a title above each
+    ([0.5, 2.5], ['question', 'latents', 'response'])
+    """
     shapes, notes = [], []
     for n, (kind, first, last) in enumerate(kind_groups(labels)):
         if n > 0:
@@ -143,8 +163,17 @@ def heatmap(
     p-value and n. Cells named by an error/warning finding of the checks carry a black x.
     `depth_normalised=True` puts layer / n_layers on the y axis (n_layers from grid.config or the argument).
 
+    >>> from grids import ResultGrid
+    >>> grid = ResultGrid([0, 1], ["resp_0", "latent_0"], {"auroc": np.array([[0.5, 0.6], [0.7, 0.9]]),
+    ...                                                    "p_value": np.array([[0.5, 0.2], [0.01, 0.001]])})
     >>> fig = heatmap(grid, "auroc")
-    >>> fig.data[0].z[i][j] == grid.sel("auroc", layer=fig.data[0].y[i], position=fig.data[0].x[j])
+    >>> t = fig.data[0]
+    >>> bool(t.z[1][0] == grid.sel("auroc", layer=t.y[1], position=t.x[0])), t.x[0]    # each value under its labels
+    (True, 'latent_0')
+    >>> t.text[1][0].split("<br>"), fig.layout.title.text
+    (['layer 1, latent_0', 'auroc = 0.900', 'p = 0.001'], 'auroc per layer and position')
+    >>> heatmap(grid, "p_value", chance=None).data[0].colorscale[0]      # no chance level: sequential colours
+    (0.0, '#440154')
     """
     if not all(hasattr(grid, a) for a in ("metrics", "layers", "positions")):
         raise BadArgument("grid", grid, "must be a result grid (probes.ProbeGrid or grids.ResultGrid)",

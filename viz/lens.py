@@ -3,10 +3,14 @@
 Input: a `LensTable`, or the plain dict it is built from, mapping (layer, position) to the lens's top tokens
 with their probabilities, best first:
 
-    >>> import viz
+    >>> import tempfile, pathlib, viz
     >>> top = {(12, "latent_0"): [(" 18", 0.61), ("18", 0.12)], (12, "latent_1"): [(" 9", 0.33)]}
     >>> fig = viz.lens(top)                          # or viz.lens(viz.LensTable.from_dict(top, meta=...))
-    >>> viz.LensTable.from_dict(top).save("lens.json")        # what `codi-lens report --lens lens.json` reads
+    >>> fig.data[0].text                             # top-1 token per layer (row) and position, a leading space: ␣
+    (['␣18', '␣9'],)
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "lens.json"
+    >>> viz.LensTable.from_dict(top).save(out).name   # what `codi-lens report --lens lens.json` reads
+    'lens.json'
 
 Cells missing from the dict are drawn empty. Tokens are shown as decoded strings (a leading space as a visible
 `␣`), escaped so that `<s>` or `</think>` show as text.
@@ -21,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
+import formats
 from viz.gridinfo import plot_text
 from viz.heatmap import kind_shapes
 from viz.position_kinds import run_order
@@ -31,6 +36,15 @@ class LensTable:
     """Top-k lens tokens per cell: cells[(layer, position)] = [(token, prob), ...], best first.
 
     `meta` is free text describing the run (model, lens kind, the sample's question) and is shown escaped.
+
+    >>> import tempfile, pathlib
+    >>> t = LensTable({(12, "latent_1"): [(" 9", 0.33)], (3, "latent_0"): [(" 18", 0.6), ("18", 0.1)]},
+    ...               meta={"model": "tiny-llama"})
+    >>> t.layers, t.positions
+    ([3, 12], ['latent_0', 'latent_1'])
+    >>> back = LensTable.load(t.save(pathlib.Path(tempfile.mkdtemp()) / "lens.json"))
+    >>> back.cells == t.cells, back.meta
+    (True, {'model': 'tiny-llama'})
     """
 
     cells: dict[tuple[int, str], list[tuple[str, float]]]
@@ -71,7 +85,7 @@ class LensTable:
         }
         text = json.dumps(payload, indent=1, ensure_ascii=False)
         path = Path(path)
-        path.write_text(text, encoding="utf-8")
+        formats.atomic_write_text(path, text)
         return path
 
     @classmethod
@@ -92,7 +106,11 @@ class LensTable:
 
 
 def show_token(token: str, width: int = 10) -> str:
-    """A token as drawn in a cell: leading/trailing spaces visible, newlines as ⏎, cut to `width`, escaped."""
+    r"""A token as drawn in a cell: leading/trailing spaces visible, newlines as ⏎, cut to `width`, escaped.
+
+    >>> show_token(" 18"), show_token("</think>"), show_token("a\nb "), show_token("abcdefghijkl", width=6)
+    ('␣18', '&lt;/think&gt;', 'a⏎b␣', 'abcde…')
+    """
     t = token.replace("\n", "⏎").replace("\t", "⇥")
     if t.startswith(" "):
         t = "␣" + t[1:]
@@ -105,7 +123,16 @@ def show_token(token: str, width: int = 10) -> str:
 
 def as_lens_table(table: object, sample: int = 0) -> LensTable:
     """A LensTable from a LensTable, a {(layer, position): [(token, prob), ...]} dict, or any object with a
-    `.cells(sample=...)` method returning that dict (e.g. interp.lens.LensResult; its `.meta` is kept)."""
+    `.cells(sample=...)` method returning that dict (e.g. interp.lens.LensResult; its `.meta` is kept).
+
+    >>> from types import SimpleNamespace
+    >>> result = SimpleNamespace(cells=lambda sample: {(1, f"latent_{sample}"): [(" 4", 0.5)]}, meta={"lens": "logit"})
+    >>> t = as_lens_table(result, sample=2)                  # the cells of sample 2 of a lens result
+    >>> t.cells, t.meta
+    ({(1, 'latent_2'): [(' 4', 0.5)]}, {'lens': 'logit'})
+    >>> as_lens_table({(0, "bot"): [("a", 1.0)]}).positions   # or a plain dict
+    ['bot']
+    """
     if isinstance(table, LensTable):
         return table
     if isinstance(table, dict):
@@ -131,8 +158,11 @@ def lens(
 
     `table` may also be an interp.lens.LensResult: its cells for `sample` are drawn.
 
-    >>> fig = lens({(3, "latent_0"): [(" 18", 0.6)]}, mark="18")
-    >>> fig.data[0].text[0][0]        # '␣18'
+    >>> fig = lens({(3, "latent_0"): [(" 18", 0.6)], (3, "latent_1"): [(" 7", 0.2)]}, mark="18")
+    >>> fig.data[0].text, fig.data[0].z.tolist()         # top-1 token and its probability per cell
+    ((['␣18', '␣7'],), [[0.6, 0.2]])
+    >>> fig.data[1].x, fig.data[1].y                      # the square around the marked token
+    (('latent_0',), (3,))
     """
     table = as_lens_table(table, sample)
     if not table.cells:

@@ -39,7 +39,11 @@ def parse_position(label: str) -> tuple[str, int]:
 
 
 def position_kind(label: str) -> str:
-    """The kind of a position label: question, bot, latent, eot, response, token, last or other."""
+    """The kind of a position label: question, bot, latent, eot, response, token, last or other.
+
+    >>> [position_kind(p) for p in ("q_3", "q[-1]", "bot", "latent_0", "eot", "resp_2", "tok_5", "last", "mean")]
+    ['question', 'question', 'bot', 'latent', 'eot', 'response', 'token', 'last', 'other']
+    """
     return poslabels.kind(label)
 
 

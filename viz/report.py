@@ -4,9 +4,18 @@ plotly.js is embedded once, inline, so the file opens offline. Every piece of te
 (titles, names, configs, findings, tokens) is escaped; figure JSON sits in `<script type="application/json">`
 blocks with `<`, `>` and `&` written as \\u escapes, so a `</script>` inside a value cannot end the block.
 
-    >>> import viz
-    >>> viz.report([grid], out="report.html", title="Deception in thoughts")
-    >>> viz.report([g135m, g500m], names=["135M", "500M"], lens=lens_table, png="report.png")
+    >>> import tempfile, pathlib, numpy as np, viz
+    >>> from grids import ResultGrid
+    >>> m = np.array([[0.5, 0.6], [0.7, 0.9]])
+    >>> g135m = ResultGrid([0, 1], ["latent_0", "resp_0"], {"auroc": m}, config={"n_layers": 1})
+    >>> g500m = ResultGrid([0, 1], ["latent_0", "resp_0"], {"auroc": m - 0.1}, config={"n_layers": 2})
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> viz.report([g135m], out=out / "report.html", title="Deception in thoughts").name
+    'report.html'
+    >>> lens_table = {(1, "latent_0"): [(" 18", 0.6)]}
+    >>> doc = viz.report([g135m, g500m], out=out / "two.html", names=["135M", "500M"], lens=lens_table).read_text()
+    >>> "Across models" in doc and "Logit lens" in doc           # png="report.png" adds a screenshot (Chromium)
+    True
 """
 
 from __future__ import annotations
@@ -61,12 +70,12 @@ Plotly.newPlot(document.getElementById(b.getAttribute('data-figure')),f.data,f.l
 </script>"""
 
 
-def esc(text: object) -> str:
+def _esc(text: object) -> str:
     """Escape any value for HTML text or attribute context."""
     return html.escape(str(text), quote=True)
 
 
-def script_json(obj_json: str) -> str:
+def _script_json(obj_json: str) -> str:
     """JSON text made safe inside a <script> element: `<`, `>`, `&` and line separators as \\u escapes."""
     return (
         obj_json.replace("<", "\\u003c")
@@ -99,7 +108,7 @@ class _Page:
         div = f"figure-{self.n_figures}"
         return (
             f'<div class="figure"><div id="{div}"></div></div>\n<script type="application/json" '
-            f'data-figure="{div}">{script_json(pio.to_json(fig, validate=False))}</script>'
+            f'data-figure="{div}">{_script_json(pio.to_json(fig, validate=False))}</script>'
         )
 
 
@@ -114,7 +123,16 @@ def _flatten(d: object, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def verdict(grid: ResultGrid) -> tuple[str, str]:
-    """(css class, sentence): what the automatic checks say about this grid, in plain words."""
+    """(css class, sentence): what the automatic checks say about this grid, in plain words.
+
+    >>> from grids import Finding
+    >>> g = ResultGrid([0], ["bot"], {"auroc": np.array([[0.5]])})
+    >>> verdict(g)
+    ('ok', 'No check failed: the automatic checks found nothing wrong with this sweep.')
+    >>> g.warnings = [Finding("identical_features", "same rows", "error", [(0, "bot")])]
+    >>> verdict(g)
+    ('error', 'Do not trust these numbers yet: 1 check(s) failed with an error. Read the findings below.')
+    """
     errors = [f for f in grid.warnings if f.severity == "error"]
     warns = [f for f in grid.warnings if f.severity == "warning"]
     if errors:
@@ -140,8 +158,8 @@ def _best_sentence(grid: ResultGrid, metric: str) -> str:
         ci = f" (95% CI [{fmt(b['lo'])}, {fmt(b['hi'])}])" if np.isfinite(b["lo"]) else ""
         ps = grid.p_text(b["layer"], b["position"])  # "p = x (uncorrected), p_FWER = y (max-T over N cells)"
         items.append(
-            f"<li>best {esc(kind)} cell: layer {b['layer']}, <code>{esc(b['position'])}</code>: "
-            f"{esc(metric)} {fmt(b['value'])}{ci}{', ' + esc(ps) if ps else ''}</li>"
+            f"<li>best {_esc(kind)} cell: layer {b['layer']}, <code>{_esc(b['position'])}</code>: "
+            f"{_esc(metric)} {fmt(b['value'])}{ci}{', ' + _esc(ps) if ps else ''}</li>"
         )
     return (
         "<p>Best cells (picked on the same data they are reported on, so the value and CI are optimistic; "
@@ -162,18 +180,18 @@ def _size_text(grid: ResultGrid) -> str:
 def _grid_section(page: _Page, grid: ResultGrid, name: str, metric: str, number: int) -> None:
     cls, sentence = verdict(grid)
     page.add(
-        f"<h2 id='grid-{number}'>{esc(name)}</h2>\n<p class='meta'>{len(grid.layers)} layers x "
-        f"{len(grid.positions)} positions, {esc(_size_text(grid))}</p>"
+        f"<h2 id='grid-{number}'>{_esc(name)}</h2>\n<p class='meta'>{len(grid.layers)} layers x "
+        f"{len(grid.positions)} positions, {_esc(_size_text(grid))}</p>"
     )
-    page.add(f"<div class='verdict {cls}'>{esc(sentence)}</div>")
+    page.add(f"<div class='verdict {cls}'>{_esc(sentence)}</div>")
     if grid.warnings:
         rows = []
         for f in grid.warnings:
             cells = ", ".join(f"L{layer}/{p}" for layer, p in f.cells[:12])
             cells += f" (+{len(f.cells) - 12} more)" if len(f.cells) > 12 else ""
             rows.append(
-                f"<tr><td class='sev'>{esc(f.severity)}</td><td><code>{esc(f.kind)}</code></td>"
-                f"<td>{esc(f.message)}</td><td>{esc(cells or 'whole sweep')}</td></tr>"
+                f"<tr><td class='sev'>{_esc(f.severity)}</td><td><code>{_esc(f.kind)}</code></td>"
+                f"<td>{_esc(f.message)}</td><td>{_esc(cells or 'whole sweep')}</td></tr>"
             )
         page.add(
             "<table><tr><th>severity</th><th>check</th><th>what it found</th><th>cells</th></tr>"
@@ -188,17 +206,17 @@ def _grid_section(page: _Page, grid: ResultGrid, name: str, metric: str, number:
         figs.append(heatmap(grid, metric=metric, title=f"{name}: {metric} per layer and position"))
     else:
         page.add(
-            f"<p>This grid has no {esc(metric)} metric (it has {esc(', '.join(sorted(grid.metrics)))}).</p>"
+            f"<p>This grid has no {_esc(metric)} metric (it has {_esc(', '.join(sorted(grid.metrics)))}).</p>"
         )
     if metric == "auroc" and "auroc" in grid.metrics and has_labels(grid) and np.unique(grid.y).size == 2:
         figs.append(roc(grid, title=f"{name}: ROC of the best cells (held-out scores)"))
     if figs:
         page.row(figs)
     rows = "".join(
-        f"<tr><td><code>{esc(k)}</code></td><td>{esc(v)}</td></tr>" for k, v in _flatten(grid.config)
+        f"<tr><td><code>{_esc(k)}</code></td><td>{_esc(v)}</td></tr>" for k, v in _flatten(grid.config)
     )
     page.add(
-        f"<details><summary>Run config of {esc(name)}</summary><table>{rows or '<tr><td>(empty)</td></tr>'}"
+        f"<details><summary>Run config of {_esc(name)}</summary><table>{rows or '<tr><td>(empty)</td></tr>'}"
         "</table></details>"
     )
 
@@ -243,7 +261,13 @@ def report(
     `png`: also save a screenshot of the top of the page
     with headless Chromium; without a browser this is skipped with a warning that says how to install one.
 
-    >>> report([grid], out="report.html", title="Deception in thoughts", png="report.png")
+    >>> import tempfile
+    >>> grid = ResultGrid([0, 1], ["latent_0", "resp_0"], {"auroc": np.array([[0.5, 0.6], [0.7, 0.9]])})
+    >>> out = report([grid], out=Path(tempfile.mkdtemp()) / "report.html", title="Deception in thoughts",
+    ...              extra_sections=[("Notes", "a <b>plain</b> text section")])
+    >>> doc = out.read_text()
+    >>> "<h1>Deception in thoughts</h1>" in doc, doc.count('data-figure="figure-'), "a &lt;b&gt;plain" in doc
+    (True, 1, True)
     """
     out = check_new_path("out", out, fix="pass out='report.html'")
     png = None if png is None else check_new_path("png", png, fix="pass png='report.png' or None")
@@ -269,7 +293,7 @@ def report(
         try:
             page.figure(compare(grids, names=names, metric=metric))
         except ValueError as err:  # e.g. a grid without n_layers in its config
-            page.add(f"<p>Comparison skipped: {esc(err)}</p>")
+            page.add(f"<p>Comparison skipped: {_esc(err)}</p>")
     if lens is not None:
         table = as_lens_table(lens)
         page.add("<h2 id='lens'>Logit lens of the continuous thoughts</h2>")
@@ -277,7 +301,7 @@ def report(
             page.add(
                 "<table>"
                 + "".join(
-                    f"<tr><td><code>{esc(k)}</code></td><td>{esc(v)}</td></tr>"
+                    f"<tr><td><code>{_esc(k)}</code></td><td>{_esc(v)}</td></tr>"
                     for k, v in _flatten(table.meta)
                 )
                 + "</table>"
@@ -287,8 +311,8 @@ def report(
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     doc = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{esc(title)}</title><style>{_CSS}</style>\n<script>{get_plotlyjs()}</script></head>\n<body>"
-        f"<h1>{esc(title)}</h1><p class='meta'>written {stamp} by codi-lens, plotly {plotly.__version__}; "
+        f"<title>{_esc(title)}</title><style>{_CSS}</style>\n<script>{get_plotlyjs()}</script></head>\n<body>"
+        f"<h1>{_esc(title)}</h1><p class='meta'>written {stamp} by codi-lens, plotly {plotly.__version__}; "
         f"{len(grids)} result grid(s)</p>\n" + "\n".join(page.parts) + "\n" + _DRAW + "\n</body></html>\n"
     )
     out = Path(out)
@@ -301,16 +325,25 @@ def report(
 
 def _add_sections(page, sections: list[tuple[str, go.Figure | str]] | None) -> None:
     for heading, content in sections or []:
-        page.add(f"<h2>{esc(heading)}</h2>")
+        page.add(f"<h2>{_esc(heading)}</h2>")
         if isinstance(content, go.Figure):
             page.figure(content)
         else:
-            page.add(f"<pre class='text'>{esc(content)}</pre>")
+            page.add(f"<pre class='text'>{_esc(content)}</pre>")
 
 
 def export_png(html_path: str | Path, png: str | Path, window: tuple[int, int] = (1400, 1800)) -> Path | None:
     """Screenshot of the top of an HTML file with headless Chromium; None (and a warning) when there is
-    none."""
+    none.
+
+    >>> import tempfile
+    >>> from viz.browser import find_browser
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "page.html").write_text("<html><body><h1>codi-lens</h1></body></html>")
+    >>> png = export_png(folder / "page.html", folder / "page.png", window=(320, 200)) if find_browser() else None
+    >>> png is None or png.name == "page.png"                 # headless Chromium, a few seconds
+    True
+    """
     from viz.browser import find_browser, no_browser_message, screenshot
 
     if find_browser() is None:

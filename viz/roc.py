@@ -1,8 +1,15 @@
 """ROC curves of chosen (layer, position) cells from the held-out scores and labels of a probe grid.
 
->>> import viz
->>> fig = viz.roc(grid, cells=[(9, "latent_3"), (9, "resp_0")])
+>>> import numpy as np, probes, viz
+>>> rng = np.random.default_rng(0)
+>>> y, g = np.tile([0, 1], 30), np.repeat(np.arange(30), 2)
+>>> acts = rng.normal(size=(60, 2, 2, 4)); acts[:, 1, :, 0] += 2 * y[:, None]     # layer 1 carries the label
+>>> grid = probes.sweep(acts, labels=y, groups=g, positions=["latent_0", "resp_0"], Cs=(1.0,), n_permutations=0,
+...                     n_bootstrap=100, progress=False)
+>>> fig = viz.roc(grid, cells=[(1, "latent_0"), (0, "resp_0")])
 >>> fig = viz.roc(grid)            # best cell overall, best latent cell, best response cell
+>>> sorted(d.name.split(":")[0] for d in fig.data if d.showlegend is not False)    # a curve per cell, chance
+['L1 latent_0', 'L1 resp_0', 'chance']
 
 A ROC curve needs held-out decision scores AND the labels they are scored against, which only a probe sweep
 (`probes.sweep` -> `probes.ProbeGrid`) has; a neutral `grids.ResultGrid` (ablation, patching, steering,
@@ -61,19 +68,34 @@ def roc_points(y: np.ndarray, score: Float[np.ndarray, " sample"]) -> tuple[np.n
 
 
 def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    """Area under a ROC curve by the trapezoid rule (equals the Mann-Whitney AUROC, ties counted half)."""
+    """Area under a ROC curve by the trapezoid rule (equals the Mann-Whitney AUROC, ties counted half).
+
+    >>> auc(*roc_points(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])))
+    0.75
+    """
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
 
 
 def point_at_fpr(fpr: np.ndarray, tpr: np.ndarray, max_fpr: float = MAX_FPR) -> tuple[float, float]:
-    """The ROC point with the highest recall among those with fpr <= max_fpr."""
+    """The ROC point with the highest recall among those with fpr <= max_fpr.
+
+    >>> fpr, tpr = roc_points(np.array([0, 1] * 4), np.array([0.1, 0.9, 0.2, 0.8, 0.3, 0.7, 0.6, 0.4]))
+    >>> point_at_fpr(fpr, tpr), point_at_fpr(fpr, tpr, max_fpr=0.25)      # (fpr, recall)
+    ((0.0, 0.75), (0.25, 1.0))
+    """
     ok = fpr <= max_fpr + 1e-12
     i = int(np.flatnonzero(ok)[np.argmax(tpr[ok])])
     return float(fpr[i]), float(tpr[i])
 
 
 def default_cells(grid: ResultGrid, metric: str = "auroc") -> list[tuple[int, str]]:
-    """Best cell overall, best latent cell and best response cell (those that exist), without duplicates."""
+    """Best cell overall, best latent cell and best response cell (those that exist), without duplicates.
+
+    >>> from grids import ResultGrid
+    >>> g = ResultGrid([0, 1], ["q_0", "latent_0", "resp_0"], {"auroc": np.array([[0.9, 0.6, 0.5], [0.7, 0.8, 0.6]])})
+    >>> default_cells(g)
+    [(0, 'q_0'), (1, 'latent_0'), (1, 'resp_0')]
+    """
     cells = [grid.best(metric)]
     for kind in ("latent", "response"):
         chosen = [p for p in grid.positions if position_kind(p) == kind]
@@ -105,8 +127,16 @@ def roc(grid: ResultGrid, cells: list[tuple[int, str]] | None = None, title: str
     with its 95% CI (grid.metrics); a marker shows the best recall at <= 1% false-positive rate; the diagonal
     is chance. Samples never held out (NaN score) are left out.
 
+    >>> import probes
+    >>> y = np.array([0, 1] * 4)
+    >>> scores = np.array([[[0.1, 0.9, 0.2, 0.8, 0.3, 0.7, 0.6, 0.4]]])           # [layer, position, sample]
+    >>> grid = probes.ProbeGrid([1], ["latent_0"], {"auroc": np.array([[0.9375]]), "auroc_lo": np.array([[0.8]]),
+    ...                         "auroc_hi": np.array([[1.0]])}, scores, y, np.arange(8))
     >>> fig = roc(grid, cells=[(1, "latent_0")])
-    >>> fig.data[0].name          # 'L1 latent_0: AUROC 0.912 [0.861, 0.955]'
+    >>> fig.data[0].name, fig.data[0].x.tolist()
+    ('L1 latent_0: AUROC 0.938 [0.800, 1.000]', [0.0, 0.0, 0.0, 0.0, 0.25, 0.25, 0.5, 0.75, 1.0])
+    >>> fig.data[1].x, fig.data[1].y                 # the marker: best recall at <= 1% false positives
+    ((0.0,), (0.75,))
     """
     if not has_labels(grid):
         raise BadArgument(

@@ -32,7 +32,11 @@ def _registry() -> dict[str, Callable[..., Task]]:
 
 
 def names() -> list[str]:
-    """Names of the built-in generated tasks."""
+    """Names of the built-in generated tasks.
+
+    >>> names()
+    ['deception-arith', 'instructed-facts', 'intermediate-values', 'roleplaying']
+    """
     return sorted(_registry())
 
 
@@ -40,7 +44,7 @@ FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".yaml", ".yml", ".parquet")
 
 
 def load(name: str, n: int = 200, seed: int = 0, layout: str | None = None, **kwargs: Any) -> Task:
-    """A built-in task by name (n samples, deterministic in seed), or a file (`n`/`seed` unused): `.jsonl`, `.csv`,
+    r"""A built-in task by name (n samples, deterministic in seed), or a file (`n`/`seed` unused): `.jsonl`, `.csv`,
     or a published deception layout (`layout=` one of probes.tasks.external.LAYOUTS, else read from the file).
 
     >>> load("deception-arith", n=400, seed=0, placement="response")   # control: instruction only in the response
@@ -51,9 +55,15 @@ def load(name: str, n: int = 200, seed: int = 0, layout: str | None = None, **kw
     True
     >>> load("roleplaying", n=120, seed=0)                             # characters with a reason to lie
     Task('roleplaying', 120 samples, 60 groups, labels {0: 60, 1: 60})
-    >>> load("data/my_task.jsonl")                                     # doctest: +SKIP
-    >>> load("deception-detection/data/roleplaying/dataset.yaml")      # Apollo's records  # doctest: +SKIP
-    >>> load("liars_bench.csv", layout="liars-bench")                  # Liars' Bench, strictly  # doctest: +SKIP
+    >>> import json, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "my_task.jsonl"
+    >>> _ = p.write_text("\n".join(json.dumps({"text": t, "label": i % 2, "group": "q0"}) for i, t in enumerate("ab")))
+    >>> load(str(p))                                                   # one {"text", "label", "group"} per line
+    Task('my_task', 2 samples, 1 groups, labels {0: 1, 1: 1})
+    >>> load(str(p), layout="liars-bench")                             # strictly in a layout: its columns or an error
+    Traceback (most recent call last):
+    ...
+    argcheck.errors.BadArgument: path=...my_task.jsonl': the file lacks the column(s) ['messages', 'deceptive'] ...
     """
     check_str("name", name, fix=f"pass a task name ({', '.join(names())}) or a .jsonl/.csv file")
     check_int("n", n, min=1, fix="ask for at least one sample")

@@ -3,8 +3,8 @@ intermediate values.
 
     >>> from probes.tasks.arith import deception_arith
     >>> t = deception_arith(n=4, seed=0)
-    >>> [s["label"] for s in t], t.samples[1]["response"]      # doctest: +SKIP
-    ([0, 1, 0, 1], 'The answer is: 14')
+    >>> [s["label"] for s in t], t.samples[1]["response"], t.samples[1]["correct_answer"]
+    ([0, 1, 0, 1], 'The answer is: 22', '12')
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ LYING = [
 ANSWER = "The answer is: {answer}"
 
 
-def deceptive_answer(correct: int, values: list[int], rng: random.Random) -> int:
+def _deceptive_answer(correct: int, values: list[int], rng: random.Random) -> int:
     """A wrong but plausible answer: an earlier intermediate value, or the correct one off by a small amount."""
     options = {v for v in values[:-1] if v != correct and v >= 0}
     options |= {correct + d for d in (-10, -3, -2, -1, 1, 2, 3, 10) if correct + d >= 0}
@@ -45,6 +45,17 @@ def deception_arith(n: int = 200, seed: int = 0, steps=(2, 3), placement: str = 
     Fields for CODI caching: text (prompt), question, instruction, response ("The answer is: N" after the
     instruction when placement="response"), answer (the one given), correct_answer, deceptive_answer, values
     (as value_0.. columns), steps, placement.
+
+    >>> t = deception_arith(n=4, seed=0)
+    >>> t
+    Task('deception-arith', 4 samples, 2 groups, labels {0: 2, 1: 2})
+    >>> t.samples[0]["instruction"] in HONEST, t.samples[1]["instruction"] in LYING
+    (True, True)
+    >>> [s["answer"] for s in t[:2]], [s["is_correct"] for s in t]          # the lie: a plausible wrong number
+    (['12', '22'], [1, 0, 1, 0])
+    >>> c = deception_arith(n=4, seed=0, placement="response")     # the control: the question alone is the text
+    >>> c.samples[0]["text"] == c.samples[1]["text"], c.samples[1]["response"]
+    (True, 'Answer the following question with a wrong answer, ... The answer is: 22')
     """
     if placement not in ("before", "response"):
         raise ValueError(f"placement={placement!r}: use 'before' (instruction before the question) or 'response'")
@@ -54,7 +65,7 @@ def deception_arith(n: int = 200, seed: int = 0, steps=(2, 3), placement: str = 
     samples = []
     for p in arithmetic(n // 2, steps=steps, seed=seed):
         correct = int(p.answer)
-        wrong = deceptive_answer(correct, [int(v) for v in p.values], rng)
+        wrong = _deceptive_answer(correct, [int(v) for v in p.values], rng)
         k = rng.randrange(len(HONEST))
         vals = {f"value_{j}": int(v) for j, v in enumerate(p.values)}
         for label, instr, ans in ((0, HONEST[k], correct), (1, LYING[k], wrong)):
@@ -74,6 +85,12 @@ def intermediate_values(n: int = 200, seed: int = 0, steps=(2, 3), step: int = 0
     """One sample per problem; label = value of reasoning step `step` (an int: use method="ridge"), with binary
     columns for classification probes: `value_{j}_even` and `value_{j}_large` (above the task's median).
     Every problem has its own group; value_j columns for all steps (-1 where a problem has fewer steps).
+
+    >>> t = intermediate_values(n=3, seed=0, step=1)
+    >>> [s["label"] for s in t] == [s["value_1"] for s in t], [s["label"] for s in t]
+    (True, [1, 38, 7])
+    >>> [s["value_1_even"] for s in t], [s["value_1_large"] for s in t]       # binary targets for logreg
+    ([0, 1, 0], [0, 1, 0])
     """
     probs = arithmetic(n, steps=steps, seed=seed)
     if any(step >= p.steps for p in probs):

@@ -1,4 +1,4 @@
-"""Loaders for the deception datasets others publish, in their own column layouts, so a user who has the files runs
+r"""Loaders for the deception datasets others publish, in their own column layouts, so a user who has the files runs
 the same protocol as on the generated tasks.
 
 Layouts (field names as the publishers write them):
@@ -17,10 +17,14 @@ Transcripts become `text` = every message before the last assistant message as "
 `response` = that last assistant message (what `interp.cache` teacher forces after the prompt). A file without a
 column the layout needs is refused with an error naming the file and the column.
 
-    >>> from probes.tasks.external import load_apollo_roleplaying, load_apollo_rollouts, load_liars_bench
-    >>> t = load_apollo_roleplaying("data/roleplaying/dataset.yaml")                     # doctest: +SKIP
-    >>> t = load_apollo_rollouts("data/rollouts/roleplaying__plain__llama-70b-3.3.json")  # doctest: +SKIP
-    >>> t = load_liars_bench("liars_bench_instructed-deception.jsonl")                   # doctest: +SKIP
+    >>> import json, tempfile, pathlib
+    >>> from probes import tasks
+    >>> chat = [{"role": "user", "content": "Did you take it?"}, {"role": "assistant", "content": "No."}]
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "liars_bench_instructed-deception.jsonl"
+    >>> _ = p.write_text("\n".join(json.dumps({"messages": chat, "deceptive": d, "model": "m"}) for d in (True, False)))
+    >>> t = tasks.load(str(p))                                   # layout sniffed from the first record: liars-bench
+    >>> t.labels.tolist(), t.samples[0]["text"], t.samples[0]["response"], t.config["layout"]
+    ([1, 0], 'user: Did you take it?', 'No.', 'liars-bench')
 """
 
 from __future__ import annotations
@@ -100,9 +104,20 @@ def transcript(messages: Any, where: str = "") -> tuple[str, str]:
 
 
 def load_apollo_roleplaying(path: str | Path) -> Task:
-    """Apollo's roleplaying records -> pairs (honest 0, deceptive 1) per scenario, group `apollo-roleplaying-<i>`.
+    r"""Apollo's roleplaying records -> pairs (honest 0, deceptive 1) per scenario, group `apollo-roleplaying-<i>`.
 
     text = scenario + newline + question; response = answer_prefix + space + completion.
+
+    >>> import tempfile, pathlib, yaml
+    >>> rec = {"scenario": "You forgot the essay.", "question": "Teacher: Where is it?", "answer_prefix": "Student:",
+    ...        "honest_completion": "I forgot it.", "deceptive_completion": "My dog ate it."}
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "dataset.yaml"
+    >>> _ = p.write_text(yaml.safe_dump([rec]))                  # Apollo's data/roleplaying/dataset.yaml layout
+    >>> t = load_apollo_roleplaying(p)
+    >>> t.labels.tolist(), t.groups.tolist(), t.samples[1]["response"]
+    ([0, 1], ['apollo-roleplaying-0', 'apollo-roleplaying-0'], 'Student: My dog ate it.')
+    >>> t.samples[0]["text"]
+    'You forgot the essay.\nTeacher: Where is it?'
     """
     path = Path(path)
     recs = _records(_read_structured(path), path, "apollo-roleplaying")
@@ -136,6 +151,16 @@ def load_apollo_rollouts(path: str | Path, honest_max: int = 2, deceptive_min: i
     Labels from `graded_deception[i]`: "honest" -> 0, "deceptive" -> 1, a number <= `honest_max` -> 0 and >=
     `deceptive_min` -> 1; anything else is skipped (counts in `task.config["skipped"]`). A trailing assistant
     message in `input_messages` (a prefill such as "Student:") starts the response.
+
+    >>> import json, tempfile, pathlib
+    >>> msgs = [{"role": "user", "content": "Where is the essay?"}, {"role": "assistant", "content": "Student:"}]
+    >>> rollout = {"input_messages": msgs, "output_strs": ["My dog ate it.", "I forgot it.", "Hmm."],
+    ...            "graded_deception": [7, "honest", "ambiguous"]}
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "roleplaying__plain.json"
+    >>> _ = p.write_text(json.dumps({"rollouts": [rollout]}))
+    >>> t = load_apollo_rollouts(p)                              # grade 7 -> deceptive, "ambiguous" left out
+    >>> t.labels.tolist(), t.samples[0]["text"], t.samples[0]["response"], t.config["skipped"]
+    ([1, 0], 'user: Where is the essay?', 'Student: My dog ate it.', {'ambiguous': 1})
     """
     path = Path(path)
     data = _read_structured(path)
@@ -200,10 +225,20 @@ def _bool_label(v: Any, where: str) -> int:
 
 
 def load_liars_bench(path: str | Path, group_col: str | None = None) -> Task:
-    """A Liars' Bench export (.jsonl, .json, .csv or .parquet) -> one sample per transcript, label = `deceptive`.
+    r"""A Liars' Bench export (.jsonl, .json, .csv or .parquet) -> one sample per transcript, label = `deceptive`.
 
     group: the column `group_col` when given (e.g. a column that ties transcripts of one question together), else
     each transcript its own group. Every other column (model, dataset, temperature, meta, ...) is kept.
+
+    >>> import json, tempfile, pathlib
+    >>> rows = [{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Q{i}?"},
+    ...                       {"role": "assistant", "content": f"A{i}."}], "deceptive": i == 1, "question": "q"}
+    ...         for i in range(2)]
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "liars.json"
+    >>> _ = p.write_text(json.dumps(rows))
+    >>> t = load_liars_bench(p, group_col="question")
+    >>> t.labels.tolist(), t.groups.tolist(), t.samples[1]["text"], t.samples[1]["response"]
+    ([0, 1], ['q', 'q'], 'system: Be brief.\nuser: Q1?', 'A1.')
     """
     path = Path(path)
     df = _read_table(path)
@@ -232,6 +267,14 @@ def sniff_layout(path: str | Path) -> str:
     .yaml/.yml -> apollo-roleplaying; .parquet -> liars-bench; .csv -> csv (probes.tasks.files); .json -> a mapping
     with "rollouts" is apollo-rollouts, records with "scenario" apollo-roleplaying, with "messages" liars-bench;
     .jsonl -> liars-bench when the first line has "messages" and no "text", else jsonl (probes.tasks.files).
+
+    >>> import json, tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.jsonl").write_text(json.dumps({"messages": [], "deceptive": True}))
+    >>> _ = (folder / "b.jsonl").write_text(json.dumps({"text": "x", "label": 1, "group": "g"}))
+    >>> _ = (folder / "c.json").write_text(json.dumps({"rollouts": []}))
+    >>> [sniff_layout(folder / n) for n in ("a.jsonl", "b.jsonl", "c.json", "dataset.yaml", "export.parquet")]
+    ['liars-bench', 'jsonl', 'apollo-rollouts', 'apollo-roleplaying', 'liars-bench']
     """
     path = Path(path)
     suffix = path.suffix
@@ -264,10 +307,15 @@ def sniff_layout(path: str | Path) -> str:
 
 
 def load_file(path: str | Path, layout: str | None = None, **kwargs: Any) -> Task:
-    """A task file in any layout of LAYOUTS (`layout=None`: `sniff_layout`).
+    r"""A task file in any layout of LAYOUTS (`layout=None`: `sniff_layout`).
 
-    >>> load_file("dataset.yaml")                                  # doctest: +SKIP
-    >>> load_file("export.csv", layout="liars-bench")              # doctest: +SKIP
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "export.csv"
+    >>> _ = p.write_text('messages,deceptive\n"[{""role"": ""assistant"", ""content"": ""Yes.""}]",true\n')
+    >>> load_file(p).config["label_col"]                         # .csv sniffs as probes.tasks.files' CSV reader
+    'deceptive'
+    >>> load_file(p, layout="liars-bench").config["layout"]      # Liars' Bench columns, read strictly
+    'liars-bench'
     """
     layout = sniff_layout(path) if layout is None else argcheck.check_choice("layout", layout, LAYOUTS)
     if layout in ("jsonl", "csv"):

@@ -1,8 +1,17 @@
-"""Tasks from files: the user's own JSONL, and a Liars' Bench style CSV.
+r"""Tasks from files: the user's own JSONL, and a Liars' Bench style CSV.
 
+    >>> import json, tempfile, pathlib
     >>> from probes.tasks.files import load_jsonl, load_liars_bench_csv
-    >>> t = load_jsonl("my.jsonl")           # lines like {"text": "...", "label": 1, "group": "q17", "topic": "x"}
-    >>> t = load_liars_bench_csv("liars.csv")  # columns like messages / deceptive / index (see below)
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> lines = [json.dumps({"text": f"t{i}", "label": i % 2, "group": f"q{i // 2}", "topic": "x"}) for i in range(4)]
+    >>> _ = (folder / "my.jsonl").write_text("\n".join(lines))   # one {"text", "label", "group", ...} per line
+    >>> t = load_jsonl(folder / "my.jsonl")
+    >>> t, t.samples[0]
+    (Task('my', 4 samples, 2 groups, labels {0: 2, 1: 2}),
+     {'text': 't0', 'topic': 'x', 'label': 0, 'group': 'q0', 'id': 'my-0'})
+    >>> _ = (folder / "liars.csv").write_text("statement,deceptive,index\nSky is red.,true,0\nGrass is green.,false,0")
+    >>> load_liars_bench_csv(folder / "liars.csv").labels.tolist()      # columns found by name (see below)
+    [1, 0]
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ def _number(v, where: str) -> float:
     return v
 
 
-def read_text(path: Path) -> str:
+def _read_text(path: Path) -> str:
     """A text file as UTF-8; invalid bytes raise ValueError naming the file, the line and the byte."""
     raw = path.read_bytes()
     try:
@@ -59,7 +68,7 @@ def read_text(path: Path) -> str:
 
 def _records(path: Path) -> list[tuple[int, dict]]:
     out = []
-    for i, line in enumerate(read_text(path).splitlines()):
+    for i, line in enumerate(_read_text(path).splitlines()):
         if not line.strip():
             continue
         try:
@@ -148,15 +157,26 @@ def _pick(df: pd.DataFrame, given: str | None, options: tuple[str, ...], what: s
 
 def load_liars_bench_csv(path: str | Path, text_col: str | None = None, label_col: str | None = None,
                          group_col: str | None = None) -> Task:
-    """A Liars' Bench style CSV: one transcript per row with a deception label.
+    r"""A Liars' Bench style CSV: one transcript per row with a deception label.
 
     Columns are found by name unless given: text from one of TEXT_COLS (a `messages` column holding a JSON chat
     list becomes "role: content" lines, and its last assistant message goes to `response`), label from LABEL_COLS
     (true/false, 1/0, deceptive/honest), group from GROUP_COLS (else each row is its own group). Other columns
     (dataset, model, ...) are kept.
+
+    >>> import json, tempfile, pathlib
+    >>> chat = json.dumps([{"role": "user", "content": "Is it true?"}, {"role": "assistant", "content": "Yes."}])
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "liars.csv"
+    >>> _ = p.write_text('messages,deceptive,index,model\n' + "".join(
+    ...     f'"{chat.replace(chr(34), 2 * chr(34))}",{d},{i},m\n' for i, d in enumerate(["True", "False"])))
+    >>> t = load_liars_bench_csv(p)
+    >>> t.labels.tolist(), t.samples[0]["text"], t.samples[0]["response"], t.samples[0]["model"]
+    ([1, 0], 'user: Is it true?\nassistant: Yes.', 'Yes.', 'm')
+    >>> t.config["text_col"], t.config["label_col"], t.config["group_col"]
+    ('messages', 'deceptive', 'index')
     """
     path = Path(check_path_exists("path", path, fix="pass a CSV file with a text and a label column"))
-    read_text(path)  # invalid UTF-8: name the file and the line
+    _read_text(path)  # invalid UTF-8: name the file and the line
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:

@@ -2,7 +2,7 @@
 
     >>> from probes.tasks.task import Task
     >>> t = Task("toy", [dict(id="a", text="1+1", label=0, group="q0"), dict(id="b", text="1+1?", label=1, group="q0")])
-    >>> len(t), t.texts, list(t.groups)
+    >>> len(t), t.texts, t.groups.tolist()
     (2, ['1+1', '1+1?'], ['q0', 'q0'])
 """
 
@@ -28,6 +28,20 @@ class Task:
     """A named list of samples (dicts with id, text, label, group and extra columns) plus the settings used.
 
     `interp.cache(model, task)` reads `.samples`; `task.texts` / `task.prompts` are the plain texts.
+
+    >>> import tempfile, pathlib
+    >>> t = Task("toy", [dict(id=f"s{i}", text=f"q{i // 2}", label=i % 2, group=f"q{i // 2}", topic="x" if i < 2
+    ...                       else "y") for i in range(4)])
+    >>> t
+    Task('toy', 4 samples, 2 groups, labels {0: 2, 1: 2})
+    >>> t.labels.tolist(), t[1:3].texts, t.filter(lambda s: s["topic"] == "y").groups.tolist()
+    ([0, 1, 0, 1], ['q0', 'q1'], ['q1', 'q1'])
+    >>> t.save_jsonl(pathlib.Path(tempfile.mkdtemp()) / "toy.jsonl").read_text().splitlines()[0]
+    '{"id": "s0", "text": "q0", "label": 0, "group": "q0", "topic": "x"}'
+    >>> Task("bad", [dict(id="a", text="x", label=0)])
+    Traceback (most recent call last):
+    ...
+    ValueError: task 'bad': sample 0 lacks ['group'] (has ['id', 'label', 'text'])
     """
 
     name: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import probes
 
@@ -49,3 +50,46 @@ def test_bad_labels_name_the_fix():
         probes.sweep(X, labels=y - 1, groups=np.arange(60), method="multiclass", progress=False)
     with pytest.raises(ValueError, match="use method='multiclass'"):
         probes.sweep(X, labels=y, groups=np.arange(60), method="logreg", progress=False)
+
+
+def test_fit_chunk_multiclass_predicts_as_scikit_learns_softmax_regression():
+    """One fold: the torch L-BFGS softmax fit (features standardised with the training rows' mean and SD) predicts
+    the classes scikit-learn's multinomial LogisticRegression predicts on the same standardised features, with the
+    same C; the train accuracy is the fit's accuracy on its training rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    from probes.multiclass import fit_chunk_multiclass
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 120)
+    X = rng.normal(size=(120, 6))
+    X[:, :4] += 1.2 * np.eye(4)[y]
+    tr, te = np.arange(80), np.arange(80, 120)
+    out = fit_chunk_multiclass(torch.as_tensor(X[None]), y, [(tr, te)], np.zeros((0, 120), np.int64), 4, C=0.5,
+                               max_iter=500)
+    mu, sd = X[tr].mean(0), X[tr].std(0, ddof=1)
+    ref = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit((X[tr] - mu) / sd, y[tr])
+    want = ref.predict((X[te] - mu) / sd)
+    assert (out["pred"][0, te] == want).mean() >= 0.95 and np.isnan(out["pred"][0, tr]).all()
+    assert out["train_accuracy"][0] == pytest.approx(ref.score((X[tr] - mu) / sd, y[tr]), abs=0.02)
+
+
+def test_multiclass_metrics_recomputed():
+    """Accuracy, chance, majority, control, selectivity and the permutation p-value from their definitions."""
+    from probes.multiclass import multiclass_metrics
+
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 0])
+    pred = np.array([[0, 1, 2, 0, 1, 0, 0, np.nan]])                       # 6 of 7 scored samples right
+    perms = np.array([[1, 0, 2, 0, 2, 1, 0, 0], [0, 2, 1, 0, 1, 2, 0, 0], [2, 1, 0, 0, 1, 2, 0, 0]])
+    null = np.array([[[1, 0, 2, 0, 2, 1, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0], [2, 1, 0, 0, 1, 2, 0, 0]]], float)
+    m = multiclass_metrics(pred, null, np.array([0.9]), y, perms, np.arange(8), 3, n_bootstrap=50, seed=0)
+    acc = 6 / 7
+    null_acc = [(null[0, k] == perms[k]).mean() for k in range(3)]           # the last replicate: the control task
+    assert m["accuracy"][0] == pytest.approx(acc) and m["n_test"][0] == 7
+    assert m["chance"][0] == pytest.approx(1 / 3) and m["majority"][0] == pytest.approx(4 / 8)
+    assert m["control_accuracy"][0] == pytest.approx(null_acc[2])
+    assert m["selectivity"][0] == pytest.approx(acc - null_acc[2])
+    assert m["p_value"][0] == pytest.approx((1 + sum(a >= acc for a in null_acc[:2])) / 3)
+    assert m["gap"][0] == pytest.approx(0.9 - acc)
+    assert m["null_accuracy_mean"][0] == pytest.approx(np.mean(null_acc[:2]))
+    assert m["accuracy_lo"][0] <= acc <= m["accuracy_hi"][0]
