@@ -203,6 +203,14 @@ def _subparser(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `codi-lens ARGV` (default: sys.argv[1:]); the exit status. An error is one line on stderr, status 2.
+
+    >>> main(["demo", "--n", "7"])      # stderr: codi-lens demo: error: --n 7: must be even (...). Fix: pass --n 8.
+    2
+    >>> main(["organism", "list"])
+    organism   task ...
+    0
+    """
     p = _parser()
     args = p.parse_args(argv)
     try:

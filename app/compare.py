@@ -1,9 +1,11 @@
 """`codi-lens compare`: the same study (cache a task, probe sweep) on several models, one comparison report.
 
     >>> from app.compare import CompareConfig, run_compare
-    >>> cfg = CompareConfig.load("examples/compare.toml")                      # doctest: +SKIP
-    >>> res = run_compare(cfg)                                                 # doctest: +SKIP
-    >>> res.rows[0]["best_latent_auroc"], res.report                           # doctest: +SKIP
+    >>> cfg = CompareConfig.load("examples/compare.toml")     # three real-weight models: minutes  # doctest: +SKIP
+    >>> res = run_compare(cfg)                                                                     # doctest: +SKIP
+    >>> res.rows[0]["best_latent_auroc"], res.report                                               # doctest: +SKIP
+
+(`run_compare` below shows the same on a tiny random model, in seconds.)
 
 The config file (TOML or YAML) names the task once and the models as a list; see examples/compare.toml:
 
@@ -49,7 +51,17 @@ CODI_MODES = ("fresh", "none")
 
 @dataclass
 class ModelSpec:
-    """One model of a comparison: `model` (name/folder/HF id), display `name`, optional CODI `checkpoint`."""
+    """One model of a comparison: `model` (name/folder/HF id), display `name`, optional CODI `checkpoint`.
+
+    `codi`: "fresh" (an untrained CODI wrapper of the base) or "none" (the plain model); ignored with `checkpoint`.
+
+    >>> ModelSpec("tiny-llama")
+    ModelSpec(model='tiny-llama', name='tiny-llama', checkpoint=None, codi='fresh')
+    >>> ModelSpec("tiny-llama", codi="lora")
+    Traceback (most recent call last):
+    ...
+    ValueError: model 'tiny-llama': codi = 'lora'; use one of ('fresh', 'none') ('fresh': untrained CODI wrapper, ...
+    """
 
     model: str
     name: str | None = None
@@ -67,7 +79,17 @@ class ModelSpec:
 
 @dataclass
 class CompareConfig:
-    """A comparison study; `CompareConfig.load(path)` reads TOML (.toml) or YAML (.yaml/.yml)."""
+    """A comparison study; `CompareConfig.load(path)` reads TOML (.toml) or YAML (.yaml/.yml) (or JSON).
+
+    `from_dict` takes the file's layout: top-level title, out, task, models, and the other fields under "study".
+
+    >>> cfg = CompareConfig.from_dict({"task": {"name": "deception-arith", "n": 32}, "study": {"layer_stride": 3},
+    ...                                "models": [{"model": "tiny-llama"}, {"model": "tiny-gpt2", "codi": "none"}]})
+    >>> cfg.layer_stride, [(m.name, m.codi) for m in cfg.models]
+    (3, [('tiny-llama', 'fresh'), ('tiny-gpt2', 'none')])
+    >>> CompareConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    """
 
     models: list[ModelSpec]
     task: dict = field(
@@ -131,7 +153,16 @@ class CompareConfig:
 
 
 def load_config(path: str | Path) -> dict:
-    """The raw dict of a .toml / .yaml / .yml / .json config file."""
+    """The raw dict of a .toml / .yaml / .yml / .json config file.
+
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = Path(tmp.name) / "c.toml"
+    >>> _ = path.write_text('[task]\\nname = "deception-arith"\\n[[models]]\\nmodel = "tiny-llama"\\n')
+    >>> load_config(path)
+    {'task': {'name': 'deception-arith'}, 'models': [{'model': 'tiny-llama'}]}
+    >>> tmp.cleanup()
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config {path} not found; see examples/compare.toml for the format")
@@ -161,6 +192,9 @@ def load_config(path: str | Path) -> dict:
 
 @dataclass
 class CompareResult:
+    """What `run_compare` made: the report path, one row per model (`app.compare_table.model_row`), the grids by
+    display name, the wall time (see `run_compare`'s example)."""
+
     report: Path
     rows: list[dict]
     grids: dict = field(default_factory=dict)
@@ -206,8 +240,19 @@ def run_compare(
 
     `png`: also a screenshot of the comparison figure alone (needs headless Chromium; skipped with a message).
 
-    >>> cfg = CompareConfig(models=[ModelSpec("tiny-llama")], task={"name": "deception-arith", "n": 16})
-    >>> run_compare(cfg)
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> cfg = CompareConfig(models=[ModelSpec("tiny-llama")], task={"name": "deception-arith", "n": 16},
+    ...                     out=tmp.name, positions=["q[-1]", "latent_0", "latent_5", "resp_0"], folds=2,
+    ...                     permutations=0, Cs=[1.0])
+    >>> res = run_compare(cfg, verbose=False)                 # a tiny random model: a few seconds
+    >>> row = res.rows[0]
+    >>> gain = row["best_latent_auroc"] - row["latent_text_auroc"]          # the white-box gain at the best latent
+    >>> row["model"], row["n_layers"], row["best_latent_cell"], abs(row["latent_gain"] - gain) < 1e-12
+    ('tiny-llama', 2, 'L...', True)
+    >>> res.report.name, sorted(f.name for f in res.report.parent.iterdir())
+    ('compare.html', ['compare.html', 'summary.json', 'summary.md', 'tiny-llama'])
+    >>> tmp.cleanup()
     """
     import interp
     import probes

@@ -1,8 +1,7 @@
 """The per-model rows and the markdown table of `codi-lens compare` (app/compare.py): best cells with CIs, and the
 white-box gain over the text-only baseline, so models are compared by what their activations add to the text.
-
-    >>> from app.compare_table import summary_markdown
-    >>> summary_markdown(rows, cfg)                                  # doctest: +SKIP
+`model_row(name, how, grid, cache_s, sweep_s)` makes one model's row from its probe grid, `summary_markdown(rows,
+cfg)` the table; the examples below run on a grid swept over planted data.
 """
 
 from __future__ import annotations
@@ -14,7 +13,16 @@ def model_row(name: str, how: str, grid, cache_s: float, sweep_s: float) -> dict
     """One model's row: best latent / response / question / overall cells with CIs, DeLong p latent vs response,
     the text-only AUROC and white-box gain at the best latent cell and the largest gain, the checks' findings.
 
-    >>> model_row("SmolLM2-135M", "CODI checkpoint", grid, 12.0, 30.0)["latent_gain"]     # doctest: +SKIP
+    >>> import numpy as np, probes
+    >>> rng = np.random.default_rng(0)
+    >>> y, groups = np.tile([0, 1], 12), np.repeat(np.arange(12), 2)
+    >>> acts = rng.normal(size=(24, 2, 2, 4))                     # [sample, layer, position, d]
+    >>> acts[:, 1, 0] += 3 * (y - 0.5)[:, None]                    # the label lives at layer 1, latent_0
+    >>> grid = probes.sweep(acts, labels=y, groups=groups, layers=[0, 1], positions=["latent_0", "resp_0"],
+    ...                     Cs=(1.0,), folds=3, n_permutations=0, n_bootstrap=100, progress=False)
+    >>> row = model_row("tiny", "planted", grid, 1.0, 2.0)
+    >>> row["best_latent_cell"], row["best_latent_auroc"] > 0.9, row["best_response_cell"]
+    ('L1 latent_0', True, 'L... resp_0')
     """
     import numpy as np
 
@@ -83,7 +91,20 @@ def _gain_columns(grid, best: dict) -> dict:
 
 
 def summary_markdown(rows: list[dict], cfg) -> str:
-    """The per-model table (markdown): best latent / response / overall cell with 95% CIs."""
+    """The per-model table (markdown): best latent / response / overall cell with 95% CIs, the white-box gain
+    ("-" without a text baseline), DeLong p, timings. `cfg`: the CompareConfig (its task and study settings head
+    the table).
+
+    >>> from app.compare import CompareConfig, ModelSpec
+    >>> cfg = CompareConfig(models=[ModelSpec("tiny-llama")], task={"name": "deception-arith", "n": 24})
+    >>> row = {"model": "tiny", "n_layers": 2, "d_model": 4, "how": "planted", "cache_s": 1.0, "sweep_s": 2.0,
+    ...        "best_latent_auroc": 0.95, "best_latent_lo": 0.81, "best_latent_hi": 1.0,
+    ...        "best_latent_cell": "L1 latent_0", "best_auroc": 0.95, "best_lo": 0.81, "best_hi": 1.0,
+    ...        "best_cell": "L1 latent_0"}
+    >>> print(summary_markdown([row], cfg).splitlines()[-1])
+    | tiny | 2 | 4 | planted | 0.950 [0.810, 1.000] (L1 latent_0) | - | - | - |
+      0.950 [0.810, 1.000] (L1 latent_0) | - | - | 1.0 | 2.0 |
+    """
 
     def cell(r: dict, kind: str) -> str:
         key = f"best_{kind}" if kind else "best"

@@ -26,7 +26,11 @@ TRANSFER_NOTE = ("Fit on the train set (all of it; C by inner group CV), no refi
 
 
 def fmt_p(c: dict) -> str:
-    """'p = 0.09 (uncorrected), p_FWER = 0.4 (max-T)' when the cell has them, else ''."""
+    """'p = 0.09 (uncorrected), p_FWER = 0.4 (max-T)' when the cell has them, else ''.
+
+    >>> fmt_p({"p_value": 0.0909, "p_corrected": 0.4}), fmt_p({"auroc": 0.9})
+    ('p = 0.091 (uncorrected), p_FWER = 0.4 (max-T)', '')
+    """
     if not math.isfinite(c.get("p_value", math.nan)):
         return ""
     text = f"p = {c['p_value']:.2g} (uncorrected)"
@@ -36,7 +40,8 @@ def fmt_p(c: dict) -> str:
 
 
 def fmt_gain(c: dict) -> str:
-    """'text-only auroc T [lo, hi] -> white-box gain G [lo, hi]' when the cell has a text baseline, else ''."""
+    """'text-only auroc T [lo, hi] -> white-box gain G [lo, hi]' when the cell has a text baseline, else ''
+    (example: the module docstring)."""
     if "text_auroc" not in c:
         return ""
     return (f"text-only auroc {c['text_auroc']:.3f} [{c['text_auroc_lo']:.3f}, {c['text_auroc_hi']:.3f}] -> "
@@ -117,6 +122,8 @@ def behaviour_table(beh: dict) -> str:
 
 
 def transfer_table(rows: list[dict]) -> str:
+    """One line per (train -> test, headline cell): AUROC with CI, recall at the 1%-FPR threshold, test FPR; then the
+    sizes and TRANSFER_NOTE. `rows`: as `app.demo_deception.transfer_stage` makes them."""
     lines = [f"{'train -> test':<38} {'cell':<29} {'AUROC [95% CI]':>24} {'recall@1%FPR':>12} {'test FPR':>9}", ""]
     for r in rows:
         for label, c in r["cells"].items():

@@ -1,8 +1,8 @@
 """`codi-lens demo`: the whole study on one CODI model, end to end, with one self-contained report.
 
     >>> from app.demo import run_demo
-    >>> res = run_demo("smollm2-135m", out="runs/demo", quick=True)       # doctest: +SKIP
-    >>> res.report, res.summary["deception"]["best_response"]["auroc"]     # doctest: +SKIP
+    >>> res = run_demo("smollm2-135m", out="runs/demo", quick=True)   # real weights, minutes   # doctest: +SKIP
+    >>> res.report, res.summary["deception"]["best_response"]["auroc"]                          # doctest: +SKIP
 
 Stages (each prints a line with the elapsed time; long ones show a tqdm bar):
 0. a shipped model organism (`DemoSize.organism`, default pointer3), whose thoughts are known to do the work, through
@@ -49,16 +49,8 @@ from app.demo_deception import cell_numbers, label_in_text_summary, with_text_ba
 from app.demo_report import final_summary, fmt_cell, write_report
 from app.demo_setup import SEEDS, DemoSize, get_codi_model, shipped_checkpoint
 
-__all__ = [
-    "DemoSize",
-    "DemoResult",
-    "run_demo",
-    "get_codi_model",
-    "shipped_checkpoint",
-    "CACHE_POSITIONS",
-    "best_cells",
-    "layer_subset",
-]
+__all__ = ["DemoSize", "DemoResult", "run_demo", "get_codi_model", "shipped_checkpoint", "CACHE_POSITIONS",
+           "best_cells", "layer_subset"]
 
 SUMMARY_FILE = "summary.json"  # the key numbers of a demo run, next to report.html
 
@@ -116,7 +108,8 @@ def _eval_problems(n: int, exclude: set[str]) -> list:
 # ------------------------------------------------------------------------------------------------ numbers
 def best_cells(grid, metric: str = "auroc") -> dict:
     """{"best_latent", "best_response", "best_question", "best": {...}} cells of a grid (each with its CI, p,
-    p_corrected and, where the grid has them, the text baseline and the white-box gain)."""
+    p_corrected and, where the grid has them, the text baseline and the white-box gain); example: the one of
+    `app.compare_table.model_row`, which reads them."""
     out = {}
     for kind in ("latent", "response", "question"):
         pos = [p for p in grid.positions if poslabels.kind(p) == kind]
@@ -128,7 +121,11 @@ def best_cells(grid, metric: str = "auroc") -> dict:
 
 # ---------------------------------------------------------------------------------------------- the pipeline
 def layer_subset(n_layers: int, stride: int) -> list[int]:
-    """Every `stride`-th layer of 0..n_layers, always including the last."""
+    """Every `stride`-th layer of 0..n_layers, always including the last.
+
+    >>> layer_subset(30, 6), layer_subset(5, 2)
+    ([0, 6, 12, 18, 24, 30], [0, 2, 4, 5])
+    """
     return sorted(set(range(0, n_layers + 1, max(stride, 1))) | {n_layers})
 
 
@@ -347,8 +344,12 @@ def run_demo(
     `size` defaults to `DemoSize.quick()` / `DemoSize.full()`; keyword `overrides` set its fields
     (e.g. `train_steps=0`, `n_deception=80`).
 
-    >>> res = run_demo("smollm2-135m", out="runs/demo-quick", quick=True)      # doctest: +SKIP
-    >>> print(res.summary["deception"]["best_response"])                      # doctest: +SKIP
+    (A real run: the module docstring.)
+
+    >>> run_demo("tiny-llama", quick=True, n_deception=7)              # sizes are checked before any work
+    Traceback (most recent call last):
+    ...
+    ValueError: n_deception=7: pass an even number >= 8 (honest/lying pairs)
     """
     from codi import data, evaluate
 

@@ -9,8 +9,8 @@
    1% false positives on a control set of honest samples only (ordinary arithmetic questions with their answers,
    Apollo's protocol), and the headline cell is chosen on the training set's own cross-validation.
 
-    >>> from app.demo_deception import cell_numbers
-    >>> cell_numbers(grid, 12, "latent_3")["gain"]                  # doctest: +SKIP
+The stages run inside `app.demo.run_demo` (real weights); `cell_numbers` and `instruction_effect` show their
+numbers on small inputs below.
 """
 
 from __future__ import annotations
@@ -33,7 +33,17 @@ CELL_KEYS = ("auroc_lo", "auroc_hi", "p_value", "p_corrected", "text_auroc", "te
 
 
 def cell_numbers(grid, layer: int, position: str, metric: str = "auroc") -> dict:
-    """One cell's numbers as plain floats: the metric with its CI, p and p_corrected, text baseline and gain."""
+    """One cell's numbers as plain floats: the metric with its CI, p and p_corrected, text baseline and gain.
+
+    >>> import numpy as np, probes
+    >>> y, groups = np.tile([0, 1], 12), np.repeat(np.arange(12), 2)
+    >>> acts = np.random.default_rng(0).normal(size=(24, 1, 1, 4))
+    >>> grid = probes.sweep(acts, labels=y, groups=groups, layers=[3], positions=["latent_0"], Cs=(1.0,), folds=3,
+    ...                     n_permutations=0, n_bootstrap=100, progress=False)
+    >>> c = cell_numbers(grid, 3, "latent_0")
+    >>> c["layer"], c["position"], c["auroc"] == float(grid.sel("auroc", 3, "latent_0")), "gain" in c
+    (3, 'latent_0', True, False)
+    """
     out = {"layer": int(layer), "position": position, metric: float(grid.sel(metric, layer, position))}
     for k in (f"{metric}_lo", f"{metric}_hi", *CELL_KEYS):
         if k in grid.metrics and k not in out:

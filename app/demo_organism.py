@@ -6,7 +6,7 @@ again from the shipped weights; then `app.organism_study.study` (multiclass prob
 logit lens of each thought, patching with counterfactual answers).
 
     >>> from app.demo_organism import organism_stage
-    >>> summary, sections = organism_stage("pointer3", n=200, n_pairs=50, n_permutations=10)   # doctest: +SKIP
+    >>> summary, sections = organism_stage("pointer3", n=200, n_pairs=50)   # ~30 s on 2 cores  # doctest: +SKIP
     >>> summary["accuracy"]["codi"], summary["counterfactual"]                                 # doctest: +SKIP
 """
 
@@ -23,7 +23,20 @@ ROWS = [("direct", "answer directly (no written steps)"), ("written", "written s
 
 
 def accuracy_text(name: str, table: dict, wall: dict) -> str:
-    """Plain-text accuracy table of an organism (the report's first section)."""
+    """Plain-text accuracy table of an organism (the report's first section).
+
+    >>> table = {"n": 500, "chance": 0.125, "direct": 0.16, "written": 1.0, "codi": 0.94, "codi_zero": 0.116,
+    ...          "codi_mean": 0.1, "codi_random": 0.12, "codi_swap": 0.09, "first_j": [0.02, 0.01, 0.02, 0.94]}
+    >>> print(accuracy_text("pointer3", table, {"base_s": 382.6, "codi_s": 88.5}))
+    pointer3: 500 held-out problems (never trained on), greedy decoding; chance 0.125. Trained from scratch on a
+    2-core CPU: base 383 s, CODI stage 88 s.
+    <BLANKLINE>
+      answer directly (no written steps)         0.160
+      written steps                              1.000
+      CODI (continuous thoughts)                 0.940
+    ...
+      CODI, only the first 3 thought(s)          0.940
+    """
     lines = [f"{name}: {table['n']} held-out problems (never trained on), greedy decoding; chance "
              f"{table['chance']:.3f}. Trained from scratch on a 2-core CPU: base {wall['base_s']:.0f} s, CODI stage "
              f"{wall['codi_s']:.0f} s.", ""]

@@ -22,7 +22,11 @@ SEEDS = {"train": 0, "eval": 7, "deception": 1, "values": 2, "behaviour": 3, "fa
 
 @dataclass
 class DemoSize:
-    """How big each stage is. `full()` is the README's run, `quick()` the CI run."""
+    """How big each stage is. `full()` is the README's run, `quick()` the CI run.
+
+    >>> DemoSize.quick().to_dict()["ablate_modes"], DemoSize.full().n_deception
+    (['zero'], 120)
+    """
 
     train_steps: int = 16  # used only when no checkpoint is given or shipped
     train_batch: int = 4
@@ -109,7 +113,13 @@ def shipped_checkpoint(model: str) -> Path | None:
 def get_codi_model(
     model: str, out: Path, checkpoint: str | None, size: DemoSize, say=print
 ) -> tuple[Any, str]:
-    """(CODIModel, how it was obtained): --checkpoint, the shipped one, an earlier run's, or trained now."""
+    """(CODIModel, how it was obtained): --checkpoint, the shipped one, an earlier run's, or trained now.
+
+    >>> import dataclasses
+    >>> cm, how = get_codi_model("tiny-llama", Path("runs/never"), None, dataclasses.replace(DemoSize(), train_steps=0))
+    >>> how, cm.config.num_latents
+    ('untrained (fresh LoRA + projection, 0 training steps)', 6)
+    """
     from codi import CODIConfig, CODIModel, data, train
     from codi.train import TrainRecord
 

@@ -35,7 +35,11 @@ _RANGE = re.compile(r"\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?")
 
 
 def parse_ints(flag: str, text: str, *, words: tuple[str, ...] = ()) -> list[int | str]:
-    """Comma-separated integers and LO-HI ranges (plus the given `words`, kept as strings), e.g. '0,5,10-12'."""
+    """Comma-separated integers and LO-HI ranges (plus the given `words`, kept as strings), e.g. '0,5,10-12'.
+
+    >>> parse_ints("--layers", "input,0,2-4", words=("input", "all"))
+    ['input', 0, 2, 3, 4]
+    """
     out: list[int | str] = []
     for part in str(text).split(","):
         if part.strip() in words:
@@ -52,7 +56,11 @@ def parse_ints(flag: str, text: str, *, words: tuple[str, ...] = ()) -> list[int
 
 
 def parse_steps(flag: str, text: str) -> tuple[int, int]:
-    """'N' or 'LO-HI' steps per generated problem, 1 <= LO <= HI."""
+    """'N' or 'LO-HI' steps per generated problem, 1 <= LO <= HI.
+
+    >>> parse_steps("--arith-steps", "2-3"), parse_steps("--arith-steps", "3")
+    ((2, 3), (3, 3))
+    """
     m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", str(text))
     lo = int(m.group(1)) if m else 0
     hi = int(m.group(2)) if m and m.group(2) else lo
@@ -62,7 +70,16 @@ def parse_steps(flag: str, text: str) -> tuple[int, int]:
 
 
 def parse_set(items: list[str], known: list[str]) -> dict[str, Any]:
-    """--set FIELD=VALUE items: VALUE is JSON when it parses (numbers, true/false/null, lists), else a string."""
+    """--set FIELD=VALUE items: VALUE is JSON when it parses (numbers, true/false/null, lists), else a string.
+
+    >>> parse_set(["lora_r=8", "base_model=tiny-llama", "prj_layer_norm=true"],
+    ...           ["lora_r", "base_model", "prj_layer_norm"])
+    {'lora_r': 8, 'base_model': 'tiny-llama', 'prj_layer_norm': True}
+    >>> parse_set(["rank=8"], ["lora_r"])
+    Traceback (most recent call last):
+    ...
+    argcheck.errors.BadArgument: --set 'rank=8': 'rank' is not a CODIConfig field. Fix: use one of ['lora_r'].
+    """
     out: dict[str, Any] = {}
     for item in items:
         key, eq, val = item.partition("=")
@@ -79,7 +96,13 @@ def parse_set(items: list[str], known: list[str]) -> dict[str, Any]:
 
 
 def check_counts(args: argparse.Namespace, minimum: dict[str, int]) -> None:
-    """Integer flags (already ints via argparse) against their minimum, named as flags."""
+    """Integer flags (already ints via argparse) against their minimum, named as flags; unset (None) ones pass.
+
+    >>> check_counts(argparse.Namespace(max_steps=0, seed=None), {"max_steps": 1, "seed": 0})
+    Traceback (most recent call last):
+    ...
+    argcheck.errors.BadArgument: --max-steps 0: must be an integer >= 1. Fix: pass --max-steps 1 or more.
+    """
     for attr, low in minimum.items():
         if getattr(args, attr, None) is not None:
             check_int(flag_of(attr), getattr(args, attr), min=low, fix=f"pass {flag_of(attr)} {low} or more")
@@ -156,6 +179,15 @@ def check_report(args: argparse.Namespace) -> None:
 
 
 def check_demo(args: argparse.Namespace) -> None:
+    """`codi-lens demo` flags: sizes, an even --n, --checkpoint present, --out and --png writable.
+
+    >>> args = argparse.Namespace(train_steps=None, n=7, layer_stride=None, permutations=None, threads=None,
+    ...                           checkpoint=None, out="runs/demo", png=None)
+    >>> check_demo(args)
+    Traceback (most recent call last):
+    ...
+    argcheck.errors.BadArgument: --n 7: must be even (one honest and one lying sample per question). Fix: pass --n 8.
+    """
     check_counts(args, {"train_steps": 0, "n": 4, "layer_stride": 1, "permutations": 0, "threads": 1})
     if args.n is not None and args.n % 2:
         raise BadArgument("--n", args.n, "must be even (one honest and one lying sample per question)",
@@ -177,13 +209,26 @@ def check_compare(args: argparse.Namespace) -> None:
 
 
 def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """{dest: "--flag"} of a (sub)parser's options, so an error about `max_steps` can name `--max-steps`."""
+    """{dest: "--flag"} of a (sub)parser's options, so an error about `max_steps` can name `--max-steps`.
+
+    >>> p = argparse.ArgumentParser()
+    >>> _ = p.add_argument("-n", "--max-steps", type=int)
+    >>> flag_names(p)
+    {'help': '--help', 'max_steps': '--max-steps'}
+    """
     return {a.dest: a.option_strings[-1] for a in parser._actions if a.option_strings}
 
 
 def one_line(err: BaseException, flags: dict[str, str]) -> str:
     """The error as one line: an argument named by its API name is renamed to its flag where the command has one;
-    a multi-line message is joined with '; '; types other than ValueError/TypeError are named."""
+    a multi-line message is joined with '; '; types other than ValueError/TypeError are named.
+
+    >>> err = BadArgument("max_steps", 0, "must be an integer >= 1", "pass max_steps=1")    # raised by a library call
+    >>> one_line(err, {"max_steps": "--max-steps"})
+    '--max-steps 0: must be an integer >= 1. Fix: pass --max-steps 1.'
+    >>> one_line(RuntimeError("CUDA out of memory"), {})
+    'RuntimeError: CUDA out of memory'
+    """
     if isinstance(err, BadArgument) and err.name in flags:
         flag, name = flags[err.name], re.escape(err.name)
         fix = re.sub(rf"\b{name}=(True|False)\b", flag, err.fix)        # resume=True -> --resume

@@ -19,8 +19,10 @@ def load_for_cache(spec: str | os.PathLike, device: str | None = None):
     anything else with `interp.load_model`, on `device` (default: the loader's). Checks a checkpoint's base model
     is available before loading it.
 
-    >>> load_for_cache("runs/codi-smol")        # CODIModel          # doctest: +SKIP
-    >>> load_for_cache("smollm2-135m")          # interp.Model       # doctest: +SKIP
+    >>> load_for_cache("runs/codi-smol")        # a CODIModel (a run folder of yours)   # doctest: +SKIP
+    >>> load_for_cache("smollm2-135m")          # an interp.Model (real weights)        # doctest: +SKIP
+    >>> type(load_for_cache("tiny-llama")).__name__
+    'Model'
     """
     from interp.models import known_models, load_model
 

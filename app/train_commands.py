@@ -13,6 +13,12 @@ __all__ = ["cmd_train", "cmd_eval", "codi_problems"]
 
 
 def codi_problems(args: argparse.Namespace) -> list:
+    """The problems of `train` / `eval`: a GSM8k-Aug file (--data) or generated arithmetic (--arith, default 2000).
+
+    >>> args = argparse.Namespace(data=None, arith=2, arith_steps="2", data_seed=0)
+    >>> [(p.steps, p.answer == str(p.values[-1])) for p in codi_problems(args)]
+    [(2, True), (2, True)]
+    """
     from codi import data
 
     if args.data and args.arith:

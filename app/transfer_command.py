@@ -5,6 +5,8 @@
     >>> main(["transfer", "--train-cache", "runs/cache-facts", "--test-cache", "runs/cache-deception",
     ...       "--control-cache", "runs/cache-values", "--control-negatives", "--out", "runs/t"])   # doctest: +SKIP
 
+(Skipped: it needs three cache folders of yours, made by `codi-lens cache --task ...`.)
+
 Prints the cell chosen with `--cell` (else the `--top` cells by test AUROC, marked optimistic: picked on the test
 set) with AUROC and its group-bootstrap CI, recall at the 1%-FPR threshold and the FPR that threshold gives on the
 test negatives; writes the grid (grid.json, table.csv, scores.safetensors) to `--out`.

@@ -1,15 +1,18 @@
-"""`codi-lens cache` refuses bad flags before any work, naming the flag, and leaves the file system as it was (no
---out folder, no meta.json); a long --prompts value is prompt text (app/cache_command.py). Moved from
-tests/interp/test_cache_bad_inputs.py, which was split by module."""
+"""`codi-lens cache` (app/cache_command.py) refuses bad flags before any work, naming the flag, and leaves the file
+system as it was (no --out folder, no meta.json); a long --prompts value is prompt text (moved from
+tests/interp/test_cache_bad_inputs.py, which was split by module); a CODI checkpoint folder is cached on a task."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 
+import codi
 import interp
 from app.cli import main
+from interp.codi_cache import load_codi_cache
 
 
 def stat_tree(root: Path) -> dict[str, tuple]:
@@ -60,3 +63,20 @@ def test_cache_command_takes_a_long_prompt_as_text(place):
     text = "word " * 60  # 300 characters: longer than a file name may be (255)
     assert main(["cache", "--model", "tiny-llama", "--prompts", text, "notes.txt", "--out", "out"]) == 0
     assert interp.load_cache(place / "out").samples["text"].tolist() == [text, "a user's file"]
+
+
+def test_cli_caches_a_codi_folder_on_a_task(tmp_path, capsys):
+    cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=2, lora_r=2))
+    folder = cm.save_pretrained(tmp_path / "ckpt")
+    args = ["cache", "--model", str(folder), "--task", "deception-arith", "--n", "4", "--out", str(tmp_path / "c")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*args, "--positions", "latents,eot,resp_0", "--layers", "1,2"]) == 0
+    out = capsys.readouterr().out
+    assert "latent views: latent_pre_prj (4, 2, 64), latent_post_prj (4, 2, 64)" in out and "identity check" in out
+    c = load_codi_cache(tmp_path / "c")
+    assert c.positions == ["latent_0", "latent_1", "eot", "resp_0"] and c.layers == [1, 2]
+    assert c.samples["label"].tolist() == [0, 1, 0, 1] and c.extras["latent_pre_prj"].shape == (4, 2, 64)
+    bad = ["cache", "--model", str(folder), "--task", "deception-arith", "--n", "4", "--positions", "latent_2"]
+    assert main([*bad, "--out", str(tmp_path / "never")]) == 2
+    assert "'latent_2' does not exist" in capsys.readouterr().err and not (tmp_path / "never").exists()

@@ -1,6 +1,6 @@
 """Bad flags of the `codi-lens` command line: each is one line on stderr naming the flag (no traceback), exit status
-2, nothing written to the working folder, and before any model loads or any sweep runs. `--debug` shows the
-traceback instead.
+2, nothing written to the working folder, and before any model loads or any sweep runs. (`--debug`, which shows the
+traceback instead: test_cli.py.)
 """
 
 from __future__ import annotations
@@ -132,12 +132,3 @@ def test_refused_in_one_line(tmp_path, monkeypatch, capsys, snapshot, argv, name
     assert rc == 2 and len(lines) == 1, err
     assert named in lines[0] and "Traceback" not in err, lines[0]
     assert snapshot(tmp_path) == before
-
-
-def test_debug_shows_the_traceback(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    for argv in (["--debug", "probe", "--cache", "nope", "--out", "p"], ["probe", "--cache", "nope", "--out", "p",
-                                                                         "--debug"]):
-        with pytest.raises(ValueError, match="--cache 'nope'"):
-            main(argv)
-    assert not list(tmp_path.iterdir())

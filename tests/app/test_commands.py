@@ -1,33 +1,15 @@
-"""`codi-lens cache` on a CODI checkpoint folder and a task; `codi-lens patch` (ablate, patch, attribute, necessity,
-early-exit) on a checkpoint folder and on a shipped organism (app/commands.py)."""
+"""The commands of app/commands.py: `codi-lens patch` (ablate, patch, attribute, necessity, early-exit) on a
+checkpoint folder and on a shipped organism; `codi-lens models` (the registry and the organisms). `codi-lens cache`
+is tested in test_cache_command.py."""
 
 from __future__ import annotations
 
 import json
-import warnings
 
 import torch
 
 import codi
 from app.cli import main
-from interp.codi_cache import load_codi_cache
-
-
-def test_cli_caches_a_codi_folder_on_a_task(tmp_path, capsys):
-    cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-gpt2", num_latents=2, lora_r=2))
-    folder = cm.save_pretrained(tmp_path / "ckpt")
-    args = ["cache", "--model", str(folder), "--task", "deception-arith", "--n", "4", "--out", str(tmp_path / "c")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert main([*args, "--positions", "latents,eot,resp_0", "--layers", "1,2"]) == 0
-    out = capsys.readouterr().out
-    assert "latent views: latent_pre_prj (4, 2, 64), latent_post_prj (4, 2, 64)" in out and "identity check" in out
-    c = load_codi_cache(tmp_path / "c")
-    assert c.positions == ["latent_0", "latent_1", "eot", "resp_0"] and c.layers == [1, 2]
-    assert c.samples["label"].tolist() == [0, 1, 0, 1] and c.extras["latent_pre_prj"].shape == (4, 2, 64)
-    bad = ["cache", "--model", str(folder), "--task", "deception-arith", "--n", "4", "--positions", "latent_2"]
-    assert main([*bad, "--out", str(tmp_path / "never")]) == 2
-    assert "'latent_2' does not exist" in capsys.readouterr().err and not (tmp_path / "never").exists()
 
 
 def test_cli_attribute_and_curves(tmp_path, capsys):
@@ -121,3 +103,22 @@ def test_cli_patch_and_ablate(tmp_path, capsys):
     assert ResultGrid.load(tmp_path / "a").config["mode"] == "mean"
     assert main(["patch", *common, "--out", str(tmp_path / "p")]) == 2  # exists, no --overwrite
     assert "exists" in capsys.readouterr().err
+
+
+def test_models_lists_organisms_too(capsys):
+    assert main(["models"]) == 0
+    assert "pointer3   3-hop pointer" in capsys.readouterr().out
+
+
+def test_models_prints_one_row_per_registry_name(capsys):
+    from interp.models import model_info
+
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = model_info()
+    assert lines[1].split()[:3] == ["name", "kind", "layers"]
+    for line, r in zip(lines[2:], rows):
+        assert line.split()[:2] == [r["name"], r["kind"].split()[0]]
+        assert f" {r['n_layers']:>6} {r['d_model']:>7} " in line
+        assert line.split()[-len(r["description"].split()) - 1] == ("yes" if r["present"] else "no")
+    assert len(rows) >= 7 and {"smollm2-135m", "tiny-llama", "tiny-gpt2"} <= {r["name"] for r in rows}

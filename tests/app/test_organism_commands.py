@@ -1,4 +1,5 @@
-"""`codi-lens organism list / compare / train` on the shipped organisms."""
+"""`codi-lens organism list / compare / train` on the shipped organisms (app/organism_commands.py; `codi-lens
+models`, which lists them too, is tested in test_commands.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,6 @@ def test_list_shows_every_shipped_organism_with_its_table(capsys):
     out = capsys.readouterr().out
     for name in codi.organisms.available():
         assert re.search(rf"^{name}\s+\d-hop pointer, 8 nodes", out, re.M), out
-
-
-def test_models_lists_organisms_too(capsys):
-    assert main(["models"]) == 0
-    assert "pointer3   3-hop pointer" in capsys.readouterr().out
 
 
 def test_compare_writes_one_report_across_depths(tmp_path):
