@@ -5,10 +5,8 @@
     >>> res.report, res.summary["deception"]["best_response"]["auroc"]                          # doctest: +SKIP
 
 Stages (each prints a line with the elapsed time; long ones show a tqdm bar):
-0. a shipped model organism (`DemoSize.organism`, default pointer3), whose thoughts are known to do the work, through
-   accuracy with ablated thoughts, multiclass probes of each step's value, the logit lens and patching
-   (`app.demo_organism`): it opens the report, so one page shows a model that thinks in its latents next to the
-   real-weight model;
+0. a shipped model organism (`DemoSize.organism`, default pointer3) whose thoughts do the work: accuracy with
+   ablated thoughts, probes of each step's value, the logit lens and patching (`app.demo_organism`);
 1. a CODI model on the base: `--checkpoint DIR`, else the shipped `codi/pretrained/<model>-arith`, else a
    short `codi.train` run on `codi.data.arithmetic` (kept in `<out>/codi-model`, reused by the next run);
 2. accuracy of CODI vs no reasoning vs written reasoning on held-out problems (`codi.evaluate`);
@@ -21,15 +19,13 @@ Stages (each prints a line with the elapsed time; long ones show a tqdm bar):
    logistic probe for "step-1 value above the median";
 5. behaviour labels (`interp.behaviour`, app.demo_deception): the same instruction for every sample, the label is
    whether the stated answer is false; CODI model and plain base model, lying instruction and none;
-6. transfer (`probes.transfer`) between instructed-facts, deception-arith and roleplaying, the threshold at 1%
-   false positives on honest control data (the intermediate-values cache);
+6. transfer (`probes.transfer`) between instructed-facts, deception-arith and roleplaying, at 1% FPR on honest data;
 7. ablation of each continuous thought at the input (`interp.interventions.ablate`, zero and mean);
 8. the logit lens of the thoughts (`interp.lens.logit_lens`);
 9. `report.html` (`viz.report`) plus `summary.json`; every probe grid is saved under `<out>/grids/`.
 
-Sizes: `DemoSize.full()` (about 15 minutes on a 2-core CPU with a shipped checkpoint) and `DemoSize.quick()`
-(CI, a couple of minutes). Everything is deterministic in the seeds below; caches are streamed to
-`<out>/cache-*` and reopened (not recomputed) when the demo runs again with the same model.
+Sizes: `DemoSize.full()` and `DemoSize.quick()` (CI); times in benchmarks/RESULTS.md. Deterministic in the seeds;
+caches are streamed to `<out>/cache-*` and reopened (not recomputed) when the demo runs again with the same model.
 """
 
 from __future__ import annotations
@@ -129,11 +125,18 @@ def layer_subset(n_layers: int, stride: int) -> list[int]:
     return sorted(set(range(0, n_layers + 1, max(stride, 1))) | {n_layers})
 
 
-def _cache(cm, task, layers: list[int], size: DemoSize, folder: Path, verbose: bool):
-    import interp
+def _cache(cm, task, layers: list[int], size: DemoSize, folder: Path, st: _Stages):
+    """Cache `task`; positions identical across labels (expected in the control and roleplaying sets) are a stage
+    line here and a finding of the probes, not a Python warning."""
+    from interp.codi_cache import codi_cache
+    from interp.identity import check_cache
 
-    return interp.cache(cm, task, layers=layers, positions=CACHE_POSITIONS, batch_size=size.batch_size, out=folder,
-                        progress=verbose)
+    c = codi_cache(cm, task, layers=layers, positions=CACHE_POSITIONS, batch_size=size.batch_size, out=folder,
+                   progress=st.verbose, identity=False)
+    if blind := check_cache(c).blind_positions:
+        st.say(f"  {folder.name}: identical activations across labels at {len(blind)} of {len(c.positions)} "
+               f"positions ({', '.join(blind[:3])}, ...): no probe can read the label there")
+    return c
 
 
 def _probe(cache, target: str, method: str, size: DemoSize, name: str, out: Path, say, text_model=None,
@@ -192,7 +195,7 @@ def _deception(cm, layers: list[int], size: DemoSize, out: Path, st: _Stages, su
     first = None
     for name, placement, folder in runs:
         task = tasks.load("deception-arith", n=size.n_deception, seed=SEEDS["deception"], placement=placement)
-        c = _cache(cm, task, layers, size, out / folder, st.verbose)
+        c = _cache(cm, task, layers, size, out / folder, st)
         first = first or c
         grids[name] = _probe(c, "label", "logreg", size, name, out, st.say, text_model=cm)
         summary[name] = {**best_cells(grids[name]), "text_baseline": label_in_text_summary(grids[name])}
@@ -212,7 +215,7 @@ def _values(cm, layers: list[int], size: DemoSize, out: Path, st: _Stages, summa
 
     st.start("values", f"intermediate-values: cache {size.n_values} 3-step problems, ridge/logistic sweeps")
     iv = tasks.load("intermediate-values", n=size.n_values, seed=SEEDS["values"], steps=3, step=0)
-    cv = _cache(cm, iv, layers, size, out / "cache-values", st.verbose)
+    cv = _cache(cm, iv, layers, size, out / "cache-values", st)
     summary["values"] = {}
     for j in range(3):
         g = _probe(cv, f"value_{j}", "ridge", size, f"value_{j}", out, st.say)
@@ -253,7 +256,7 @@ def _transfer(cm, layers: list[int], size: DemoSize, out: Path, st: _Stages, sum
     for key, n, seed in (("instructed-facts", size.n_facts, SEEDS["facts"]),
                          ("roleplaying", size.n_roleplay, SEEDS["roleplay"])):
         task = tasks.load(key, n=n, seed=seed)
-        caches[key] = _cache(cm, task, probed, size, out / f"cache-{key}", st.verbose)
+        caches[key] = _cache(cm, task, probed, size, out / f"cache-{key}", st)
         name = key.replace("-", "_")
         grids[name] = _probe(caches[key], "label", "logreg", size, name, out, st.say, text_model=cm)
         summary[name] = {**best_cells(grids[name]), "text_baseline": label_in_text_summary(grids[name])}
