@@ -82,3 +82,11 @@ def _real_weights_only_in_slow_tests():
     registry.resolve_model_path = watched
     yield
     registry.resolve_model_path = original
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses `refused` checks one bad input: mark it `bad_input` (count: pytest -m bad_input --co -q).
+    The validators' own tests (tests/argcheck) are not counted: they check argcheck, not a call of the project."""
+    for item in items:
+        if "refused" in getattr(item, "fixturenames", ()) and "/argcheck/" not in item.nodeid.replace("\\", "/"):
+            item.add_marker(pytest.mark.bad_input)

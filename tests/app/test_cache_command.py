@@ -48,6 +48,7 @@ CLI = [  # extra arguments of `codi-lens cache --model tiny-llama --out out`, an
 ]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("extra,flag", CLI, ids=[" ".join(c[0])[:40] for c in CLI])
 def test_cache_command_refuses_before_writing(place, capsys, extra, flag):
     before = stat_tree(place)

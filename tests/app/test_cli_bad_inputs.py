@@ -116,6 +116,7 @@ CASES = [
 ]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("argv, named, prep",
                          [pytest.param(*(list(x[1:]) + [None] * (4 - len(x))), id=x[0]) for x in CASES])
 def test_refused_in_one_line(tmp_path, monkeypatch, capsys, snapshot, argv, named, prep):

@@ -81,6 +81,7 @@ LOADS = [("", BadArgument, "folder"), (None, BadArgument, "folder"), (7, BadArgu
          ("empty", FileNotFoundError, "no meta.json")]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("folder,err,named", LOADS, ids=[repr(x[0]) for x in LOADS])
 def test_load_cache_refuses(place, folder, err, named):
     (place / "empty").mkdir()

@@ -153,6 +153,7 @@ BAD = [
 ]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("kwargs,err,msg", BAD, ids=[b[2][:20] for b in BAD])
 def test_bad_input_raises_before_writing(models, tmp_path, kwargs, err, msg):
     kwargs = dict(kwargs)
@@ -221,6 +222,7 @@ PLAIN = [  # (kwargs, error type, the argument the message names)
 ]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("kwargs,err,name", PLAIN, ids=[f"{k}={v!r}"[:40] for k, v in (next(iter(c[0].items()))
                                                                                       for c in PLAIN)])
 def test_plain_cache_refuses_before_writing(gpt2, place, kwargs, err, name):

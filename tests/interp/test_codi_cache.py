@@ -369,6 +369,7 @@ CODI = [
 ]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("kwargs,name", CODI, ids=[f"{k}={v!r}"[:40] for k, v in (next(iter(c[0].items()))
                                                                                 for c in CODI)])
 def test_codi_cache_refuses_before_writing(small_cm, place, kwargs, name):
