@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import formats
 from app.compare_table import model_row, summary_markdown
 
 __all__ = ["CompareConfig", "ModelSpec", "CompareResult", "run_compare", "load_config", "summary_markdown"]
@@ -323,10 +324,9 @@ def run_compare(
         del model, c
     md = summary_markdown(rows, cfg)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.md").write_text(md)
-    (out / "summary.json").write_text(
-        json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1, default=float)
-    )
+    formats.atomic_write_text(out / "summary.md", md)
+    formats.atomic_write_text(out / "summary.json",
+                              json.dumps({"config": cfg.to_dict(), "rows": rows}, indent=1, default=float))
     names = list(grids)
     path = viz.report(
         list(grids.values()),

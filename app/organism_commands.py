@@ -15,6 +15,8 @@ import json
 import time
 from pathlib import Path
 
+import formats
+
 __all__ = ["cmd_organism_train", "cmd_organism_list", "cmd_organism_study", "cmd_organism_compare",
            "compare_organisms", "organism_rows"]
 
@@ -84,7 +86,7 @@ def cmd_organism_study(args: argparse.Namespace) -> int:
         if isinstance(content, str):
             print(f"## {heading}\n\n{content}\n")
     if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=1, default=float))
+        formats.atomic_write_text(args.json, json.dumps(summary, indent=1, default=float))
         print(f"wrote {args.json}")
     return 0
 
