@@ -283,13 +283,14 @@ def main() -> None:
           "1e-4, max_iter 1000). The sweep's time includes what the baseline does not do (group-bootstrap CIs, the "
           "control task, the checks). Ratios: scikit-learn / sweep on the grid-extrapolated medians, CPU and wall.",
           ""]
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     for part in a.parts.split(","):
         md += run_part(part, a) + [""]
+        Path(a.out).write_text("\n".join(md + ["(run in progress)"]) + "\n")     # a part at a time, if stopped
     md += [f"Load average {load0:.1f} at the start, {loadavg():.1f} at the end (2 cores, other jobs share them); "
            f"whole script {(time.perf_counter() - t0) / 60:.1f} min."]
     text = "\n".join(md) + "\n"
     print(text)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(text)
 
 
