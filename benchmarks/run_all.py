@@ -3,7 +3,7 @@
     python benchmarks/run_all.py                       # every bench_*/check_* script at its default size
     python benchmarks/run_all.py --device cuda         # passed to the scripts that take --device
     python benchmarks/run_all.py --quick               # tiny sizes, outputs in runs/bench-quick/ (smoke test)
-    python benchmarks/run_all.py --only probes cache   # a subset (names match script names)
+    python benchmarks/run_all.py --only probes,cache   # a subset (words matched in script names; commas or spaces)
     python benchmarks/run_all.py --collect             # no runs: just rebuild RESULTS.md from results/*.md
 
 Scripts are discovered (bench_*.py, check_*.py; study_*.py and the scripts marked slow only with
@@ -35,25 +35,15 @@ ROOT = HERE.parent
 SLOW = {"bench_codi_accuracy", "study_patching"}  # train a model / need a trained run: minutes to hours
 # Tiny settings per known script for --quick ("{tmp}" is the quick output folder). None: skipped in --quick.
 QUICK = {
-    "bench_cache": ["--n-prompts", "4", "--tokens", "16", "--repeats", "1"],
+    "bench_cache": ["--n-prompts", "4", "--tokens", "16", "--repeats", "1", "--threads", "1", "--no-memory"],
     "bench_codi_cache": ["--runs", "tiny-llama:1,4", "--repeats", "1"],
     "bench_codi_step": ["--model", "tiny-llama", "--steps", "1", "--batch-size", "2", "--lora-r", "4"],
     "bench_patching": ["--models", "tiny-llama", "--pairs", "2"],
     "bench_attribution": None,  # needs the shipped smollm2 CODI run and ~2 min
-    "bench_probes": [
-        "--samples",
-        "48",
-        "--layers",
-        "2",
-        "--positions",
-        "2",
-        "--d",
-        "32",
-        "--permutations",
-        "4",
-        "--sk-cells",
-        "1",
-    ],
+    "bench_demo": None,  # runs the whole demo (quick and default size): minutes
+    "bench_probes": ["--parts", "d3072", "--samples", "48", "--layers", "2", "--positions", "2", "--d", "32",
+                     "--permutations", "4", "--sk-cells", "1", "--sk-perms", "1", "--threads", "1", "--repeats", "1",
+                     "--no-profile"],
     "check_report_browser": ["--png", "", "--out-dir", "{tmp}/report_browser", "--no-results"],
     "bench_organisms": ["--n", "60", "--pairs", "10", "--permutations", "0"],
     "bench_codi_accuracy": None,  # writes benchmarks/results directly and trains: never in --quick
@@ -81,13 +71,25 @@ def discover(include_slow: bool) -> list[Path]:
     return [p for p in found if include_slow or p.stem not in SLOW]
 
 
+def select(scripts: list[Path], words: list[str]) -> list[Path]:
+    """The scripts named by `words`: a word equal to a script's topic (its name without bench_/check_/study_) picks
+    that script only ("cache" is bench_cache, not bench_codi_cache); any other word picks every script whose name
+    contains it."""
+    topic = {p: re.sub(r"^(bench|check|study)_", "", p.stem) for p in scripts}
+    chosen = set()
+    for w in words:
+        exact = [p for p in scripts if topic[p] == w]
+        chosen.update(exact or [p for p in scripts if w in p.stem])
+    return [p for p in scripts if p in chosen]
+
+
 def flags_of(script: Path) -> set[str]:
     """The --options a script's argparse declares (read from its source, so nothing is imported)."""
     return set(re.findall(r"""add_argument\(\s*["'](--[\w-]+)""", script.read_text()))
 
 
 def command(
-    script: Path, quick: bool, tmp: Path, device: str | None, threads: int | None, extra: list[str]
+    script: Path, quick: bool, tmp: Path, device: str | None, threads: str | None, extra: list[str]
 ) -> list[str] | None:
     """The argv for one script, or None when it is skipped in this mode."""
     flags = flags_of(script)
@@ -100,7 +102,7 @@ def command(
             args += ["--out", str(tmp / "results" / f"{script.stem.removeprefix('bench_')}.md")]
     if device and "--device" in flags:
         args += ["--device", device]
-    if threads and "--threads" in flags:
+    if threads and "--threads" in flags and "--threads" not in args:
         args += ["--threads", str(threads)]
     return [sys.executable, str(script), *args, *extra]
 
@@ -202,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick-dir", default=str(ROOT / "runs" / "bench-quick"))
     ap.add_argument("--device", help="passed to scripts that take --device (e.g. cuda)")
-    ap.add_argument("--threads", type=int, help="passed to scripts that take --threads")
-    ap.add_argument("--only", nargs="+", help="run only scripts whose name contains one of these words")
+    ap.add_argument("--threads", help="passed to scripts that take --threads (bench_probes and bench_cache take a "
+                    "comma list, e.g. 1,2; their default is 1 and all cores)")
+    ap.add_argument("--only", nargs="+", help="run only scripts whose name contains one of these words (probes,cache "
+                    "or probes cache)")
     ap.add_argument("--include-slow", action="store_true", help=f"also {sorted(SLOW)} and study_* scripts")
     ap.add_argument(
         "--collect", action="store_true", help="run nothing; rebuild RESULTS.md from results/*.md"
@@ -220,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     results_dir.mkdir(parents=True, exist_ok=True)
     scripts = [] if args.collect else discover(args.include_slow)
     if args.only:
-        scripts = [s for s in scripts if any(w in s.stem for w in args.only)]
+        scripts = select(scripts, [w for arg in args.only for w in arg.split(",") if w])
         if not scripts:
             raise SystemExit(f"--only {args.only} matches no script in {HERE}")
     header = [

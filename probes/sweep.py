@@ -31,7 +31,8 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
           positions=None, folds: int = 5, Cs: tuple[float, ...] | None = None, inner_folds: int = 3,
           n_permutations: int = 100, n_bootstrap: int = 1000, control=None, fpr_control=None,
           test_size: float | None = None, valid=None, seed: int = 0, device: str | None = None, chunk: int = 8,
-          tol: float = 1e-4, search_tol: float = 1e-3, max_iter: int = 500, progress: bool = True) -> ProbeGrid:
+          tol: float = 1e-5, search_tol: float = 1e-5, null_tol: float = 1e-3, max_iter: int = 1000,
+          progress: bool = True) -> ProbeGrid:
     """Fit and evaluate a probe at every (layer, position) cell; returns a ProbeGrid.
 
     data: an ActivationCache (labels from column `target`, groups from column "group", cells from
@@ -48,8 +49,12 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     of the refitted permutation null when there are >= 10 permutations (CV scores are not independent draws, so
     the bootstrap alone is too narrow). `test_size` holds out groups: metrics come from CV on the rest,
     `test_auroc` from the held-out part (use `probes.pick_best(grid)` to pick on CV and report test).
-    Solver tolerances (logreg): `tol` for the fit on the real labels, `search_tol` for the inner C search and the
-    permutation refits (looser: moves their held-out AUROC by < 0.001, benchmarks/results/probes.md).
+    Solver tolerances (logreg): `tol` for the fit on the real labels, `search_tol` for the inner C search (tight:
+    the choice of C hangs on single pairs of a validation AUROC; at 1e-5 the chosen C and the AUROC match
+    scikit-learn's exact nested fit, tests/probes/test_reference.py), `null_tol` for the permutation refits (looser:
+    moves their held-out AUROC by < 0.001, benchmarks/results/probes.md). The inner C search runs on the features
+    standardised in the outer training fold, like `Pipeline(StandardScaler, LogisticRegressionCV)` in
+    scikit-learn (`probes.reference` is that analysis, cell by cell).
     """
     check_choice("method", method, METHODS, fix="'logreg' for a binary target, 'ridge' for a number, 'multiclass'")
     check_fit_args(folds=folds, Cs=Cs, inner_folds=inner_folds, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
@@ -110,8 +115,8 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
             X = inp.read_layer(li)
             for j in range(0, len(pis), chunk):
                 cp = pis[j:j + chunk]
-                out = _fit(method, X, cp, splits, y, g, perms_all, Cs, inner_folds, seed, folds, tol,
-                           search_tol, max_iter, dev, inner)
+                out = _fit(method, X, cp, splits, y, g, perms_all, Cs, inner_folds, seed, folds,
+                           (tol, search_tol, null_tol), max_iter, dev, inner)
                 for k, pi in enumerate(cp):
                     scores[li, pi] = out["scores"][k]
                     null[li * P + pi] = out["null"][k]
@@ -131,7 +136,7 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     config = {"method": method, "target": target if labels is None else "labels", "folds": folds,
               "inner_folds": inner_folds, "Cs" if not regression else "alphas": list(Cs),
               "n_permutations": n_permutations, "n_bootstrap": n_bootstrap, "seed": seed, "tol": tol,
-              "search_tol": search_tol,
+              "search_tol": search_tol, "null_tol": null_tol,
               "max_iter": max_iter, "test_size": test_size, "test_idx": test_idx.tolist(),
               "regression": regression, "control": "given" if inp.control is not None else "group-level shuffle",
               "fold_test_sizes": cfg_splits, "scaling": "standardised inside each training fold", **inp.meta}
@@ -247,11 +252,12 @@ def _make_splits(idx, test_idx, y, g, folds, seed, regression, valid_mask, inner
     return splits
 
 
-def _fit(method, X, cp, splits, y, g, perms, Cs, inner_folds, seed, folds, tol, search_tol, max_iter, dev, inner):
+def _fit(method, X, cp, splits, y, g, perms, Cs, inner_folds, seed, folds, tols, max_iter, dev, inner):
     Xc = torch.as_tensor(np.ascontiguousarray(X[:, cp].transpose(1, 0, 2)), device=dev)     # [c, n, d]
     if method == "logreg":
+        tol, search_tol, null_tol = tols
         return fit_chunk_logreg(Xc, y, g, splits, perms, Cs, inner_folds, seed, folds, tol, max_iter,
-                                search_tol=search_tol, inner_masks=inner)
+                                search_tol=search_tol, inner_masks=inner, null_tol=null_tol)
     if method == "ridge":
         return fit_chunk_ridge(Xc.double(), y, g, splits, perms, Cs, inner_folds, seed, folds)
     from probes.methods import fit_chunk_estimator
