@@ -36,7 +36,11 @@ from torch import Tensor
 
 def safe_scale(var: Tensor, mu: Tensor, n: int) -> Tensor:
     """std = sqrt(var), or 1 where the feature is constant up to rounding (sklearn's `_is_constant_feature`
-    bound)."""
+    bound).
+
+    >>> safe_scale(torch.tensor([4.0, 0.0], dtype=torch.float64), torch.tensor([1.0, 3.0], dtype=torch.float64), 10)
+    tensor([2., 1.], dtype=torch.float64)
+    """
     eps = torch.finfo(torch.float64).eps
     bound = n * eps * var + (n * mu.abs() * eps) ** 2
     return torch.where(var <= bound, torch.ones_like(var), var.clamp_min(0).sqrt())
@@ -277,7 +281,14 @@ def _line_search(M: Tensor, dM: Tensor, R: Tensor, q: Tensor, Y: Tensor, SC: Ten
 def fit_ridge(F: Float[Tensor, "cell n r"], lam: Float[Tensor, "cell r"], y: Float[Tensor, "*cell problem n"],
               alphas: Float[Tensor, " problem"]) -> tuple[Tensor, Tensor]:
     """Closed-form ridge (unpenalised intercept) in the eigen-coordinates of a centred kernel, all samples
-    weighted 1: w_j = F_j^T (y - mean y) / (lam_j + alpha). Returns W [cell, problem, r], b [cell, problem]."""
+    weighted 1: w_j = F_j^T (y - mean y) / (lam_j + alpha). Returns W [cell, problem, r], b [cell, problem].
+
+    >>> F = torch.eye(3, dtype=torch.float64)[None]                  # one cell, 3 samples, 3 coordinates
+    >>> W, b = fit_ridge(F, torch.ones(1, 3, dtype=torch.float64), torch.tensor([[1.0, 2.0, 3.0]]),
+    ...                  torch.tensor([0.0, 1.0]))                   # alphas 0 and 1
+    >>> W[0].tolist(), b.tolist()                                    # (y - 2) / (1 + alpha)
+    ([[-1.0, 0.0, 1.0], [-0.5, 0.0, 0.5]], [[2.0]])
+    """
     c = F.shape[0]
     y = _expand(y.to(F.dtype), c)
     ym = y.mean(-1)

@@ -19,7 +19,7 @@ import torch
 from jaxtyping import Float
 
 from probes.batched import fit_logreg, fit_ridge, iter_fold_features
-from probes.metrics import _auroc_t
+from probes.metrics import auroc_tensor
 from probes.splits import group_kfold
 
 
@@ -34,7 +34,14 @@ def _inner_masks(y_tr: np.ndarray, g_tr: np.ndarray, k: int, seed: int, stratifi
 
 def inner_masks_for(splits: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, groups: np.ndarray,
                     inner_folds: int, seed: int) -> list[np.ndarray]:
-    """The inner-CV train masks of every outer split (what fit_chunk_logreg would build), computed once."""
+    """The inner-CV train masks of every outer split (what fit_chunk_logreg would build), computed once.
+
+    >>> from probes.splits import group_kfold
+    >>> y, g = np.tile([0, 1], 12), np.repeat(np.arange(12), 2)     # 12 groups, both labels in each
+    >>> masks = inner_masks_for(group_kfold(y, g, k=4), y, g, inner_folds=3, seed=0)
+    >>> len(masks), masks[0].shape                                  # per outer split: [inner fold, n_train]
+    (4, (3, 18))
+    """
     return [_inner_masks(y[tr], groups[tr], inner_folds, seed + si) for si, (tr, _) in enumerate(splits)]
 
 
@@ -80,7 +87,7 @@ def fit_chunk_logreg(X: Float[torch.Tensor, "cell n d"], y: np.ndarray, groups: 
                                  max_iter=max_iter, tol=search_tol)
             Mi = (torch.bmm(W, F_tr.transpose(1, 2)) + b[..., None]).view(c, nC, k, -1).double()
             val_w = (1 - S).view(nC, k, -1).double()
-            val = _auroc_t(Mi, y_tr.double().expand_as(Mi), val_w.expand_as(Mi))       # [c, nC, k]
+            val = auroc_tensor(Mi, y_tr.double().expand_as(Mi), val_w.expand_as(Mi))       # [c, nC, k]
             mean_val = torch.nan_to_num(val, nan=0.5).mean(-1)
             best = torch.argmax(mean_val + 1e-9 * torch.arange(nC, 0, -1, dtype=mean_val.dtype), dim=1)  # ties->small C
             Cc = Cs_t[best]
@@ -100,8 +107,9 @@ def fit_chunk_logreg(X: Float[torch.Tensor, "cell n d"], y: np.ndarray, groups: 
         if n_null:
             null[:, :, te] = S_te[:, 1:]
         yt = torch.as_tensor(y[te], dtype=torch.float64)
-        fold_auc.append(_auroc_t(s_te, yt.expand(c, -1), torch.ones(c, len(te), dtype=torch.float64)))
-        train_auc.append(_auroc_t(s_tr, y_tr.double().cpu().expand(c, -1), torch.ones(c, len(tr), dtype=torch.float64)))
+        fold_auc.append(auroc_tensor(s_te, yt.expand(c, -1), torch.ones(c, len(te), dtype=torch.float64)))
+        ones = torch.ones(c, len(tr), dtype=torch.float64)
+        train_auc.append(auroc_tensor(s_tr, y_tr.double().cpu().expand(c, -1), ones))
         logC.append(torch.log10(Cc).double().cpu())
         del F_tr, F_te, lam
     return {"scores": scores.numpy(), "null": null.numpy(), "train_auroc": torch.stack(train_auc, 1).mean(1).numpy(),
@@ -119,7 +127,18 @@ def fit_chunk_ridge(X: Float[torch.Tensor, "cell n d"], y: np.ndarray, groups: n
                     splits: list[tuple[np.ndarray, np.ndarray]], perms: np.ndarray, alphas: tuple[float, ...],
                     inner_folds: int, seed: int, null_splits: int) -> dict:
     """Ridge probes (continuous target) for a chunk of cells; alpha chosen per split by inner group CV (R^2).
-    Same return layout as fit_chunk_logreg (train_auroc holds train R^2, log10_C holds log10 alpha)."""
+    Same return layout as fit_chunk_logreg (train_auroc holds train R^2, log10_C holds log10 alpha).
+
+    >>> from probes.splits import group_kfold
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> X = torch.randn(1, 60, 4, generator=gen, dtype=torch.float64)        # one cell, 60 samples, d=4
+    >>> y = (2 * X[0, :, 0] + 0.1 * torch.randn(60, generator=gen, dtype=torch.float64)).numpy()
+    >>> g = np.arange(60)
+    >>> out = fit_chunk_ridge(X, y, g, group_kfold(y, g, k=5, stratified=False), np.zeros((0, 60)),
+    ...                       (0.1, 1.0, 10.0), inner_folds=3, seed=0, null_splits=5)
+    >>> bool(np.corrcoef(out["scores"][0], y)[0, 1] > 0.99), out["null"].shape   # held-out predictions; no null
+    (True, (1, 0, 60))
+    """
     c, n, _ = X.shape
     A = torch.tensor(sorted(alphas), dtype=torch.float64)
     scores = torch.full((c, n), float("nan"), dtype=torch.float64)

@@ -61,7 +61,6 @@ def auroc_tensor(s: Float[torch.Tensor, "... n"], y: Float[torch.Tensor, "... n"
     return _auroc_sorted(ss, torch.gather(y, -1, order), torch.gather(w, -1, order))
 
 
-_auroc_t = auroc_tensor  # the older private name, still read by probes.fitting and probes.sweep (the solver branch)
 
 
 def _auroc_sorted(ss: torch.Tensor, ys: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:

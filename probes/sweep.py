@@ -1,9 +1,13 @@
 """`probes.sweep`: one probe per (layer, position) cell, fitted for all cells together, with honest statistics.
 
-    >>> import probes
-    >>> grid = probes.sweep(cache, target="label", method="logreg")          # an ActivationCache
-    >>> grid = probes.sweep(acts, labels=y, groups=g, n_permutations=100)    # acts [sample, layer, position, d]
-    >>> print(grid.summary()); grid.table().head()
+    >>> import numpy as np, probes
+    >>> rng = np.random.default_rng(0)
+    >>> y, g = np.tile([0, 1], 30), np.repeat(np.arange(30), 2)            # 30 groups (pairs), both labels each
+    >>> acts = rng.normal(size=(60, 2, 1, 8)).astype(np.float32)           # [sample, layer, position, d]
+    >>> acts[:, 1, 0, 0] += 3 * y                                           # the label is written at layer 1
+    >>> grid = probes.sweep(acts, labels=y, groups=g, n_permutations=20, progress=False)
+    >>> grid.best(), grid.sel("auroc", 1, "0") > 0.85, abs(grid.sel("auroc", 0, "0") - 0.5) < 0.2
+    ((1, '0'), True, True)
 """
 
 from __future__ import annotations
@@ -55,6 +59,13 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     moves their held-out AUROC by < 0.001, benchmarks/results/probes.md). The inner C search runs on the features
     standardised in the outer training fold, like `Pipeline(StandardScaler, LogisticRegressionCV)` in
     scikit-learn (`probes.reference` is that analysis, cell by cell).
+
+    >>> import interp, probes
+    >>> task = probes.tasks.load("deception-arith", n=24, seed=0)
+    >>> c = interp.cache(interp.load_model("tiny-llama"), task, positions=["last"], progress=False)
+    >>> grid = probes.sweep(c, target="label", folds=3, n_permutations=0, progress=False)   # a cache: columns named
+    >>> grid.layers, grid.positions
+    ([0, 1, 2], ['last'])
     """
     check_choice("method", method, METHODS, fix="'logreg' for a binary target, 'ridge' for a number, 'multiclass'")
     check_fit_args(folds=folds, Cs=Cs, inner_folds=inner_folds, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
@@ -332,6 +343,6 @@ def _null_auroc(null: np.ndarray, perms: np.ndarray, chunk: int = 16) -> np.ndar
         ok = torch.isfinite(s)
         if not bool(ok.any()):
             continue
-        out[i:i + chunk] = metrics._auroc_t(torch.where(ok, s, torch.zeros_like(s)), yp.expand_as(s),
+        out[i:i + chunk] = metrics.auroc_tensor(torch.where(ok, s, torch.zeros_like(s)), yp.expand_as(s),
                                             ok.to(torch.float64)).numpy()
     return out
