@@ -90,3 +90,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "refused" in getattr(item, "fixturenames", ()) and "/argcheck/" not in item.nodeid.replace("\\", "/"):
             item.add_marker(pytest.mark.bad_input)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """conftest.py files are plugins, not modules to doctest: `--doctest-modules` (pyproject.toml) would import every
+    one of them under the same name `conftest` and fail on the second."""
+    return True if collection_path.name == "conftest.py" else None

@@ -113,7 +113,6 @@ def _estimates(
 ) -> Float[Tensor, "cell batch"]:
     """(a_clean - a_corrupt) . grad per cell and pair; 0 where the cell does not exist for a sample (exact
     patching leaves those samples alone)."""
-    rows = torch.arange(plan.col.shape[0])
     out = []
     for layer, p in cells:
         if layer == INPUT:
@@ -124,8 +123,8 @@ def _estimates(
             continue
         i = plan.labels.index(p)
         h, g = taps[(layer, plan.call[i])]
-        r, c = rows.to(h.device), plan.col[:, i].to(h.device)
-        a_k, gk = h[r, c], g[r, c]
+        cell = plan.take([p])
+        a_k, gk = cell.gather({plan.call[i]: h})[:, 0], cell.gather({plan.call[i]: g})[:, 0]
         a_c = clean.resid[layer][:, i].to(h.device)
         ok = (plan.valid[:, i] & clean.plan.valid[:, i]).to(h.device)
         dot = ((a_c - a_k).double() * gk.double()).sum(-1)

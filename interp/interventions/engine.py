@@ -117,11 +117,9 @@ def baseline(model, b: Batch, layers: Sequence[int] = (), positions: str | Seque
     labels = run_labels(run, positions)
     plan = codi_plan(run, labels + [x for x in extra if x not in labels])
     resid = {}
-    if rec is not None:
-        rows = torch.arange(len(b), device=b.prompt_ids.device)
+    if rec is not None:  # the plan's cells, zero where a sample lacks one (positions.Plan.gather: the one gather)
         for layer in rec.layers:
-            cells = [rec.at(layer, c)[rows, plan.col[:, p].to(rows.device)] for p, c in enumerate(plan.call)]
-            resid[layer] = torch.stack(cells, 1)
+            resid[layer] = plan.gather(dict(zip(rec.calls, rec.residuals[layer])))
     return Baseline(run, plan, score(model, run, b), resid, run.prompt_state)
 
 
@@ -274,7 +272,6 @@ def _one_pass(model, b: Batch, part: Sequence[Sequence[Edit]], plan: Plan, reado
         run = model.run_ids(ids, mask, r_ids, r_mask, latent_input_fn=fn, prompt_state=state, on_call=clock)
     s = score(model, run, b, repeats=len(part))
     if rec is not None:
-        p = plan.labels.index(readout[1])
-        rows = torch.arange(len(part) * nb, device=dev)
-        s["readout"] = rec.at(readout[0], plan.call[p])[rows, plan.col[:, p].to(dev).repeat(len(part))]
+        cell = plan.take([readout[1]]).tile(len(part))
+        s["readout"] = cell.gather(dict(zip(rec.calls, rec.residuals[readout[0]])))[:, 0]
     return {k: v.reshape(len(part), nb, *v.shape[1:]) for k, v in s.items()}
