@@ -39,7 +39,7 @@ from formats import (
     file_sha256,
     read_json,
     staged_folder,
-    verify_file,
+    verify_files,
 )
 
 __all__ = ["save_checkpoint", "load_checkpoint", "key_diff", "load_tensors", "verify_checksums", "FORMAT"]
@@ -201,12 +201,8 @@ def verify_checksums(folder: str | os.PathLike) -> bool:
     sums = read_json(folder / CHECKSUMS)
     if not isinstance(sums, dict):
         raise ValueError(f"{folder / CHECKSUMS} is not a JSON object of file -> sha256: the file was edited.")
-    for rel, digest in sums.items():
-        path = folder / rel
-        if not path.is_file():
-            raise ValueError(f"{path} is missing: {folder / CHECKSUMS} records it, so the checkpoint is incomplete. "
-                             f"Re-save it with CODIModel.save_pretrained.")
-        verify_file(path, digest, fix="re-save the checkpoint with CODIModel.save_pretrained (or restore the file)")
+    verify_files(folder, sums, what=f"the checkpoint ({CHECKSUMS} records it)",
+                 fix="re-save the checkpoint with CODIModel.save_pretrained (or restore the file)")
     return True
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from formats import TMP_PREFIX, atomic_save_safetensors, atomic_write_json, clean_temporaries, read_json, verify_file
+from formats import TMP_PREFIX, atomic_save_safetensors, atomic_write_json, clean_temporaries, read_json, verify_files
 
 __all__ = ["train_dir", "checkpoint_dir", "temporary_dir", "list_checkpoints", "write_checkpoint_tmp",
            "finish_checkpoint", "verify_checkpoint", "set_aside", "mark_bad", "read_state", "load_checkpoint",
@@ -245,12 +245,8 @@ def verify_checkpoint(ckpt: Path) -> dict:
     missing = [k for k in STATE_KEYS if k not in st] if isinstance(st, dict) else list(STATE_KEYS)
     if missing:
         raise ValueError(f"{ckpt / STATE} lacks {missing}: the file was edited or damaged.")
-    for rel, digest in (st.get("checksums") or {}).items():
-        path = ckpt / rel
-        if not path.is_file():
-            raise ValueError(f"{path} is missing from the checkpoint (it was recorded when the checkpoint was "
-                             f"written): the checkpoint is damaged.")
-        verify_file(path, digest, fix="resume from an earlier checkpoint (codi.train does this by itself)")
+    verify_files(ckpt, st.get("checksums") or {}, what="the checkpoint",
+                 fix="resume from an earlier checkpoint (codi.train does this by itself)")
     return st
 
 

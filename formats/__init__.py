@@ -24,8 +24,9 @@ from formats.atomic import (
     staged_folder,
     tmp_name,
     verify_file,
+    verify_files,
 )
 
 __all__ = ["TMP_PREFIX", "tmp_name", "is_temporary", "clean_temporaries", "atomic_write_bytes", "atomic_write_text",
            "atomic_write_json", "atomic_save_safetensors", "staged_folder", "file_sha256", "verify_file",
-           "read_json"]
+           "verify_files", "read_json"]

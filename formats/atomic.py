@@ -28,7 +28,7 @@ from typing import Any
 
 __all__ = ["TMP_PREFIX", "tmp_name", "is_temporary", "clean_temporaries", "atomic_write_bytes", "atomic_write_text",
            "atomic_write_json", "atomic_save_safetensors", "staged_folder", "file_sha256", "verify_file",
-           "read_json"]
+           "verify_files", "read_json"]
 
 TMP_PREFIX = ".codi-lens-"  # temporaries: `.codi-lens-<name>.<random>.tmp`; only these are ever cleaned up
 _TMP_SUFFIX = ".tmp"
@@ -215,6 +215,25 @@ def staged_folder(final: str | os.PathLike, replace: bool = False) -> Iterator[P
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def verify_files(folder: str | os.PathLike, checksums: Mapping[str, str], fix: str, what: str = "the folder") -> None:
+    """Every file that `checksums` (name relative to `folder` -> sha256) records is there and hashes to its value;
+    a ValueError names the first one missing or changed.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "a.txt").write_text("x")
+    >>> verify_files(d, {"a.txt": file_sha256(d / "a.txt")}, fix="write it again")
+    >>> verify_files(d, {"b.txt": "0" * 64}, fix="write it again", what="the checkpoint")
+    Traceback (most recent call last):
+    ...
+    ValueError: .../b.txt is missing from the checkpoint (it was recorded when it was written). To fix it, ...
+    """
+    for rel, digest in checksums.items():
+        path = Path(folder) / rel
+        if not path.is_file():
+            raise ValueError(f"{path} is missing from {what} (it was recorded when it was written). To fix it, {fix}.")
+        verify_file(path, digest, fix=fix)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

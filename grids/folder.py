@@ -174,11 +174,9 @@ def read_folder(folder: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]
     files = payload.get("files")
     if recorded is not None and not isinstance(files, dict):
         raise ValueError(f"{path} has no 'files' table of checksums; the file is damaged. To fix it, {REWRITE}.")
-    for name, digest in (files or {}).items():
-        if name not in GRID_FILES[1:]:
-            raise ValueError(f"{path} lists an unknown file {name!r}; the file is damaged. To fix it, {REWRITE}.")
-        if not (folder / name).exists():
-            raise FileNotFoundError(f"{folder / name} is missing, but {path} lists it. To fix it, {REWRITE}.")
-        formats.verify_file(folder / name, digest, fix=REWRITE)
+    unknown = sorted(set(files or {}) - set(GRID_FILES[1:]))
+    if unknown:
+        raise ValueError(f"{path} lists an unknown file {unknown[0]!r}; the file is damaged. To fix it, {REWRITE}.")
+    formats.verify_files(folder, files or {}, fix=REWRITE, what=f"the grid folder ({path.name} lists it)")
     has_scores = SCORES_FILE in (files or {}) or (files is None and (folder / SCORES_FILE).exists())
     return payload, (_read_arrays(folder / SCORES_FILE) if has_scores else {})
