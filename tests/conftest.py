@@ -7,6 +7,7 @@ is written: the test runs in an empty working folder (`tmp_path`, also the curre
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,7 @@ def _real_weights_only_in_slow_tests():
 
     original = registry.resolve_model_path
 
+    @functools.wraps(original)  # `__wrapped__` keeps the registry's own function reachable (tests/interp/test_models)
     def watched(name: str) -> Path:
         item = _RUNNING.get("item")
         if isinstance(registry.MODELS.get(name), registry.GGUFSpec) and item is not None \
