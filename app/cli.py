@@ -150,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("demo", help="the whole study on a CODI model: accuracy, probes on thoughts and responses, "
-                                    "ablation, logit lens -> report.html (~5 min on 2 CPU cores; --quick: ~2)")
+                                    "ablation, logit lens -> report.html (~12 min on 2 CPU cores; --quick: ~3.5)")
     s.add_argument("--quick", action="store_true", help="reduced sizes (CI): a few minutes on a 2-core CPU")
     s.add_argument("--out", default="runs/demo", help="output folder (report.html, summary.json, grids/, caches)")
     s.add_argument("--model", default="smollm2-135m", help="base model for the CODI model (registry name or folder)")

@@ -86,6 +86,11 @@ def _study_rows(s: dict) -> list[tuple[str, str]]:
     rows = [(f"behaviour labels, {kind} model, instruction `{instruction}`", _behaviour(b))
             for kind, runs in s.get("behaviour", {}).items() if isinstance(runs, dict)
             for instruction, b in runs.items() if instruction in ("lie", "none")]
+    rows += [(f"behaviour labels, {kind} model: what the lying instruction changed",
+              f"stated number changed on {e['changed']} of {e['n']} questions; {e['true_to_false']} of "
+              f"{e['true_without']} true answers became false, {e['false_to_true']} false became true")
+             for kind, runs in s.get("behaviour", {}).items() if isinstance(runs, dict)
+             for e in [runs.get("instruction_effect")] if e]
     for t in s.get("transfer", []):
         c = t["cells"]["train_best_latent"]
         rows.append((f"transfer {t['train']} -> {t['test']} ({_cell(c)}, picked on the training set)",

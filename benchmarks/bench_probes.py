@@ -33,7 +33,7 @@ from machine import describe, interleaved, load_range, loadavg, pin_threads, poo
 import probes
 from probes.batched import fit_logreg, iter_fold_features
 from probes.fitting import fit_chunk_logreg, inner_masks_for
-from probes.metrics import _auroc_t
+from probes.metrics import auroc_tensor
 from probes.reference import nested_logreg, permutation_null, sweep_folds
 from probes.splits import permute_labels
 
@@ -200,7 +200,7 @@ def null_tolerance(X, y, g) -> list[list[str]]:
         def auc(tol):
             W, b, info = fit_logreg(F_tr, Yp, None, torch.full((len(perms),), C), tol=tol, max_iter=5000)
             S = (torch.bmm(W, F_te.transpose(1, 2)) + b[..., None]).double()
-            return _auroc_t(S, yt.expand_as(S), torch.ones_like(S)), info["iterations"]
+            return auroc_tensor(S, yt.expand_as(S), torch.ones_like(S)), info["iterations"]
         ref, _ = auc(1e-6)
         for tol in (1e-2, 1e-3, 1e-4):
             r = timed(lambda: auc(tol))
