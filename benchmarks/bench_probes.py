@@ -5,7 +5,9 @@ Pipeline(StandardScaler, LogisticRegressionCV) (scaler fitted in the outer train
 AUROC on the sweep's own inner group folds, refit at that C), and the permutation null refitted at each fold's
 chosen C (scaler fitted once per fold). scikit-learn runs at its defaults (lbfgs, tol 1e-4) with max_iter=1000.
 Rows: nested without and with the 100-permutation null, and a fixed C (no search, no null); at 1 thread and at all
-threads (torch, OpenBLAS and OpenMP pools all pinned, benchmarks/machine.py); process CPU time and wall time;
+threads (torch, OpenBLAS and OpenMP pools all pinned, benchmarks/machine.py; with T threads both sides fit T cells
+at once, each single-threaded: the sweep's default n_jobs, and scikit-learn's cells through the same
+probes.parallel.run_jobs); process CPU time and wall time;
 median [min-max] over interleaved rounds (A B C ... A B C ...); the load average before/after. scikit-learn is
 timed on a few cells (and the null on a few relabelings) and extrapolated to the grid, which the table states.
 
@@ -34,6 +36,7 @@ import probes
 from probes.batched import fit_logreg, iter_fold_features
 from probes.fitting import fit_chunk_logreg, inner_masks_for
 from probes.metrics import auroc_tensor
+from probes.parallel import run_jobs
 from probes.reference import nested_logreg, permutation_null, sweep_folds
 from probes.splits import permute_labels
 
@@ -64,6 +67,7 @@ def smollm2_residuals(model: str, n: int, folder: Path):
 
     task = probes.tasks.load("instructed-facts", n=n, seed=0)
     positions = [f"prompt[-{k}]" for k in range(8, 0, -1)]
+    folder = folder / f"n{n}"                                   # one cache per sample count
     if (folder / "meta.json").exists():
         c = interp.load_cache(folder)
     else:
@@ -76,6 +80,12 @@ def _cells(L: int, P: int, k: int) -> list[tuple[int, int]]:
     return [grid[i] for i in np.linspace(0, len(grid) - 1, k).astype(int)]
 
 
+def cellwise(fn, cells: list, threads: int) -> list:
+    """scikit-learn on `cells` the way the sweep uses `threads` cores: that many cells at once in threads, each
+    single-threaded (probes.parallel.run_jobs, the sweep's own n_jobs machinery; with 1, one cell after another)."""
+    return [r for _, r in run_jobs(fn, cells, workers=threads)]
+
+
 def compare(X, y, g, a, C_fixed: float, threads: int) -> tuple[list[list[str]], dict]:
     """One part at one thread count: the six methods interleaved; returns table rows and per-cell figures."""
     pin_threads(threads)
@@ -86,15 +96,17 @@ def compare(X, y, g, a, C_fixed: float, threads: int) -> tuple[list[list[str]], 
     perms = np.stack([permute_labels(y, g, rng) for _ in range(a.sk_perms)])
     Xc = {c: X[:, c[0], c[1]].astype(np.float64) for c in cells}
     chosen = {c: nested_logreg(Xc[c], y, splits, inner, probes.DEFAULT_CS)["C"] for c in cells}   # untimed
-    probes.sweep(X[:, :1, :2], labels=y, groups=g, n_permutations=2, n_bootstrap=10, progress=False)  # warm-up
+    # warm-up on the last cell (earlier tokens of two statements can share their whole prefix: refused as duplicates)
+    probes.sweep(X[:, -1:, -2:], labels=y, groups=g, n_permutations=2, n_bootstrap=10, progress=False)
     sw = dict(labels=y, groups=g, progress=False)
     methods = {
         "sweep_null": lambda: probes.sweep(X, n_permutations=a.permutations, **sw),
         "sweep_nonull": lambda: probes.sweep(X, n_permutations=0, **sw),
         "sweep_fixed": lambda: probes.sweep(X, Cs=(C_fixed,), n_permutations=0, **sw),
-        "sk_nested": lambda: [nested_logreg(Xc[c], y, splits, inner, probes.DEFAULT_CS) for c in cells],
-        "sk_null": lambda: [permutation_null(Xc[c], perms, splits, chosen[c]) for c in cells],
-        "sk_fixed": lambda: [nested_logreg(Xc[c], y, splits, None, (C_fixed,)) for c in cells],
+        "sk_nested": lambda: cellwise(lambda c: nested_logreg(Xc[c], y, splits, inner, probes.DEFAULT_CS), cells,
+                                      threads),
+        "sk_null": lambda: cellwise(lambda c: permutation_null(Xc[c], perms, splits, chosen[c]), cells, threads),
+        "sk_fixed": lambda: cellwise(lambda c: nested_logreg(Xc[c], y, splits, None, (C_fixed,)), cells, threads),
     }
     t = interleaved(methods, a.repeats)
     cpu = {k: [x.cpu_s for x in v] for k, v in t.items()}
@@ -263,7 +275,7 @@ def main() -> None:
     ap.add_argument("--positions", type=int, default=8)
     ap.add_argument("--d", type=int, default=3072)
     ap.add_argument("--permutations", type=int, default=100)
-    ap.add_argument("--sk-cells", type=int, default=3, help="cells timed with scikit-learn (then extrapolated)")
+    ap.add_argument("--sk-cells", type=int, default=4, help="cells timed with scikit-learn (then extrapolated)")
     ap.add_argument("--sk-perms", type=int, default=5, help="relabelings timed with scikit-learn (extrapolated)")
     ap.add_argument("--fixed-C", type=float, default=1.0, help="the C of the fixed-C rows (scikit-learn's default)")
     ap.add_argument("--model", default="smollm2-135m")
@@ -281,7 +293,10 @@ def main() -> None:
           "LogisticRegressionCV) per outer fold on the sweep's own outer and inner group folds, the same 6 Cs, "
           "refit at the chosen C, and the null refitted at each fold's chosen C (scikit-learn defaults, lbfgs tol "
           "1e-4, max_iter 1000). The sweep's time includes what the baseline does not do (group-bootstrap CIs, the "
-          "control task, the checks). Ratios: scikit-learn / sweep on the grid-extrapolated medians, CPU and wall.",
+          "control task, the checks). Ratios: scikit-learn / sweep on the grid-extrapolated medians, CPU and wall. "
+          "At T threads both sides fit T cells at once, each single-threaded: the sweep through its default n_jobs "
+          "(chunks of 4 cells), scikit-learn's cells through the same probes.parallel.run_jobs; at 1 thread one "
+          "after another.",
           ""]
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     for part in a.parts.split(","):

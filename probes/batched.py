@@ -106,25 +106,18 @@ def _sum_squares(H: Tensor) -> Tensor:
 
 
 def _kernel_eigh(H: Tensor) -> tuple[Tensor, Tensor]:
-    """Eigendecomposition (ascending) of K = H H^T per cell. On CPU: BLAS syrk (half a matmul's work) and LAPACK
-    syevd from scipy's OpenBLAS, cell by cell, at torch's thread count (benchmarks/results/probes.md: faster than
-    torch's bmm + eigh, which go through MKL, on this project's AMD CPU); elsewhere torch.bmm + torch.linalg.eigh."""
+    """Eigendecomposition (ascending) of K = H H^T per cell. On CPU the kernel is numpy's `h @ h.T` (OpenBLAS
+    syrk: half a matmul's work), at torch's thread count, then torch.linalg.eigh on the batch; both release the GIL,
+    so `probes.sweep` can fit chunks of cells in parallel threads (scipy's syrk/syevd wrappers hold it).
+    Elsewhere torch.bmm + torch.linalg.eigh."""
     if H.device.type != "cpu" or H.dtype not in (torch.float32, torch.float64):
         return torch.linalg.eigh(torch.bmm(H, H.transpose(1, 2)))
-    from scipy.linalg import blas, lapack
-
-    single = H.dtype == torch.float32
-    syrk, syevd = (blas.ssyrk, lapack.ssyevd) if single else (blas.dsyrk, lapack.dsyevd)
-    c, n, _ = H.shape
-    lam, Q = torch.empty(c, n, dtype=H.dtype), torch.empty(c, n, n, dtype=H.dtype)
+    h = H.numpy()
+    K = torch.empty(H.shape[0], H.shape[1], H.shape[1], dtype=H.dtype)
     with _blas_threads():
-        for i, h in enumerate(H.numpy()):
-            K = syrk(1.0, h.T, trans=1)                     # h.T is Fortran-ordered (no copy); K: upper triangle
-            w, v, info = syevd(K, compute_v=1, lower=0, overwrite_a=1)
-            if info != 0:
-                raise np.linalg.LinAlgError(f"LAPACK syevd failed (info={info}) on a fold kernel")
-            lam[i], Q[i] = torch.from_numpy(w), torch.from_numpy(v)
-    return lam, Q
+        for i in range(len(h)):
+            np.matmul(h[i], h[i].T, out=K[i].numpy())      # the same buffer transposed: numpy calls syrk
+    return torch.linalg.eigh(K)
 
 
 def _matmul_t(T: Tensor, H: Tensor) -> Tensor:
@@ -139,7 +132,7 @@ _CONTROLLER: list = []
 
 
 def _blas_threads():
-    """A context in which numpy's and scipy's BLAS use torch's thread count (torch.set_num_threads is the one
+    """A context in which numpy's BLAS uses torch's thread count (torch.set_num_threads is the one
     knob of the sweep; BLAS keeps its own pool otherwise)."""
     if not _CONTROLLER:
         from threadpoolctl import ThreadpoolController

@@ -55,9 +55,9 @@ def fit_chunk_logreg(X: Float[torch.Tensor, "cell n d"], y: np.ndarray, groups: 
     `null_tol`) at that C; only the first `null_splits` splits get relabelings (a final dev->test split does
     not). The C search needs tight fits: its choice hangs on differences of one pair's order in a validation
     AUROC; the earlier solver at 1e-3 chose another C than scikit-learn's exact nested fit in 89 of 600 folds of
-    real residuals (0 of 600 now, at 1e-5; tests/probes/test_reference.py). The null's looser tolerance moves its
-    held-out AUROCs by < 0.001 (benchmarks/results/probes.md). `inner_masks` (one `inner_masks_for` result per
-    split) saves recomputing the inner folds for every chunk of cells.
+    real residuals (0 of 600 now, at 1e-5; tests/probes/test_reference.py). The null's looser tolerance (1e-3) moves
+    its held-out AUROCs by <= 0.0018 on real residuals (a few test pairs; benchmarks/results/probes.md).
+    `inner_masks` (one `inner_masks_for` result per split) saves recomputing the inner folds for every chunk.
 
     Returns dict: scores [c, n], null [c, n_perm, n], train_auroc [c], log10_C [c] (mean over splits of the
     chosen log10 C), fold_log10_C [c, n_splits], not_converged [c] bool, fold_auroc [c, n_splits].

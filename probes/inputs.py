@@ -48,7 +48,7 @@ class Inputs:
 def check_fit_args(*, folds: int | None = None, Cs=None, inner_folds: int = 3, n_permutations: int | None = 0,
                    n_bootstrap: int | None = 1000, seed: int = 0, chunk: int = 8, tol: float = 1e-4,
                    search_tol: float = 1e-3, max_iter: int = 500, device: str | None = None, progress: bool = False,
-                   test_size: float | None = None, target: str | None = "label") -> None:
+                   test_size: float | None = None, target: str | None = "label", n_jobs: int | None = None) -> None:
     """The argument checks shared by `probes.sweep`, `text_baseline` and `transfer`, run before any work:
     `argcheck.BadArgument` names the argument, its value, what is allowed and the fix.
 
@@ -68,6 +68,7 @@ def check_fit_args(*, folds: int | None = None, Cs=None, inner_folds: int = 3, n
               fix="confidence intervals need bootstrap replicates; use e.g. n_bootstrap=1000")
     check_int("seed", seed, min=0)
     check_int("chunk", chunk, min=1)
+    check_int("n_jobs", n_jobs, min=1, none_ok=True, fix="pass a positive number of parallel chunks, or None")
     check_float("tol", tol, min=0, min_open=True)
     check_float("search_tol", search_tol, min=0, min_open=True)
     check_int("max_iter", max_iter, min=1)

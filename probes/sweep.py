@@ -25,6 +25,7 @@ from probes.grid import Finding, ProbeGrid
 from probes.inputs import check_finite, check_fit_args, check_sweep_inputs, resolve
 from probes.methods import DEFAULT_CS
 from probes.multiclass import DEFAULT_C, fit_chunk_multiclass, multiclass_metrics
+from probes.parallel import resolve_workers, run_jobs
 from probes.splits import check_splits, group_kfold, heldout_split, permute_labels
 
 DEFAULT_ALPHAS = (1e0, 1e1, 1e2, 1e3, 1e4, 1e5)
@@ -34,9 +35,9 @@ METHODS = ("logreg", "ridge", "diffmean", "lda", "lat", "multiclass")
 def sweep(data, target: str = "label", method: str = "logreg", labels=None, groups=None, layers=None,
           positions=None, folds: int = 5, Cs: tuple[float, ...] | None = None, inner_folds: int = 3,
           n_permutations: int = 100, n_bootstrap: int = 1000, control=None, fpr_control=None,
-          test_size: float | None = None, valid=None, seed: int = 0, device: str | None = None, chunk: int = 8,
+          test_size: float | None = None, valid=None, seed: int = 0, device: str | None = None, chunk: int = 4,
           tol: float = 1e-5, search_tol: float = 1e-5, null_tol: float = 1e-3, max_iter: int = 1000,
-          progress: bool = True) -> ProbeGrid:
+          n_jobs: int | None = None, progress: bool = True) -> ProbeGrid:
     """Fit and evaluate a probe at every (layer, position) cell; returns a ProbeGrid.
 
     data: an ActivationCache (labels from column `target`, groups from column "group", cells from
@@ -56,9 +57,17 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     Solver tolerances (logreg): `tol` for the fit on the real labels, `search_tol` for the inner C search (tight:
     the choice of C hangs on single pairs of a validation AUROC; at 1e-5 the chosen C and the AUROC match
     scikit-learn's exact nested fit, tests/probes/test_reference.py), `null_tol` for the permutation refits (looser:
-    moves their held-out AUROC by < 0.001, benchmarks/results/probes.md). The inner C search runs on the features
-    standardised in the outer training fold, like `Pipeline(StandardScaler, LogisticRegressionCV)` in
-    scikit-learn (`probes.reference` is that analysis, cell by cell).
+    at 1e-3 moves their held-out AUROC by <= 0.0018 on real residuals, benchmarks/results/probes.md). The inner C
+    search runs on the features standardised in the outer training fold, like `Pipeline(StandardScaler,
+    LogisticRegressionCV)` in scikit-learn (`probes.reference` is that analysis, cell by cell).
+    `n_jobs`: chunks of cells fitted at once in threads, each single-threaded (probes.parallel); default on CPU for
+    "logreg" and "ridge": torch's thread count with >= 200 samples, else one chunk at a time at one thread (both
+    faster than torch's own threads, probes.parallel); 1 on a GPU and for the other methods unless given
+    ("multiclass" always runs one chunk at a time; n_jobs=1 keeps the caller's thread counts). The numbers do not
+    depend on it: n_jobs=2 gives the same grid as n_jobs=1 at one torch thread (tests/probes/test_sweep.py).
+    `chunk`: cells fitted together in one batch (4 on this project's 2-core CPU: the batches of two workers stay in
+    its caches; 64 cells of the seed-sized grid took 17.3 s in chunks of 4 and 20.3 s in chunks of 8; on a GPU pass
+    more).
 
     >>> import interp, probes
     >>> task = probes.tasks.load("deception-arith", n=24, seed=0)
@@ -70,7 +79,7 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     check_choice("method", method, METHODS, fix="'logreg' for a binary target, 'ridge' for a number, 'multiclass'")
     check_fit_args(folds=folds, Cs=Cs, inner_folds=inner_folds, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
                    seed=seed, chunk=chunk, tol=tol, search_tol=search_tol, max_iter=max_iter, device=device,
-                   progress=progress, test_size=test_size, target=target)
+                   progress=progress, test_size=test_size, target=target, n_jobs=n_jobs)
     regression = method == "ridge"
     if method == "multiclass":
         Cs = tuple(Cs) if Cs is not None else (DEFAULT_C,)
@@ -86,10 +95,11 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
                                  n_bootstrap, seed, chunk, max_iter, progress)
     y, g, L, P, n = inp.y, inp.groups, len(inp.layers), len(inp.positions), len(inp.y)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    workers, single = _threading(n_jobs, dev, n, method)
     rng = np.random.default_rng(seed)
     findings = checks.data_findings(y, g, folds, regression)
 
-    ident, zero_var = _prepass(inp, regression)
+    ident, zero_var = _prepass(inp, regression, workers)
 
     # ---- splits (per valid-sample pattern), permutations, control, calibration set
     test_idx = np.array([], dtype=int)
@@ -107,35 +117,32 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     null = np.full((L * P, len(perms_all), n), np.nan, np.float32)
     extra = {k: np.full((L, P), np.nan) for k in ("train_auroc", "log10_C", "auroc_fold_std")}
     not_conv, skipped = np.zeros((L, P), bool), np.zeros((L, P), bool)
-    patterns: dict[bytes, list[int]] = {}
-    for pi in range(P):
-        patterns.setdefault(inp.valid[:, pi].tobytes(), []).append(pi)
-    cfg_splits = {}
-    bar = tqdm(total=L * P, desc=f"probe sweep ({method})", disable=not progress)
-    for key, pis in patterns.items():
-        idx = base[np.frombuffer(key, dtype=bool)[base]]
-        splits = _make_splits(idx, test_idx if len(test_idx) else None, y, g, folds, seed, regression,
-                              np.frombuffer(key, dtype=bool), inner_folds if len(Cs) > 1 else 0)
-        if splits is None:
-            skipped[:, pis] = True
-            bar.update(L * len(pis))
-            continue
-        cfg_splits[",".join(inp.positions[p] for p in pis[:3])] = [len(te) for _, te in splits]
-        inner = inner_masks_for(splits, y, g, inner_folds, seed) if method == "logreg" and len(Cs) > 1 else None
+    plans, cfg_splits, skipped_pos = _plans(inp, base, test_idx, folds, seed, regression, inner_folds, Cs, method)
+    skipped[:, skipped_pos] = True
+
+    def jobs():                                     # one chunk of cells of one layer; layers read here, lazily
         for li in range(L):
-            X = inp.read_layer(li)
-            for j in range(0, len(pis), chunk):
-                cp = pis[j:j + chunk]
-                out = _fit(method, X, cp, splits, y, g, perms_all, Cs, inner_folds, seed, folds,
-                           (tol, search_tol, null_tol), max_iter, dev, inner)
-                for k, pi in enumerate(cp):
-                    scores[li, pi] = out["scores"][k]
-                    null[li * P + pi] = out["null"][k]
-                    extra["train_auroc"][li, pi] = out["train_auroc"][k]
-                    extra["log10_C"][li, pi] = out["log10_C"][k]
-                    extra["auroc_fold_std"][li, pi] = np.std(out["fold_auroc"][k][:folds])
-                    not_conv[li, pi] = out["not_converged"][k]
-                bar.update(len(cp))
+            X = inp.read_layer(li) if plans else None
+            for pis, splits, inner in plans:
+                for j in range(0, len(pis), chunk):
+                    yield li, pis[j:j + chunk], splits, inner, X
+
+    def fit(job):
+        li, cp, splits, inner, X = job
+        return _fit(method, X, cp, splits, y, g, perms_all, Cs, inner_folds, seed, folds,
+                    (tol, search_tol, null_tol), max_iter, dev, inner)
+
+    bar = tqdm(total=L * P, desc=f"probe sweep ({method})", disable=not progress)
+    bar.update(int(skipped.sum()))
+    for (li, cp, *_), out in run_jobs(fit, jobs(), workers, single):
+        for k, pi in enumerate(cp):
+            scores[li, pi] = out["scores"][k]
+            null[li * P + pi] = out["null"][k]
+            extra["train_auroc"][li, pi] = out["train_auroc"][k]
+            extra["log10_C"][li, pi] = out["log10_C"][k]
+            extra["auroc_fold_std"][li, pi] = np.std(out["fold_auroc"][k][:folds])
+            not_conv[li, pi] = out["not_converged"][k]
+        bar.update(len(cp))
     bar.close()
 
     m = _metrics(scores, null, y, g, test_idx, calib, regression, n_bootstrap, seed, extra, perms_all)
@@ -203,6 +210,35 @@ def _sweep_multiclass(inp, target: str, folds: int, C: float, n_permutations: in
                      groups=g, warnings=findings, config=config)
 
 
+def _threading(n_jobs: int | None, dev: torch.device, n: int, method: str) -> tuple[int, bool]:
+    """(chunks at once, single-threaded inside?) for `sweep` (its docstring says why)."""
+    torch_methods = method in ("logreg", "ridge")
+    workers = resolve_workers(n_jobs, dev, n) if n_jobs is not None or torch_methods else 1
+    return workers, dev.type == "cpu" and (workers > 1 or (n_jobs is None and torch_methods))
+
+
+def _plans(inp, base, test_idx, folds, seed, regression, inner_folds, Cs, method):
+    """Per valid-sample pattern of positions: (positions, outer splits, inner masks); the fold sizes for the config;
+    the positions skipped (too few valid samples for the folds)."""
+    y, g = inp.y, inp.groups
+    patterns: dict[bytes, list[int]] = {}
+    for pi in range(len(inp.positions)):
+        patterns.setdefault(inp.valid[:, pi].tobytes(), []).append(pi)
+    cfg_splits: dict[str, list[int]] = {}
+    plans, skipped = [], []
+    for key, pis in patterns.items():
+        idx = base[np.frombuffer(key, dtype=bool)[base]]
+        splits = _make_splits(idx, test_idx if len(test_idx) else None, y, g, folds, seed, regression,
+                              np.frombuffer(key, dtype=bool), inner_folds if len(Cs) > 1 else 0)
+        if splits is None:
+            skipped += pis
+            continue
+        cfg_splits[",".join(inp.positions[p] for p in pis[:3])] = [len(te) for _, te in splits]
+        inner = inner_masks_for(splits, y, g, inner_folds, seed) if method == "logreg" and len(Cs) > 1 else None
+        plans.append((pis, splits, inner))
+    return plans, cfg_splits, skipped
+
+
 def _calibration_mask(fpr_control, inp, g: np.ndarray, seed: int) -> np.ndarray:
     if fpr_control is not None:
         mask = np.asarray(fpr_control, dtype=bool)
@@ -214,23 +250,31 @@ def _calibration_mask(fpr_control, inp, g: np.ndarray, seed: int) -> np.ndarray:
     return np.array([str(x) in half for x in g])
 
 
-def _prepass(inp, regression: bool) -> tuple[np.ndarray, np.ndarray]:
+def _prepass(inp, regression: bool, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Checks before any fitting: finite activations (raises), duplicate samples across groups (raises), and per
-    cell [L, P] the identical-features fraction (NaN for regression) and whether all features are constant."""
+    cell [L, P] the identical-features fraction (NaN for regression) and whether all features are constant.
+    Layers are checked `workers` at a time (probes.parallel)."""
     y, g, L, P, n = inp.y, inp.groups, len(inp.layers), len(inp.positions), len(inp.y)
     fp_all = np.zeros(n)
     ident = np.full((L, P), np.nan)
     zero_var = np.zeros((L, P), bool)
-    for li in range(L):
-        X = inp.read_layer(li)
+
+    def check(job):
+        li, X = job
         check_finite(X, inp.valid, inp.layers[li], inp.positions)
         fp = checks.fingerprint(X, seed=li)                                      # [n, P]
-        fp_all += np.where(inp.valid, fp, 0).sum(1)
+        zv, idf = np.zeros(P, bool), np.full(P, np.nan)
         for pi in range(P):
             v = inp.valid[:, pi]
-            zero_var[li, pi] = bool(np.all(X[v, pi] == X[v, pi][:1]))
+            zv[pi] = bool(np.all(X[v, pi] == X[v, pi][:1]))
             if not regression:
-                ident[li, pi] = checks.identical_fraction(X[v, pi], y[v], g[v], fp[v, pi])
+                idf[pi] = checks.identical_fraction(X[v, pi], y[v], g[v], fp[v, pi])
+        return np.where(inp.valid, fp, 0).sum(1), zv, idf
+
+    for (li, _), (fp_sum, zv, idf) in run_jobs(check, ((li, inp.read_layer(li)) for li in range(L)), workers,
+                                                workers > 1):
+        fp_all += fp_sum
+        zero_var[li], ident[li] = zv, idf
     dups = checks.duplicate_samples(fp_all, g)
     if dups:
         raise ValueError(f"{len(dups)} pair(s) of samples in different groups have identical activations at every "

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -157,3 +158,25 @@ def test_sparse_position_is_skipped_and_reported_not_raised():
     skipped = [w for w in grid.warnings if w.kind == "skipped_cells"]
     assert len(skipped) == 1 and skipped[0].cells == [(0, "0"), (1, "0")]
     assert np.isnan(grid.sel("auroc", 0, "0")) and grid.sel("auroc", 1, "1") > 0.9
+
+
+def test_n_jobs_changes_the_time_not_the_numbers():
+    """Chunks fitted in 2 threads (each single-threaded) give the grid of 1 chunk at a time at one torch thread,
+    bit for bit; n_jobs is checked before any work."""
+    X, y, g, rng = _pairs(40, 3, 5, 32, 4)
+    X[:, 1, 2, 0] += 2.0 * y
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = probes.sweep(X, labels=y, groups=g, n_permutations=20, n_bootstrap=100, chunk=2, n_jobs=1,
+                           progress=False)
+    finally:
+        torch.set_num_threads(before)
+    two = probes.sweep(X, labels=y, groups=g, n_permutations=20, n_bootstrap=100, chunk=2, n_jobs=2, progress=False)
+    assert torch.get_num_threads() == before
+    assert one.best() == two.best() == (1, "2")
+    np.testing.assert_array_equal(one.scores, two.scores)
+    for k in ("auroc", "p_value", "p_corrected", "log10_C", "auroc_lo"):
+        np.testing.assert_array_equal(one.metrics[k], two.metrics[k], err_msg=k)
+    with pytest.raises(ValueError, match="n_jobs=0"):
+        probes.sweep(X, labels=y, groups=g, n_jobs=0, progress=False)
