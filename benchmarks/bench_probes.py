@@ -6,9 +6,9 @@ AUROC on the sweep's own inner group folds, refit at that C), and the permutatio
 chosen C (scaler fitted once per fold). scikit-learn runs at its defaults (lbfgs, tol 1e-4) with max_iter=1000.
 Rows: nested without and with the 100-permutation null, and a fixed C (no search, no null); at 1 thread and at all
 threads (torch, OpenBLAS and OpenMP pools all pinned, benchmarks/machine.py; with T threads both sides fit T cells
-at once, each single-threaded: the sweep's default n_jobs, and scikit-learn's cells through the same
-probes.parallel.run_jobs); process CPU time and wall time;
-median [min-max] over interleaved rounds (A B C ... A B C ...); the load average before/after. scikit-learn is
+at once, each single-threaded: the sweep's default n_jobs, scikit-learn's cells in T worker processes); CPU time
+(with the workers') and wall time; median [min-max] over interleaved rounds (A B C ... A B C ...); the load average
+before/after. scikit-learn is
 timed on a few cells (and the null on a few relabelings) and extrapolated to the grid, which the table states.
 
 Parts: d3072 = the seed-sized grid (29 layers x 8 positions, 576 samples in 288 pairs, d=3072) on SYNTHETIC data
@@ -36,7 +36,6 @@ import probes
 from probes.batched import fit_logreg, iter_fold_features
 from probes.fitting import fit_chunk_logreg, inner_masks_for
 from probes.metrics import auroc_tensor
-from probes.parallel import run_jobs
 from probes.reference import nested_logreg, permutation_null, sweep_folds
 from probes.splits import permute_labels
 
@@ -80,10 +79,33 @@ def _cells(L: int, P: int, k: int) -> list[tuple[int, int]]:
     return [grid[i] for i in np.linspace(0, len(grid) - 1, k).astype(int)]
 
 
-def cellwise(fn, cells: list, threads: int) -> list:
-    """scikit-learn on `cells` the way the sweep uses `threads` cores: that many cells at once in threads, each
-    single-threaded (probes.parallel.run_jobs, the sweep's own n_jobs machinery; with 1, one cell after another)."""
-    return [r for _, r in run_jobs(fn, cells, workers=threads)]
+_JOB: list = []          # the function a forked worker runs (set before the pool forks: nothing is pickled)
+
+
+def _run_cell(cell) -> None:
+    _JOB[0](cell)
+
+
+def _single_thread_worker() -> None:
+    pin_threads(1)
+
+
+def cellwise(fn, cells: list, threads: int) -> None:
+    """scikit-learn on `cells` with `threads` cores the way a careful user spreads it: one cell after another at one
+    thread, or that many worker processes (scikit-learn's loop holds the GIL: in threads it ran slower than on one
+    core), each single-threaded, forked and joined inside the timed call so their CPU time counts
+    (machine.cpu_time)."""
+    if threads <= 1:
+        for c in cells:
+            fn(c)
+        return
+    import multiprocessing
+
+    _JOB[:] = [fn]
+    with multiprocessing.get_context("fork").Pool(threads, initializer=_single_thread_worker) as pool:
+        pool.map(_run_cell, cells, chunksize=1)
+        pool.close()
+        pool.join()
 
 
 def compare(X, y, g, a, C_fixed: float, threads: int) -> tuple[list[list[str]], dict]:
@@ -295,8 +317,9 @@ def main() -> None:
           "1e-4, max_iter 1000). The sweep's time includes what the baseline does not do (group-bootstrap CIs, the "
           "control task, the checks). Ratios: scikit-learn / sweep on the grid-extrapolated medians, CPU and wall. "
           "At T threads both sides fit T cells at once, each single-threaded: the sweep through its default n_jobs "
-          "(chunks of 4 cells), scikit-learn's cells through the same probes.parallel.run_jobs; at 1 thread one "
-          "after another.",
+          "(threads, chunks of 4 cells), scikit-learn's cells in T forked worker processes (its lbfgs loop holds "
+          "the GIL: in threads it ran slower than on one core), whose CPU time is counted; at 1 thread one after "
+          "another.",
           ""]
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     for part in a.parts.split(","):

@@ -34,6 +34,7 @@ rollback goes further back (the step-0 checkpoint and the two newest good ones a
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import math
@@ -187,6 +188,10 @@ class _Run:
         if mp == "auto":
             mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
         self.acc = acc = Accelerator(mixed_precision=mp)
+        # tear the process group down before interpreter finalisation, where gloo's threads can abort a finished run
+        # (exit -6; as interp.ranks does for the cache)
+        atexit.unregister(acc.state.destroy_process_group)
+        atexit.register(acc.state.destroy_process_group)
         self.world, self.rank = acc.num_processes, acc.process_index
         self.micro = cfg.micro_batch_size or max(1, cfg.batch_size // self.world)
         if cfg.batch_size % (self.micro * self.world):

@@ -18,6 +18,7 @@ that was killed resumes with any number of processes.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -52,7 +53,18 @@ def _state():
     from accelerate import PartialState
 
     cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
-    return PartialState(cpu=cpu)
+    state = PartialState(cpu=cpu)
+    atexit.unregister(_destroy_group)   # registered once however often this runs
+    atexit.register(_destroy_group)
+    return state
+
+
+def _destroy_group() -> None:
+    """Tear the process group down while the interpreter is still whole. Left to interpreter finalisation, gloo's
+    worker threads can outlive it and abort the process ("terminate called without an active exception", exit -6)
+    after all its work was done (a CI run of tests/interp/test_ranks.py failed so)."""
+    if _initialized():
+        torch.distributed.destroy_process_group()
 
 
 def launch_device() -> torch.device | None:

@@ -38,11 +38,14 @@ ACCELERATE = Path(sys.executable).parent / "accelerate"
 needs_launcher = pytest.mark.skipif(not ACCELERATE.exists(), reason="the accelerate launcher is not installed")
 
 CALLS = """
-import json, os, sys
+import atexit, json, os, sys
 from pathlib import Path
 from safetensors.torch import save_file
 import torch, codi, interp
 out, rank = Path(sys.argv[1]), int(os.environ["RANK"])
+# registered before interp sets up the process group, so it runs after interp's own exit handler (last in, first out)
+alive = torch.distributed.is_initialized
+atexit.register(lambda: (out / f"rank{rank}.exit").write_text(f"group alive at exit: {alive()}"))
 prompts, questions = json.loads(Path(sys.argv[2]).read_text()), json.loads(Path(sys.argv[3]).read_text())
 m = interp.load_model("tiny-llama", dtype="float32", device="cpu")
 mem = interp.cache(m, prompts, batch_size=3, progress=False)
@@ -201,6 +204,8 @@ def test_two_processes_write_the_one_process_store(inputs):
         for key, value in codi_c.extras.items():
             np.testing.assert_array_equal(got[key].numpy(), value)
         assert "given different inputs" in (d / "two" / f"rank{rank}.refused").read_text()
+        # torn down before interpreter finalisation, where gloo's threads once aborted a finished run (exit -6)
+        assert (d / "two" / f"rank{rank}.exit").read_text() == "group alive at exit: False"
         samples = json.loads((d / "two" / f"rank{rank}.json").read_text())
         assert samples[0] == plain.samples.to_dict("records") and samples[1] == codi_c.samples.to_dict("records")
 
