@@ -34,7 +34,6 @@ rollback goes further back (the step-0 checkpoint and the two newest good ones a
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import json
 import math
@@ -48,6 +47,7 @@ from tqdm.auto import tqdm
 
 from argcheck import BadArgument
 from codi import train_state as ts
+from codi.processes import end_group_at_exit
 from codi.train_config import TrainConfig, TrainRecord, check_model, check_problems, check_run
 from codi.train_state import train_dir
 from formats import atomic_write_json
@@ -188,10 +188,7 @@ class _Run:
         if mp == "auto":
             mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
         self.acc = acc = Accelerator(mixed_precision=mp)
-        # tear the process group down before interpreter finalisation, where gloo's threads can abort a finished run
-        # (exit -6; as interp.ranks does for the cache)
-        atexit.unregister(acc.state.destroy_process_group)
-        atexit.register(acc.state.destroy_process_group)
+        end_group_at_exit()
         self.world, self.rank = acc.num_processes, acc.process_index
         self.micro = cfg.micro_batch_size or max(1, cfg.batch_size // self.world)
         if cfg.batch_size % (self.micro * self.world):

@@ -18,7 +18,6 @@ that was killed resumes with any number of processes.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
@@ -27,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from codi.processes import end_group_at_exit
 
 __all__ = ["Ranks", "launch_device"]
 
@@ -54,17 +55,8 @@ def _state():
 
     cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
     state = PartialState(cpu=cpu)
-    atexit.unregister(_destroy_group)   # registered once however often this runs
-    atexit.register(_destroy_group)
+    end_group_at_exit()
     return state
-
-
-def _destroy_group() -> None:
-    """Tear the process group down while the interpreter is still whole. Left to interpreter finalisation, gloo's
-    worker threads can outlive it and abort the process ("terminate called without an active exception", exit -6)
-    after all its work was done (a CI run of tests/interp/test_ranks.py failed so)."""
-    if _initialized():
-        torch.distributed.destroy_process_group()
 
 
 def launch_device() -> torch.device | None:

@@ -43,7 +43,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 import torch, codi, interp
 out, rank = Path(sys.argv[1]), int(os.environ["RANK"])
-# registered before interp sets up the process group, so it runs after interp's own exit handler (last in, first out)
+# registered before interp sets up the process group, so it runs after codi.processes' exit handler (last in, first out)
 alive = torch.distributed.is_initialized
 atexit.register(lambda: (out / f"rank{rank}.exit").write_text(f"group alive at exit: {alive()}"))
 prompts, questions = json.loads(Path(sys.argv[2]).read_text()), json.loads(Path(sys.argv[3]).read_text())
