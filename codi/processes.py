@@ -6,7 +6,7 @@ so). Whatever sets up a process group (codi.train's Accelerator, interp.ranks fo
 `end_group_at_exit()` right after.
 
     >>> end_group_at_exit()          # no group here: at exit there is nothing to tear down
-    >>> end_group_at_exit()          # registered once however often it is called
+    >>> end_group_at_exit()          # again: still one teardown at exit
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ def _end_group() -> None:
 
 
 def end_group_at_exit() -> None:
-    """Destroy the default process group at interpreter exit, while the interpreter is still whole (once)."""
+    """Destroy the default process group at interpreter exit, while the interpreter is still whole (once).
+
+    >>> end_group_at_exit()          # after init_process_group / Accelerator(); harmless without a group
+    """
     atexit.unregister(_end_group)
     atexit.register(_end_group)
