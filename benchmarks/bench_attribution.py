@@ -93,9 +93,10 @@ def main() -> None:
         f"Model: {args.run} (merged), {cm.n_layers} layers, {cm.config.num_latents} latents; {len(clean)} "
         "changed-number pairs from `codi.data.arithmetic(steps=3)`; cells: 'input' + residual layers "
         f"0..{cm.n_layers} x every latent = {cells}; metric: logit difference clean - corrupt answer. AtP time is "
-        "the mean of two runs (AtP, exact, AtP order), then AtP alone once. Exact patching costs the same per cell "
-        "in both rows (the same engine), so verifying 10% of the cells exactly costs about 10% of the exact sweep: "
-        "the verified row can approach but not pass 10x; the estimates alone are what scale.\n\n"
+        "the mean of two runs (AtP, exact, AtP order), then AtP alone once. Exact patching runs on the same "
+        "engine in both rows (each pass starting at the patched thought), so verifying 10% of the cells costs "
+        "about 10% of the exact sweep (more where the top cells sit at early thoughts or fill small passes): the "
+        "verified row can approach but not pass 10x; the estimates alone are what scale.\n\n"
         + "\n".join(lines) + "\n\n" + agree + "\n"
     )
     print(text)

@@ -10,9 +10,12 @@ Rows per model (same clean/corrupt pairs, same cells, same CODI model merged wit
 loop;
 - batched: the corrupt batch replicated along the batch dimension, one replica per cell
 (`share_prompt=False`);
-- batched + shared prompt: as above, and the prompt call (question + <bot>), which latent cells never change,
-is
-  computed once and its KV cache tiled to the replicas (the default of `interp.interventions.patch`).
+- batched + shared prompt call: as above, and the prompt call (question + <bot>), which latent cells never
+  change, is computed once and its KV cache tiled to the replicas (`engine.run_cells(prompt=)` on the same study
+  and edits as `patch`: what `patch` did before it resumed at later thoughts);
+- batched + resumed at each cell's thought: cells are packed by the thought they edit and each pass starts from the
+  baseline's state right before it (prompt call and earlier thoughts not recomputed; the default of
+  `interp.interventions.patch`).
 On a slow CPU the two slower methods are timed on a subset of the cells (layers 0, k, 2k, ... and 'input', all
 latent positions; `--subset-every k`) and scaled to the full sweep by cell count (time is linear in cells);
 the table says so. Every method's per-cell results are compared with the cell-by-cell ones (max abs
@@ -22,6 +25,7 @@ difference).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import time
 from pathlib import Path
@@ -60,6 +64,16 @@ def _time(fn) -> tuple[float, object]:
     return time.perf_counter() - t, out
 
 
+def _prompt_only(cm, clean, corrupt, layers) -> np.ndarray:
+    """The sweep of `patch` (same study, edits and packing) with only the prompt call shared; [layer, pos, pair]."""
+    from interp.interventions.engine import run_cells
+
+    pm = importlib.import_module("interp.interventions.patch")
+    st, base_c = pm.open_pairs(cm, "patching", clean, corrupt, layers, "latents")
+    s = run_cells(cm, st.batch, pm.patch_edits(st.cells, st.columns, base_c), st.base.plan, prompt=st.base.prompt)
+    return st.per_cell({"ld": s["logit_diff"]})["ld"]
+
+
 def bench(name: str, pairs: int, latents: int, every: int, seed: int) -> list[dict]:
     from codi import data
     from interp import interventions as P
@@ -77,7 +91,14 @@ def bench(name: str, pairs: int, latents: int, every: int, seed: int) -> list[di
     kw = dict(positions="latents", progress=False)
     P.patch(cm, clean[:1], corrupt[:1], layers=[1], positions=["latent_0"], progress=False)  # warm up
     rows = []
-    t_full, g_full = _time(lambda: P.patch(cm, clean, corrupt, layers=all_layers, **kw))
+    engine = importlib.import_module("interp.interventions.engine")
+    passes, one_pass = [], engine._one_pass  # count the passes the default packing makes (run_cells packs by call)
+    engine._one_pass = lambda *a: (passes.append(1), one_pass(*a))[1]
+    try:
+        t_full, g_full = _time(lambda: P.patch(cm, clean, corrupt, layers=all_layers, **kw))
+    finally:
+        engine._one_pass = one_pass
+    t_p, ld_p = _time(lambda: _prompt_only(cm, clean, corrupt, all_layers))
     t_b, g_b = _time(lambda: P.patch(cm, clean, corrupt, layers=sub_layers, share_prompt=False, **kw))
     t_c, g_c = _time(
         lambda: P.patch(cm, clean, corrupt, layers=sub_layers, cells_per_pass=1, share_prompt=False, **kw)
@@ -118,8 +139,18 @@ def bench(name: str, pairs: int, latents: int, every: int, seed: int) -> list[di
     rows.append(
         dict(
             base,
-            method="batched + shared prompt",
+            method="batched + shared prompt call",
             loops=loops_b,
+            seconds=t_p,
+            measured="all cells",
+            diff=float(np.nanmax(np.abs(ld_p[li] - ref))),
+        )
+    )
+    rows.append(
+        dict(
+            base,
+            method="batched + resumed at each cell's thought",
+            loops=len(passes),
             seconds=t_full,
             measured="all cells",
             diff=diff(g_full, li),

@@ -40,6 +40,7 @@ QUICK = {
     "bench_codi_step": ["--model", "tiny-llama", "--steps", "1", "--batch-size", "2", "--lora-r", "4"],
     "bench_patching": ["--models", "tiny-llama", "--pairs", "2"],
     "bench_attribution": None,  # needs the shipped smollm2 CODI run and ~2 min
+    "bench_pass_cost": ["--model", "tiny-llama", "--rows", "2", "8", "--repeats", "1"],
     "bench_demo": None,  # runs the whole demo (quick and default size): minutes
     "bench_probes": ["--parts", "d3072", "--samples", "48", "--layers", "2", "--positions", "2", "--d", "32",
                      "--permutations", "4", "--sk-cells", "1", "--sk-perms", "1", "--threads", "1", "--repeats", "1",

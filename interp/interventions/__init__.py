@@ -1,7 +1,8 @@
 """interp.interventions: ablation, activation patching, steering, attribution patching and thought curves on CODI
 models, all on one engine and one study skeleton, all returning the neutral `grids.ResultGrid` (curves: `Curve`).
 
-- `engine`: cells, batched edits at any (layer, position) and at the fed-back thought, prompt-call reuse;
+- `engine`: cells, batched edits at any (layer, position) and at the fed-back thought, each pass resumed from the
+  baseline at the first call it edits;
 - `batch`: the problems tokenised once and how the answer is scored;
 - `study`: `CellStudy`, the skeleton ablate / patch / steer / attribute share (baseline, cells, groups, grid);
 - `ablate`, `patch`, `steer`, `attribution` (AtP through the recurrence, checked by exact patching), `curves`

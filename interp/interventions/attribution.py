@@ -46,8 +46,9 @@ from scipy import stats
 from torch import Tensor
 
 import poslabels
+from codi.loop import PromptState
 from grids import Finding, ResultGrid
-from interp.hooks import edit_residual
+from interp.hooks import CallClock, edit_residual
 from interp.interventions.batch import Batch, check_codi, score
 from interp.interventions.engine import INPUT
 from interp.interventions.patch import open_pairs, patch_edits
@@ -66,14 +67,21 @@ def _metric(scores: dict[str, Tensor], metric: str) -> Tensor:
 
 
 def _gradients(
-    model, b: Batch, plan: Plan, res_layers: Sequence[int], n_latents: int, metric: str
+    model, b: Batch, plan: Plan, res_layers: Sequence[int], n_latents: int, metric: str,
+    prompt: PromptState | None = None,
 ) -> tuple[Tensor, dict, list[Tensor], list[Tensor]]:
     """One forward + backward of the corrupt batch `b` through the whole latent loop.
 
     Returns the per-pair metric [B], {(layer, call): (activation, grad)} for every residual layer at every
     forward call holding a planned position, and the fed-back thoughts and their grads [B, d] per latent step.
-    A zero tensor that requires grad is added at each such place (`h + 0`), so its grad is dm/dh there."""
+    A zero tensor that requires grad is added at each such place (`h + 0`), so its grad is dm/dh there.
+
+    `prompt` (the corrupt baseline's prompt-call state): when no planned cell lies in the prompt call, the run
+    starts after it, from that state. The grads are the same: a later position never feeds an earlier one, so no
+    grad at a latent or response cell flows through the prompt call, whose keys and values enter as constants."""
     calls = set(plan.call)
+    if 0 in calls:
+        prompt = None
     taps: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
     thoughts: list[tuple[Tensor, Tensor]] = []
 
@@ -92,10 +100,13 @@ def _gradients(
         thoughts.append((thought.detach(), d))
         return thought + d
 
+    clock = CallClock()
+    state = prompt.rows(torch.arange(len(b), device=b.prompt_ids.device)) if prompt is not None else None
     with torch.enable_grad(), ExitStack() as stack:
         for layer in res_layers:
-            stack.enter_context(edit_residual(model.model, layer, tap(layer)))
-        run = model.run_ids(b.prompt_ids, b.prompt_mask, b.resp_ids, b.resp_mask, latent_input_fn=tap_thought)
+            stack.enter_context(edit_residual(model.model, layer, tap(layer), clock=clock))
+        run = model.run_ids(b.prompt_ids, b.prompt_mask, b.resp_ids, b.resp_mask, latent_input_fn=tap_thought,
+                            prompt_state=state, on_call=clock)
         m = _metric(score(model, run, b), metric)
         total = torch.where(torch.isfinite(m), m, torch.zeros_like(m)).sum()
         leaves = [d for _, d in taps.values()] + [d for _, d in thoughts]
@@ -173,7 +184,8 @@ def attribute(
             raise ValueError(f"{name}={v!r} must be an int >= 0 (0 = no exact verification).")
     st, base_c = open_pairs(model, "attribution", clean, corrupt, layers, positions, answers)
     base_k, bk, res_layers = st.base, st.batch, [x for x in st.layers if x != INPUT]
-    m_k, taps, thoughts, tgrads = _gradients(model, bk, base_k.plan, res_layers, model.config.num_latents, metric)
+    m_k, taps, thoughts, tgrads = _gradients(model, bk, base_k.plan, res_layers, model.config.num_latents, metric,
+                                             base_k.prompt)
     est = _estimates(st.cells, base_k.plan, base_c, taps, thoughts, tgrads)  # [cell, pair]
     m_c = _metric(base_c.scores, metric).detach()
     pair_ok = torch.isfinite(m_k) & torch.isfinite(m_c)

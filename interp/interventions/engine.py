@@ -7,10 +7,11 @@ cell for every sample. `run_cells` runs many edit groups in a few forward passes
 along the batch dimension, replica c carries edit group c, and one hook per layer (registered by
 `interp.hooks.edit_residual`) writes each replica's cells at the right forward call of the latent loop.
 
-Prompt reuse: the baseline run keeps its prompt call's state (`codi.loop.PromptState`: KV cache and last hidden);
-passes whose edits leave the prompt call alone hand it to the loop, tiled to the replicas, and skip that call.
-The hooks number calls by the loop's own clock (`interp.hooks.CallClock`), so call numbers mean the same thing
-with and without reuse (`Plan.call` of the baseline).
+Resuming: the baseline run keeps its state (`codi.loopstate.PromptState`: KV cache, last hidden, thoughts so far)
+before every call (`LatentRun.state_at`). Groups are packed by the first call they edit and each pass starts
+there, tiled to the replicas: a cell at thought j skips the prompt call and thoughts 0..j-1 (the shared prompt of
+earlier versions is the case j = 0). The hooks number calls by the loop's own clock (`interp.hooks.CallClock`), so
+call numbers mean the same thing with and without resuming (`Plan.call` of the baseline).
 
     >>> import codi
     >>> from interp.interventions.engine import baseline, Edit, run_cells
@@ -19,7 +20,7 @@ with and without reuse (`Plan.call` of the baseline).
     >>> b = prepare(cm, ["Tom has 3 apples. He buys 4 more. How many?"], ["7"])
     >>> base = baseline(cm, b)
     >>> groups = [[Edit(layer=1, label="latent_0")], [Edit(layer=2, label="latent_1")]]   # zero two cells
-    >>> scores = run_cells(cm, b, groups, base.plan, prompt=base.prompt)   # one latent loop for both cells
+    >>> scores = run_cells(cm, b, groups, base.plan, resume=base)   # passes start at thoughts 0 and 1
     >>> scores["answer_logp"].shape                                  # [group, sample]
     torch.Size([2, 1])
 """
@@ -44,6 +45,7 @@ from interp.positions import Plan
 __all__ = ["INPUT", "Baseline", "Edit", "baseline", "run_cells", "run_labels"]
 
 INPUT = -1  # "layer" of the fed-back continuous thought (input level, before the model adds anything)
+ROWS_PER_CALL = 12  # a pass's fixed cost per forward call, in rows of that call (`run_cells` packs by it)
 
 
 def run_labels(run: LatentRun, positions: str | Sequence[str] = "all") -> list[str]:
@@ -64,8 +66,8 @@ def run_labels(run: LatentRun, positions: str | Sequence[str] = "all") -> list[s
 @dataclass
 class Baseline:
     """The unedited run of a Batch: its plan, scores, and (when recorded) residuals per layer [B, P, d] at the
-    plan's labels plus the fed-back thoughts `latent_inputs` [B, k, d]; `prompt` is the prompt call's state,
-    which edits after the prompt call reuse.
+    plan's labels plus the fed-back thoughts `latent_inputs` [B, k, d]; `prompt` is the prompt call's state and
+    `run.state_at(j)` the state before thought j, from which passes of edits at thought j onwards start.
 
     >>> import codi
     >>> from interp.interventions.batch import prepare
@@ -210,24 +212,59 @@ def _fill(table: _Table, groups: Sequence[Sequence[Edit]], plan: Plan, nb: int, 
             table.add(e.layer, key, g * nb + ar[ok], plan.col[:, p].to(dev)[ok], vals[ok], e.op == "add")
 
 
-def _needs_prompt(group: Sequence[Edit], plan: Plan) -> bool:
-    """True if the group edits a cell of the prompt call (then that call cannot be reused)."""
-    return any(e.layer != INPUT and e.label in plan.labels and plan.call[plan.labels.index(e.label)] == 0
-               for e in group)
+def _first_call(group: Sequence[Edit], plan: Plan, last: int) -> int:
+    """The first forward call a group edits (`last`, the <eot> call, for an empty group); a pass can start from
+    the baseline's state right before it. A label the plan lacks counts as call 0 (`_fill` refuses it)."""
+    calls = [last]
+    for e in group:
+        if e.layer == INPUT:
+            j = poslabels.latent_index(e.label)
+            calls.append(0 if j is None else j + 1)
+        else:
+            calls.append(plan.call[plan.labels.index(e.label)] if e.label in plan.labels else 0)
+    return min(calls)
+
+
+class _States:
+    """Where passes may start: the baseline's state before each call, cut once per step (`LatentRun.state_at`);
+    with only a prompt state, call 1 at the latest; with neither, every pass runs every call."""
+
+    def __init__(self, resume: Baseline | None, prompt: PromptState | None):
+        self.resume, self.prompt, self.made = resume, prompt, {}
+
+    def latest(self) -> int:
+        if self.resume is not None:
+            return self.resume.run.latents.shape[1] + 1
+        return 1 if self.prompt is not None else 0
+
+    def before(self, call: int) -> PromptState | None:
+        if call < 1:
+            return None
+        if self.resume is None:
+            return self.prompt
+        if call - 1 not in self.made:
+            self.made[call - 1] = self.resume.run.state_at(call - 1) or self.resume.prompt
+        return self.made[call - 1]
 
 
 @torch.no_grad()
 def run_cells(model, b: Batch, groups: Sequence[Sequence[Edit]], plan: Plan, cells_per_pass: int | None = None,
               max_rows: int = 256, readout: tuple[int, str] | None = None, prompt: PromptState | None = None,
-              progress=None) -> dict[str, Tensor]:
+              progress=None, resume: Baseline | None = None) -> dict[str, Tensor]:
     """Score `b` under each edit group; returns {score name: [group, sample]} (see `interventions.batch.score`).
 
     Groups are packed `cells_per_pass` at a time (default: as many as fit in `max_rows` rows) into one
     replicated batch, so G groups cost ceil(G / cells_per_pass) latent loops. `cells_per_pass=1` is the
-    cell-by-cell loop. `prompt` (`Baseline.prompt`): passes whose groups leave the prompt call alone reuse
-    that call of the baseline run instead of recomputing it per replica (groups that edit question/<bot>
-    cells are packed apart). `readout=(layer, label)` also returns `"readout"`: the residual there after the
-    edits, [group, sample, d].
+    cell-by-cell loop. `resume` (the `Baseline` of `b`): groups are packed by the first forward call they edit,
+    and each pass starts from the baseline run's state right before that call (`LatentRun.state_at`) instead of
+    recomputing the calls before it per replica: a cell at thought j skips the prompt call and thoughts 0..j-1.
+    A pass costs a fixed amount per call it runs (weights read, hooks) plus a cost per row: the groups of a later
+    call join the previous pass (where it has room) when the calls their rows would recompute there cost less
+    than the calls a pass of their own would run, taking one call's fixed cost as `ROWS_PER_CALL` rows (one
+    latent step of smollm2-135m after a 56-token prompt, one thread of this 2-core CPU, fitted over 4..256 rows:
+    0.058 s + 3.28 ms a row = 17.5 rows in `benchmarks/results/pass_cost.md`, 12.3 rows in an earlier fit).
+    `prompt` (`Baseline.prompt`) alone reuses only the prompt call. `readout=(layer, label)` also returns
+    `"readout"`: the residual there after the edits, [group, sample, d] (passes then start no later than its call).
 
     >>> import codi
     >>> from interp.interventions.batch import prepare
@@ -236,18 +273,30 @@ def run_cells(model, b: Batch, groups: Sequence[Sequence[Edit]], plan: Plan, cel
     >>> s = run_cells(cm, b, [[], [Edit(2, "latent_1")]], base.plan, cells_per_pass=1)
     >>> bool(s["answer_logp"][0, 0] == base.scores["answer_logp"][0])    # the empty group is the baseline
     True
+    >>> r = run_cells(cm, b, [[], [Edit(2, "latent_1")]], base.plan, resume=base)   # passes start at calls 3 and 2
+    >>> bool((r["answer_logp"] == s["answer_logp"]).all())
+    True
     """
     check_codi(model)
     nb = len(b)
     per = cells_per_pass or max(1, max_rows // nb)
-    at_prompt = readout is not None and plan.call[plan.labels.index(readout[1])] == 0
-    first = [i for i, g in enumerate(groups) if prompt is None or at_prompt or _needs_prompt(g, plan)]
-    rest = [i for i in range(len(groups)) if i not in set(first)]
-    chunks = [(first[i: i + per], False) for i in range(0, len(first), per)]
-    chunks += [(rest[i: i + per], True) for i in range(0, len(rest), per)]
+    states = _States(resume, prompt)
+    latest = states.latest()
+    if readout is not None:
+        latest = min(latest, plan.call[plan.labels.index(readout[1])])
+    keys = [min(_first_call(g, plan, latest), latest) for g in groups]
+    n_calls = model.config.num_latents + 2  # prompt, k thoughts, <eot> + response
+    chunks: list[tuple[list[int], int]] = []
+    for key in sorted(set(keys)):
+        idx = [i for i, k in enumerate(keys) if k == key]
+        if chunks and len(chunks[-1][0]) + len(idx) <= per and \
+                len(idx) * nb * (key - chunks[-1][1]) < ROWS_PER_CALL * (n_calls - key):
+            chunks[-1] = (chunks[-1][0] + idx, chunks[-1][1])  # cheaper to ride along with the earlier pass
+            continue
+        chunks += [(idx[i: i + per], key) for i in range(0, len(idx), per)]
     out: dict[str, list[Tensor]] = {}
-    for idx, shared in progress(chunks) if progress else chunks:
-        s = _one_pass(model, b, [groups[i] for i in idx], plan, readout, prompt if shared else None)
+    for idx, key in progress(chunks) if progress else chunks:
+        s = _one_pass(model, b, [groups[i] for i in idx], plan, readout, states.before(key))
         for k, v in s.items():
             out.setdefault(k, []).append(v)
     order = torch.tensor([i for idx, _ in chunks for i in idx]).argsort()

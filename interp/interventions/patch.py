@@ -110,7 +110,9 @@ def patch(model, clean: Any, corrupt: Any, layers: Any = "all", positions: str |
     token minus the corrupt one, at the first response token where they differ), recovered = (ld - ld_corrupt)
     / (ld_clean - ld_corrupt) (1 = the clean answer fully restored, 0 = no effect), clean_accuracy (greedy
     answer is the clean answer), clean_logp. Pairs whose answers are equal carry no signal and are left out (a
-    finding). `scores[l, p, i]` = pair i's patched logit_diff.
+    finding). `scores[l, p, i]` = pair i's patched logit_diff. `share_prompt` (default): each pass starts from
+    the corrupt baseline's state right before the first call its cells edit, so the prompt call and the thoughts
+    before a patched one are not recomputed per replica (`engine.run_cells(resume=)`); False runs every call.
 
     >>> import codi
     >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()

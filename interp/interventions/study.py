@@ -143,7 +143,8 @@ class CellStudy:
     def run(self, groups: Sequence[Sequence[Edit]], cells_per_pass: int | None = None, max_rows: int = 256,
             share_prompt: bool = True, progress: bool = True,
             readout: tuple[int, str] | None = None) -> dict[str, Tensor]:
-        """Scores of every edit group, [group, sample] (batched; the prompt call reused when `share_prompt`).
+        """Scores of every edit group, [group, sample] (batched; with `share_prompt`, each pass starts from the
+        baseline's state before the first call it edits: `engine.run_cells(resume=)`).
 
         >>> import codi
         >>> from interp.interventions.batch import prepare
@@ -154,7 +155,7 @@ class CellStudy:
         """
         bar = (lambda it: tqdm(it, desc=self.kind)) if progress else None
         return run_cells(self.model, self.batch, groups, self.base.plan, cells_per_pass, max_rows, readout=readout,
-                         prompt=self.base.prompt if share_prompt else None, progress=bar)
+                         resume=self.base if share_prompt else None, progress=bar)
 
     def per_cell(self, values: dict[str, Tensor],
                  cells: Sequence[tuple[int, str]] | None = None) -> dict[str, np.ndarray]:

@@ -188,7 +188,7 @@ def test_a_prompt_state_fits_only_its_prompts_and_one_run(cm):
         other, other_mask = cm.tokenize_prompts(QUESTIONS[1:])
         with pytest.raises(ValueError, match="made from other prompts"):
             cm.run_ids(other, other_mask, prompt_state=state.rows(torch.arange(2)))
-        with pytest.raises(ValueError, match="keep_hidden_states=True needs the prompt call"):
+        with pytest.raises(ValueError, match="keep_hidden_states=True needs the hidden states of the calls"):
             cm.run_ids(ids, mask, prompt_state=state.rows(torch.arange(2)), keep_hidden_states=True)
     # made with gradients on (the model's parameters require grad): the kept state is detached and reusable
     run = cm.run_ids(ids, mask, keep_prompt_state=True)

@@ -106,6 +106,53 @@ def test_patching_full_last_layer_reproduces_clean(llama):
     torch.testing.assert_close(s["logit_diff"][1], base_c.scores["logit_diff"], rtol=0, atol=1e-4)
 
 
+def test_passes_resumed_at_their_first_edited_call_equal_full_runs(llama):
+    """resume=baseline: groups packed by the first call they edit (question, <bot>, each thought, the fed-back
+    thought, <eot>, a response token, none) start from the baseline's state there; scores and the read-out
+    residual equal running every call, exactly cell by cell and to float32 noise batched; each pass starts where
+    its earliest edit (or the readout) is."""
+    import interp.interventions.engine as E
+
+    b = prepare(llama, *qa(PROBS))
+    base = baseline(llama, b, layers=[1], positions="all")
+    groups = [[Edit(1, "q_0")], [Edit(2, "bot")], [Edit(1, "latent_0")], [Edit(INPUT, "latent_1", op="add",
+              value=torch.ones(64))], [Edit(2, "latent_2"), Edit(1, "eot")], [Edit(2, "eot")], [Edit(1, "resp_0")],
+              []]
+    starts = []
+    one_pass, rows_per_call = E._one_pass, E.ROWS_PER_CALL
+    first = {}
+
+    def spy(model, b_, part, plan, readout, state):
+        starts.append((0 if state is None else state.step + 1, [first[id(g)] for g in part]))
+        return one_pass(model, b_, part, plan, readout, state)
+
+    E._one_pass = spy
+    try:
+        for readout in [None, (1, "latent_1")]:
+            want = [0, 0, 1, 2, 3, 4, 4, 4] if readout is None else [0, 0, 1, 2, 2, 2, 2, 2]
+            first.update({id(g): w for g, w in zip(groups, want)})
+            starts.clear()
+            full = run_cells(llama, b, groups, base.plan, cells_per_pass=1, readout=readout)
+            assert [s for s, _ in starts] == [0] * len(groups)
+            starts.clear()
+            res = run_cells(llama, b, groups, base.plan, cells_per_pass=1, readout=readout, resume=base)
+            assert sorted(starts) == sorted((w, [w]) for w in want), starts   # each pass at its first call
+            for k in full:
+                assert torch.equal(full[k], res[k]), (readout, k)
+            by_call = sum(-(-want.count(c) // 4) for c in set(want))      # 4 groups a pass, one call each
+            for rows, per_call, n_pass in [(256, 10 ** 6, 1), (4 * len(b), 0, by_call), (256, 32, None)]:
+                E.ROWS_PER_CALL = per_call        # a pass's fixed cost: huge -> all ride along; 0 -> by call
+                starts.clear()
+                packed = run_cells(llama, b, groups, base.plan, readout=readout, resume=base, max_rows=rows)
+                assert n_pass is None or len(starts) == n_pass, starts
+                assert sorted(w for _, ws in starts for w in ws) == sorted(want)
+                assert all(s <= min(ws) for s, ws in starts), starts
+                for k in full:
+                    torch.testing.assert_close(packed[k], full[k], rtol=0, atol=1e-5)
+    finally:
+        E._one_pass, E.ROWS_PER_CALL = one_pass, rows_per_call
+
+
 def test_reused_prompt_call_gives_the_same_scores_residuals_and_call_numbers(llama):
     """Prompt reuse (the baseline's PromptState handed to the loop) equals recomputing the prompt call, exactly:
     scores and the residual read out after the edits, cell by cell; and hooks numbering calls by the loop's clock
