@@ -75,6 +75,29 @@ def test_estimates_rank_like_exact_patching_on_tiny_models(base):
         assert r["exact"] == pytest.approx(exact.metrics["logit_diff"][li, pi] - base_k, abs=1e-4)
 
 
+@pytest.mark.parametrize("base", ["tiny-llama", "tiny-gpt2"])
+def test_the_gradient_run_starts_after_the_prompt_call_unless_a_prompt_cell_is_planned(base):
+    """Only latent cells planned: the gradient run starts from the corrupt baseline's prompt-call state (one model
+    call fewer); with a question cell planned it runs the prompt call with gradients. The latent cells' estimates
+    are the same either way, bit for bit: no gradient at a later position flows through the prompt call."""
+    cm = _model(base)
+    clean, corrupt = _pairs(cm, 4)
+    kw = dict(layers=["input", 0, 1, 2], verify_top=0, progress=False)
+    calls = []
+    hook = cm.model.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        lat = P.attribute(cm, clean, corrupt, positions="latents", **kw)
+        n_lat = len(calls)
+        both = P.attribute(cm, clean, corrupt, positions=["q_0"] + lat.positions, **kw)
+    finally:
+        hook.remove()
+    k = cm.config.num_latents
+    assert n_lat == 2 * (k + 2) + (k + 1) and len(calls) - n_lat == 2 * (k + 2) + (k + 2)  # 2 baselines + grads
+    assert both.positions == ["q_0"] + lat.positions
+    e = both.metrics["estimate"][:, 1:]
+    assert np.isfinite(e).all() and np.array_equal(e, lat.metrics["estimate"])
+
+
 def test_estimates_on_a_model_organism_whose_thoughts_are_used():
     """pointer3 (3 thoughts carry hops 1-3), 16 pairs that differ from hop 1 on. Exact effects there are large
     and saturating (patching one cell swings the logit difference by ~17), which a first-order estimate
