@@ -25,7 +25,7 @@ import torch
 
 HERE = Path(__file__).parent
 
-from machine import describe  # noqa: E402  (benchmarks/ is the script's folder)
+from machine import describe, write_result  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def _timed(fn):
@@ -99,10 +99,7 @@ def main() -> None:
         "verified row can approach but not pass 10x; the estimates alone are what scale.\n\n"
         + "\n".join(lines) + "\n\n" + agree + "\n"
     )
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(f"wrote {args.out}")
+    write_result(text, args.out)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import torch
 
 HERE = Path(__file__).parent
 
-from machine import describe  # noqa: E402  (benchmarks/ is the script's folder)
+from machine import describe, write_result  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def main() -> None:
@@ -49,7 +49,7 @@ def main() -> None:
         for _ in range(args.repeats):
             for n in args.rows:  # interleaved: every row count in every round
                 g = torch.Generator().manual_seed(n)
-                ids = torch.randint(0, 1000, (n, p), generator=g)
+                ids = torch.randint(0, min(1000, model.config.vocab_size), (n, p), generator=g)
                 cache = model(input_ids=ids, use_cache=True, logits_to_keep=none).past_key_values
                 x = torch.randn(n, 1, d, generator=g)
                 mask = torch.ones(n, p + 1, dtype=torch.long)
@@ -72,10 +72,7 @@ def main() -> None:
         f"Fit (least squares over the medians): {fixed:.4f} s fixed + {per_row * 1e3:.2f} ms a row: a call's fixed "
         f"cost equals {fixed / per_row:.1f} rows; `engine.ROWS_PER_CALL` = {ROWS_PER_CALL}.\n"
     )
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(f"wrote {args.out}")
+    write_result(text, args.out)
 
 
 if __name__ == "__main__":

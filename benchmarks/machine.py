@@ -122,3 +122,11 @@ def load_range(timings: list[Timing]) -> str:
     """The load averages seen before and after a method's runs, as 'lo-hi'."""
     vals = [v for t in timings for v in t.load]
     return f"{min(vals):.1f}-{max(vals):.1f}"
+
+
+def write_result(text: str, out: str | Path) -> None:
+    """Print a results table and write it to `out` (benchmarks/results/<topic>.md, read by run_all --collect)."""
+    print(text)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+    print(f"wrote {out}")
