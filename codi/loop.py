@@ -12,7 +12,8 @@ Calls, in order (`Segment.call` numbers them):
    when generating, every further token is one call (segment "response", index j, length 1).
 The "last-layer hidden" is HF `hidden_states[-1]` (after the final norm), as in the official code. The prompt call and
 the latent steps only need that hidden state, so they skip the LM head (HF `logits_to_keep` = no position: a
-256-row latent step of smollm2-135m took 0.78-0.84 s instead of 1.02-1.16 s here); hidden states are unchanged.
+latent step of smollm2-135m takes 0.75-0.86 of the time with the head, `benchmarks/results/pass_cost.md`); hidden
+states are unchanged.
 
 Prompt reuse. Everything after the prompt call depends on the prompt only through that call's KV cache and its
 last-layer hidden state at the last position. `keep_prompt_state=True` returns both in `run.prompt_state` (a

@@ -262,7 +262,8 @@ def run_cells(model, b: Batch, groups: Sequence[Sequence[Edit]], plan: Plan, cel
     call join the previous pass (where it has room) when the calls their rows would recompute there cost less
     than the calls a pass of their own would run, taking one call's fixed cost as `ROWS_PER_CALL` rows (one
     latent step of smollm2-135m after a 56-token prompt, one thread of this 2-core CPU, fitted over 4..256 rows:
-    0.058 s + 3.28 ms a row = 17.5 rows in `benchmarks/results/pass_cost.md`, 12.3 rows in an earlier fit).
+    0.066 s + 3.41 ms a row = 19.5 rows in `benchmarks/results/pass_cost.md`, 12.3 and 17.5 in earlier fits; the
+    smollm2 sweep of `benchmarks/results/patching.md` packs the same for any value from 12 to 21).
     `prompt` (`Baseline.prompt`) alone reuses only the prompt call. `readout=(layer, label)` also returns
     `"readout"`: the residual there after the edits, [group, sample, d] (passes then start no later than its call).
 
