@@ -14,8 +14,8 @@ loop;
   change, is computed once and its KV cache tiled to the replicas (`engine.run_cells(prompt=)` on the same study
   and edits as `patch`: what `patch` did before it resumed at later thoughts);
 - batched + resumed at each cell's thought: cells are packed by the thought they edit and each pass starts from the
-  baseline's state right before it (prompt call and earlier thoughts not recomputed; the default of
-  `interp.interventions.patch`).
+  baseline's state right before it (prompt call and earlier thoughts not recomputed; `engine.run_cells(resume=)` on
+  the same study and edits, what `interp.interventions.patch` runs by default).
 On a slow CPU the two slower methods are timed on a subset of the cells (layers 0, k, 2k, ... and 'input', all
 latent positions; `--subset-every k`) and scaled to the full sweep by cell count (time is linear in cells);
 the table says so. Every method's per-cell results are compared with the cell-by-cell ones (max abs
@@ -25,7 +25,6 @@ difference).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import time
 from pathlib import Path
@@ -64,14 +63,23 @@ def _time(fn) -> tuple[float, object]:
     return time.perf_counter() - t, out
 
 
-def _prompt_only(cm, clean, corrupt, layers) -> np.ndarray:
-    """The sweep of `patch` (same study, edits and packing) with only the prompt call shared; [layer, pos, pair]."""
+def _engine_sweep(cm, clean, corrupt, layers, share: str) -> tuple[np.ndarray, int]:
+    """The sweep of `patch` (same study, edits and packing: `engine.run_cells` as `CellStudy.run` calls it), each
+    pass resumed at its first edited call (share="resume", what `patch` does) or sharing only the prompt call
+    (share="prompt"); returns the per-pair logit diff [layer, pos, pair] and the number of passes run."""
     from interp.interventions.engine import run_cells
+    from interp.interventions.patch import open_pairs, patch_edits
 
-    pm = importlib.import_module("interp.interventions.patch")
-    st, base_c = pm.open_pairs(cm, "patching", clean, corrupt, layers, "latents")
-    s = run_cells(cm, st.batch, pm.patch_edits(st.cells, st.columns, base_c), st.base.plan, prompt=st.base.prompt)
-    return st.per_cell({"ld": s["logit_diff"]})["ld"]
+    st, base_c = open_pairs(cm, "patching", clean, corrupt, layers, "latents")
+    passes = []
+
+    def count(chunks):
+        passes.append(len(chunks))
+        return chunks
+
+    kw = {"resume": st.base} if share == "resume" else {"prompt": st.base.prompt}
+    s = run_cells(cm, st.batch, patch_edits(st.cells, st.columns, base_c), st.base.plan, progress=count, **kw)
+    return st.per_cell({"ld": s["logit_diff"]})["ld"], passes[0]
 
 
 def bench(name: str, pairs: int, latents: int, every: int, seed: int) -> list[dict]:
@@ -91,24 +99,14 @@ def bench(name: str, pairs: int, latents: int, every: int, seed: int) -> list[di
     kw = dict(positions="latents", progress=False)
     P.patch(cm, clean[:1], corrupt[:1], layers=[1], positions=["latent_0"], progress=False)  # warm up
     rows = []
-    engine = importlib.import_module("interp.interventions.engine")
-    passes, one_pass = [], engine._one_pass  # count the passes the default packing makes (run_cells packs by call)
-    engine._one_pass = lambda *a: (passes.append(1), one_pass(*a))[1]
-    try:
-        t_full, g_full = _time(lambda: P.patch(cm, clean, corrupt, layers=all_layers, **kw))
-    finally:
-        engine._one_pass = one_pass
-    t_p, ld_p = _time(lambda: _prompt_only(cm, clean, corrupt, all_layers))
+    t_full, (ld_full, n_full) = _time(lambda: _engine_sweep(cm, clean, corrupt, all_layers, "resume"))
+    t_p, (ld_p, n_p) = _time(lambda: _engine_sweep(cm, clean, corrupt, all_layers, "prompt"))
     t_b, g_b = _time(lambda: P.patch(cm, clean, corrupt, layers=sub_layers, share_prompt=False, **kw))
     t_c, g_c = _time(
         lambda: P.patch(cm, clean, corrupt, layers=sub_layers, cells_per_pass=1, share_prompt=False, **kw)
     )
-    li = [g_full.layers.index(-1 if x == "input" else x) for x in sub_layers]
+    li = [all_layers.index(x) for x in sub_layers]
     ref = g_c.scores
-
-    def diff(g, rows_=None) -> float:
-        s = g.scores if rows_ is None else g.scores[rows_]
-        return float(np.nanmax(np.abs(s - ref)))
 
     scale = full_cells / sub_cells
     loops_c = full_cells
@@ -133,14 +131,14 @@ def bench(name: str, pairs: int, latents: int, every: int, seed: int) -> list[di
             loops=loops_b,
             seconds=t_b * scale,
             measured=f"{sub_cells} cells",
-            diff=diff(g_b),
+            diff=float(np.nanmax(np.abs(g_b.scores - ref))),
         )
     )
     rows.append(
         dict(
             base,
             method="batched + shared prompt call",
-            loops=loops_b,
+            loops=n_p,
             seconds=t_p,
             measured="all cells",
             diff=float(np.nanmax(np.abs(ld_p[li] - ref))),
@@ -150,10 +148,10 @@ def bench(name: str, pairs: int, latents: int, every: int, seed: int) -> list[di
         dict(
             base,
             method="batched + resumed at each cell's thought",
-            loops=len(passes),
+            loops=n_full,
             seconds=t_full,
             measured="all cells",
-            diff=diff(g_full, li),
+            diff=float(np.nanmax(np.abs(ld_full[li] - ref))),
         )
     )
     for r in rows:

@@ -131,7 +131,7 @@ def cut_state(ids: Tensor, cache: Any, mask: Tensor, latents: Tensor, inputs: Te
     >>> m = load_model("tiny-llama"); d = m.d_model
     >>> run = latent_loop(m.model, torch.tensor([[5, 6]]), torch.tensor([[1, 1]]), prj=torch.nn.Identity(),
     ...                   num_latents=3, eot_embeds=torch.zeros(d), keep_prompt_state=True)
-    >>> s = run.state_at(2)                        # calls = cut_state(...) on the run's own cache
+    >>> s = run.state_at(2)                        # state_at calls cut_state on the run's own cache
     >>> s.step, s.cache.get_seq_length(), tuple(s.latents.shape), torch.equal(s.last_hidden, run.latents[:, 2])
     (2, 4, (1, 2, 64), True)
     """
