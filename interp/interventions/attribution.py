@@ -6,7 +6,8 @@ order: with `a` the activation at a cell and `m` the metric of the corrupt run,
 
     effect(cell) ~= (a_clean - a_corrupt) . dm/da |corrupt
 
-from ONE forward and ONE backward pass of the corrupt batch (all pairs batched). In a CODI model every thought
+from ONE forward and ONE backward pass of the corrupt batch (all pairs batched; that forward is also the corrupt
+baseline the exact verification resumes from) and one forward of the clean batch. In a CODI model every thought
 is computed from the previous step's last hidden state and fed back, so the gradient at an early cell flows to
 the answer both through attention (the KV cache) and through every later fed-back thought; the backward pass
 here runs through the whole latent loop, nothing is detached. Cells are those of `patch()`: layer -1
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -46,14 +48,14 @@ from scipy import stats
 from torch import Tensor
 
 import poslabels
-from codi.loop import PromptState
+from codi.loopstate import detached_copy
 from grids import Finding, ResultGrid
 from interp.hooks import CallClock, edit_residual
-from interp.interventions.batch import Batch, check_codi, score
-from interp.interventions.engine import INPUT
-from interp.interventions.patch import open_pairs, patch_edits
-from interp.interventions.study import CellStudy, nanmean
-from interp.positions import Plan
+from interp.interventions.batch import Batch, check_codi
+from interp.interventions.engine import INPUT, Baseline, baseline, from_run
+from interp.interventions.patch import pair_batches, patch_edits
+from interp.interventions.study import CellStudy, nanmean, parse_layers
+from interp.positions import Plan, codi_labels
 
 __all__ = ["attribute", "agreement", "METRICS"]
 
@@ -66,28 +68,33 @@ def _metric(scores: dict[str, Tensor], metric: str) -> Tensor:
     return scores["logit_diff"] if metric == "logit_diff" else scores["answer_logp"]
 
 
-def _gradients(
-    model, b: Batch, plan: Plan, res_layers: Sequence[int], n_latents: int, metric: str,
-    prompt: PromptState | None = None,
-) -> tuple[Tensor, dict, list[Tensor], list[Tensor]]:
-    """One forward + backward of the corrupt batch `b` through the whole latent loop.
+def _taps_prompt(model, b: Batch, positions: str | Sequence[str]) -> bool:
+    """Whether a planned position lies in the prompt call (question tokens, <bot>): only then does the gradient
+    run tap it, and only then does the backward pass run through it."""
+    labels = codi_labels(positions, int(b.prompt_mask.long().sum(1).max()), model.config.num_latents,
+                         b.resp_ids.shape[1])
+    return any(poslabels.kind(p) in ("question", "bot") for p in labels)
 
-    Returns the per-pair metric [B], {(layer, call): (activation, grad)} for every residual layer at every
-    forward call holding a planned position, and the fed-back thoughts and their grads [B, d] per latent step.
-    A zero tensor that requires grad is added at each such place (`h + 0`), so its grad is dm/dh there.
 
-    `prompt` (the corrupt baseline's prompt-call state): when no planned cell lies in the prompt call, the run
-    starts after it, from that state. The grads are the same: a later position never feeds an earlier one, so no
-    grad at a latent or response cell flows through the prompt call, whose keys and values enter as constants."""
-    calls = set(plan.call)
-    if 0 in calls:
-        prompt = None
+def _corrupt_run(
+    model, b: Batch, res_layers: Sequence[int], positions: str | Sequence[str], metric: str,
+) -> tuple[Baseline, Tensor, dict, list[Tensor], list[Tensor]]:
+    """The corrupt batch `b` once forward and once backward through the whole latent loop; the forward is also
+    the corrupt baseline of the exact verification (no second, gradient-free run of it).
+
+    Returns the baseline (detached; its prompt state and final cache kept for resuming, `engine.Baseline`), the
+    per-pair metric [B], {(layer, call): (activation, grad)} for every residual layer at every forward call holding
+    a planned position, and the fed-back thoughts and their grads [B, d] per latent step. A zero tensor that
+    requires grad is added at each tapped place (`h + d`), so its grad is dm/dh there and the forward values are
+    those of an unedited run. The prompt call is tapped only when a planned position lies in it: a later
+    position never feeds an earlier one, so no grad at a latent or response cell flows through the prompt call."""
+    prompt = _taps_prompt(model, b, positions)
     taps: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
     thoughts: list[tuple[Tensor, Tensor]] = []
 
     def tap(layer: int):
         def fn(h: Tensor, call: int) -> Tensor:
-            if call not in calls:
+            if call == 0 and not prompt:
                 return h
             d = torch.zeros_like(h, requires_grad=True)
             taps[(layer, call)] = (h.detach(), d)
@@ -101,22 +108,27 @@ def _gradients(
         return thought + d
 
     clock = CallClock()
-    state = prompt.rows(torch.arange(len(b), device=b.prompt_ids.device)) if prompt is not None else None
     with torch.enable_grad(), ExitStack() as stack:
         for layer in res_layers:
             stack.enter_context(edit_residual(model.model, layer, tap(layer), clock=clock))
         run = model.run_ids(b.prompt_ids, b.prompt_mask, b.resp_ids, b.resp_mask, latent_input_fn=tap_thought,
-                            prompt_state=state, on_call=clock)
-        m = _metric(score(model, run, b), metric)
+                            keep_prompt_state=True, on_call=clock)
+        base = from_run(model, b, run, positions)
+        m = _metric(base.scores, metric)
+        calls = set(base.plan.call)
+        taps = {k: v for k, v in taps.items() if k[1] in calls}
         total = torch.where(torch.isfinite(m), m, torch.zeros_like(m)).sum()
         leaves = [d for _, d in taps.values()] + [d for _, d in thoughts]
         grads = torch.autograd.grad(total, leaves, allow_unused=True)
     grads = [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads)]
     n = len(taps)
     out = {k: (h, g) for (k, (h, _)), g in zip(taps.items(), grads[:n])}
-    if len(thoughts) != n_latents:
-        raise RuntimeError(f"the latent loop ran {len(thoughts)} thoughts; expected {n_latents}.")
-    return m.detach(), out, [h for h, _ in thoughts], grads[n:]
+    if len(thoughts) != model.config.num_latents:
+        raise RuntimeError(f"the latent loop ran {len(thoughts)} thoughts; expected {model.config.num_latents}.")
+    run = replace(run, latents=run.latents.detach(), latent_inputs=run.latent_inputs.detach(),
+                  logits=run.logits.detach(), last_hidden=run.last_hidden.detach(), cache=detached_copy(run.cache))
+    base = replace(base, run=run, scores={k: v.detach() for k, v in base.scores.items()})
+    return base, m.detach(), out, [h for h, _ in thoughts], grads[n:]
 
 
 def _estimates(
@@ -182,10 +194,12 @@ def attribute(
     for name, v in (("verify_top", verify_top), ("verify_sample", verify_sample)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ValueError(f"{name}={v!r} must be an int >= 0 (0 = no exact verification).")
-    st, base_c = open_pairs(model, "attribution", clean, corrupt, layers, positions, answers)
-    base_k, bk, res_layers = st.base, st.batch, [x for x in st.layers if x != INPUT]
-    m_k, taps, thoughts, tgrads = _gradients(model, bk, base_k.plan, res_layers, model.config.num_latents, metric,
-                                             base_k.prompt)
+    bc, bk = pair_batches(model, clean, corrupt, answers)
+    lays = parse_layers(model, layers)
+    res_layers = [x for x in lays if x != INPUT]
+    base_k, m_k, taps, thoughts, tgrads = _corrupt_run(model, bk, res_layers, positions, metric)
+    st = CellStudy.open(model, "attribution", bk, lays, positions, base=base_k)
+    base_c = baseline(model, bc, res_layers, st.columns)
     est = _estimates(st.cells, base_k.plan, base_c, taps, thoughts, tgrads)  # [cell, pair]
     m_c = _metric(base_c.scores, metric).detach()
     pair_ok = torch.isfinite(m_k) & torch.isfinite(m_c)

@@ -42,7 +42,7 @@ from interp.hooks import CallClock, edit_residual, record_residuals
 from interp.interventions.batch import Batch, check_codi, score
 from interp.positions import Plan
 
-__all__ = ["INPUT", "Baseline", "Edit", "baseline", "run_cells", "run_labels"]
+__all__ = ["INPUT", "Baseline", "Edit", "baseline", "from_run", "run_cells", "run_labels"]
 
 INPUT = -1  # "layer" of the fed-back continuous thought (input level, before the model adds anything)
 ROWS_PER_CALL = 12  # a pass's fixed cost per forward call, in rows of that call (`run_cells` packs by it)
@@ -116,13 +116,30 @@ def baseline(model, b: Batch, layers: Sequence[int] = (), positions: str | Seque
         rec = stack.enter_context(record_residuals(model.model, list(layers), clock=clock)) if layers else None
         run = model.run_ids(b.prompt_ids, b.prompt_mask, b.resp_ids, b.resp_mask, keep_prompt_state=True,
                             on_call=clock)
-    labels = run_labels(run, positions)
-    plan = codi_plan(run, labels + [x for x in extra if x not in labels])
-    resid = {}
+    base = from_run(model, b, run, positions, extra)
     if rec is not None:  # the plan's cells, zero where a sample lacks one (positions.Plan.gather: the one gather)
         for layer in rec.layers:
-            resid[layer] = plan.gather(dict(zip(rec.calls, rec.residuals[layer])))
-    return Baseline(run, plan, score(model, run, b), resid, run.prompt_state)
+            base.resid[layer] = base.plan.gather(dict(zip(rec.calls, rec.residuals[layer])))
+    return base
+
+
+def from_run(model, b: Batch, run: LatentRun, positions: str | Sequence[str] = "all",
+             extra: Sequence[str] = ()) -> Baseline:
+    """The `Baseline` of an unedited run of `b` made elsewhere (with keep_prompt_state=True, so passes can
+    resume from it): its plan at `positions` (+ `extra`) and its scores; no residuals.
+
+    >>> import codi
+    >>> from interp.interventions.batch import prepare
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+    >>> b = prepare(cm, ["2 + 3 = ?"], ["5"])
+    >>> run = cm.run_ids(b.prompt_ids, b.prompt_mask, b.resp_ids, b.resp_mask, keep_prompt_state=True)
+    >>> base = from_run(cm, b, run, "latents")
+    >>> base.plan.labels, bool(base.scores["answer_logp"] == baseline(cm, b).scores["answer_logp"])
+    (['latent_0', 'latent_1'], True)
+    """
+    labels = run_labels(run, positions)
+    plan = codi_plan(run, labels + [x for x in extra if x not in labels])
+    return Baseline(run, plan, score(model, run, b), {}, run.prompt_state)
 
 
 # ---------------------------------------------------------------------------------------------- edits

@@ -124,9 +124,10 @@ class CellStudy:
 
     @classmethod
     def open(cls, model, kind: str, batch: Batch, layers: Any, positions: str | Sequence[str],
-             record: Sequence[int] = (), extra: Sequence[str] = ()) -> CellStudy:
+             record: Sequence[int] = (), extra: Sequence[str] = (), base: Baseline | None = None) -> CellStudy:
         """The baseline of `batch` (residuals of `record` layers; `extra` labels planned too) and every cell of
-        `layers` x `positions`.
+        `layers` x `positions`. `base`: a baseline of `batch` already made (`engine.from_run`: attribution's
+        gradient run is its corrupt baseline), used instead of running one.
 
         >>> import codi
         >>> from interp.interventions.batch import prepare
@@ -136,7 +137,11 @@ class CellStudy:
         """
         check_codi(model)
         lays = parse_layers(model, layers)
-        base = baseline(model, batch, list(record), positions, extra)
+        if base is None:
+            base = baseline(model, batch, list(record), positions, extra)
+        elif record or extra:
+            raise ValueError("CellStudy.open: record= and extra= describe a baseline to run; with base= given, "
+                             "record the residuals and plan the labels when making that baseline.")
         labels = run_labels(base.run, positions)
         return cls(model, kind, batch, base, lays, labels, cells_of(lays, labels))
 

@@ -76,9 +76,10 @@ def test_estimates_rank_like_exact_patching_on_tiny_models(base):
 
 
 @pytest.mark.parametrize("base", ["tiny-llama", "tiny-gpt2"])
-def test_the_gradient_run_starts_after_the_prompt_call_unless_a_prompt_cell_is_planned(base):
-    """Only latent cells planned: the gradient run starts from the corrupt baseline's prompt-call state (one model
-    call fewer); with a question cell planned it runs the prompt call with gradients. The latent cells' estimates
+def test_the_gradient_run_is_the_corrupt_baseline_and_taps_the_prompt_call_only_for_a_prompt_cell(base):
+    """AtP runs the model twice: the clean baseline and the corrupt run with gradients, which is also the corrupt
+    baseline the verification resumes from (k + 2 calls each). Only latent cells planned: the prompt call is not
+    tapped, so the backward pass stops before it; with a question cell planned it is. The latent cells' estimates
     are the same either way, bit for bit: no gradient at a later position flows through the prompt call."""
     cm = _model(base)
     clean, corrupt = _pairs(cm, 4)
@@ -92,7 +93,7 @@ def test_the_gradient_run_starts_after_the_prompt_call_unless_a_prompt_cell_is_p
     finally:
         hook.remove()
     k = cm.config.num_latents
-    assert n_lat == 2 * (k + 2) + (k + 1) and len(calls) - n_lat == 2 * (k + 2) + (k + 2)  # 2 baselines + grads
+    assert n_lat == 2 * (k + 2) and len(calls) - n_lat == 2 * (k + 2)  # clean baseline + corrupt gradient run
     assert both.positions == ["q_0"] + lat.positions
     e = both.metrics["estimate"][:, 1:]
     assert np.isfinite(e).all() and np.array_equal(e, lat.metrics["estimate"])
