@@ -125,8 +125,8 @@ def _corrupt_run(
     out = {k: (h, g) for (k, (h, _)), g in zip(taps.items(), grads[:n])}
     if len(thoughts) != model.config.num_latents:
         raise RuntimeError(f"the latent loop ran {len(thoughts)} thoughts; expected {model.config.num_latents}.")
-    run = replace(run, latents=run.latents.detach(), latent_inputs=run.latent_inputs.detach(),
-                  logits=run.logits.detach(), last_hidden=run.last_hidden.detach(), cache=detached_copy(run.cache))
+    run = replace(run, **{k: getattr(run, k).detach() for k in ("latents", "latent_inputs", "logits", "last_hidden")
+                          if getattr(run, k) is not None}, cache=detached_copy(run.cache))
     base = replace(base, run=run, scores={k: v.detach() for k, v in base.scores.items()})
     return base, m.detach(), out, [h for h, _ in thoughts], grads[n:]
 

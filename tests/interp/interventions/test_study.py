@@ -12,7 +12,7 @@ import torch
 from interventions_fixtures import PROBS, qa
 
 from interp.interventions.batch import prepare
-from interp.interventions.engine import INPUT, Edit
+from interp.interventions.engine import INPUT, Edit, from_run
 from interp.interventions.study import CellStudy, cells_of, grid_config, nanmean, parse_layers
 
 
@@ -62,3 +62,21 @@ def test_cell_study_skeleton(llama):
     assert g.config.kind == "ablation" and g.config["n"] == 3 and g.config["mode"] == "zero"
     want = dict(kind="ablation", model=llama.base_name, n_layers=2, d_model=64, num_latents=3)
     assert {k: grid_config(llama, "ablation")[k] for k in want} == want
+
+
+def test_a_study_on_a_baseline_made_elsewhere(llama, refused):
+    """CellStudy.open(base=): the study takes a baseline already run (attribution's gradient run, through
+    engine.from_run) instead of running one: same labels, cells and edited scores as a study that ran its own;
+    record= or extra= beside base= are refused (they describe a run that will not happen)."""
+    qs, ans = qa(PROBS)
+    b = prepare(llama, qs, ans)
+    run = llama.run_ids(b.prompt_ids, b.prompt_mask, b.resp_ids, b.resp_mask, keep_prompt_state=True)
+    own = CellStudy.open(llama, "ablation", b, [1], "latents")
+    made = CellStudy.open(llama, "ablation", b, [1], "latents", base=from_run(llama, b, run, "latents"))
+    assert made.cells == own.cells and made.base.run is run
+    groups = [[Edit(1, "latent_1")], [Edit(1, "latent_2")]]
+    s_own, s_made = own.run(groups, progress=False), made.run(groups, progress=False)
+    assert all(torch.equal(s_own[k], s_made[k]) for k in s_own)
+    msg = refused(lambda: CellStudy.open(llama, "ablation", b, [1], "latents", record=[1], base=made.base),
+                  ValueError, "record=", "base=")
+    assert "when making that baseline" in msg
