@@ -140,8 +140,9 @@ class CellStudy:
         if base is None:
             base = baseline(model, batch, list(record), positions, extra)
         elif record or extra:
-            raise ValueError("CellStudy.open: record= and extra= describe a baseline to run; with base= given, "
-                             "record the residuals and plan the labels when making that baseline.")
+            raise ValueError(f"CellStudy.open: record={list(record)!r}, extra={list(extra)!r} describe a baseline to "
+                             "run, but base= is given. Fix: record the residuals and plan the labels when making "
+                             "that baseline (engine.baseline), or drop base=.")
         labels = run_labels(base.run, positions)
         return cls(model, kind, batch, base, lays, labels, cells_of(lays, labels))
 

@@ -78,5 +78,5 @@ def test_a_study_on_a_baseline_made_elsewhere(llama, refused):
     s_own, s_made = own.run(groups, progress=False), made.run(groups, progress=False)
     assert all(torch.equal(s_own[k], s_made[k]) for k in s_own)
     msg = refused(lambda: CellStudy.open(llama, "ablation", b, [1], "latents", record=[1], base=made.base),
-                  ValueError, "record=", "base=")
+                  ValueError, "record=[1]", "base=")
     assert "when making that baseline" in msg
