@@ -55,7 +55,7 @@ from interp.interventions.batch import Batch, check_codi
 from interp.interventions.engine import INPUT, Baseline, baseline, from_run
 from interp.interventions.patch import pair_batches, patch_edits
 from interp.interventions.study import CellStudy, nanmean, parse_layers
-from interp.positions import Plan
+from interp.positions import Plan, codi_labels
 
 __all__ = ["attribute", "agreement", "METRICS"]
 
@@ -68,6 +68,16 @@ def _metric(scores: dict[str, Tensor], metric: str) -> Tensor:
     return scores["logit_diff"] if metric == "logit_diff" else scores["answer_logp"]
 
 
+def _taps_prompt(model, b: Batch, positions: str | Sequence[str]) -> bool:
+    """Whether a planned position lies in the prompt call (question tokens, <bot>): only then does the gradient
+    run tap it, and only then does the backward pass run through it. Tapping it anyway (and asking no grad there)
+    gives the same estimates but keeps the prompt call's autograd graph alive: 32 pairs of smollm2-135m, latent
+    cells only, peaked at 5.5 GB RSS against 3.2 GB."""
+    labels = codi_labels(positions, int(b.prompt_mask.long().sum(1).max()), model.config.num_latents,
+                         b.resp_ids.shape[1])
+    return any(poslabels.kind(p) in ("question", "bot") for p in labels)
+
+
 def _corrupt_run(
     model, b: Batch, res_layers: Sequence[int], positions: str | Sequence[str], metric: str,
 ) -> tuple[Baseline, Tensor, dict, list[Tensor], list[Tensor]]:
@@ -78,14 +88,16 @@ def _corrupt_run(
     per-pair metric [B], {(layer, call): (activation, grad)} for every residual layer at every forward call holding
     a planned position, and the fed-back thoughts and their grads [B, d] per latent step. A zero tensor that
     requires grad is added at each tapped place (`h + d`), so its grad is dm/dh there and the forward values are
-    those of an unedited run. Only the taps at calls holding a planned position are asked for their grads, and
-    autograd runs back only along paths to them: with no planned position in the prompt call (a later position
-    never feeds an earlier one), the backward pass stops at the first thought."""
+    those of an unedited run. The prompt call is tapped only when a planned position lies in it: a later
+    position never feeds an earlier one, so no grad at a latent or response cell flows through the prompt call."""
+    prompt = _taps_prompt(model, b, positions)
     taps: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
     thoughts: list[tuple[Tensor, Tensor]] = []
 
     def tap(layer: int):
         def fn(h: Tensor, call: int) -> Tensor:
+            if call == 0 and not prompt:
+                return h
             d = torch.zeros_like(h, requires_grad=True)
             taps[(layer, call)] = (h.detach(), d)
             return h + d

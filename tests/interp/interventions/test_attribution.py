@@ -76,12 +76,11 @@ def test_estimates_rank_like_exact_patching_on_tiny_models(base):
 
 
 @pytest.mark.parametrize("base", ["tiny-llama", "tiny-gpt2"])
-def test_the_gradient_run_is_the_corrupt_baseline_and_a_prompt_cell_leaves_latent_estimates_unchanged(base):
+def test_the_gradient_run_is_the_corrupt_baseline_and_taps_the_prompt_call_only_for_a_prompt_cell(base):
     """AtP runs the model twice: the clean baseline and the corrupt run with gradients, which is also the corrupt
-    baseline the verification resumes from (k + 2 calls each), with or without a question cell planned. Only
-    latent cells planned: no grad is asked at the prompt call, so the backward pass stops before it; with a
-    question cell planned it runs through it. The latent cells' estimates are the same either way, bit for bit: no
-    gradient at a later position flows through the prompt call."""
+    baseline the verification resumes from (k + 2 calls each). Only latent cells planned: the prompt call is not
+    tapped, so the backward pass stops before it; with a question cell planned it is. The latent cells' estimates
+    are the same either way, bit for bit: no gradient at a later position flows through the prompt call."""
     cm = _model(base)
     clean, corrupt = _pairs(cm, 4)
     kw = dict(layers=["input", 0, 1, 2], verify_top=0, progress=False)
