@@ -29,7 +29,7 @@ numbers with and without reuse. Interventions that leave the prompt call alone r
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -114,6 +114,26 @@ class LatentRun:
         p = self.prompt_state.mask.shape[1] - self.prompt_state.step
         return cut_state(self.prompt_state.ids, self.cache, self.attention_mask, self.latents, self.latent_inputs,
                          self.last_hidden, p, step)
+
+    def detached(self) -> LatentRun:
+        """This run with no autograd graph behind it (one made with gradients, kept for its scores or to resume
+        from): thoughts, logits, hidden states and the final KV cache (`detached_copy`) cut from the graph; the
+        prompt state is detached when the loop makes it.
+
+        >>> from basemodels import load_model
+        >>> m = load_model("tiny-llama"); d = m.d_model
+        >>> run = latent_loop(m.model, torch.tensor([[5, 6]]), torch.tensor([[1, 1]]), prj=torch.nn.Linear(d, d),
+        ...                   num_latents=2, eot_embeds=torch.zeros(d), keep_prompt_state=True)
+        >>> run.latent_inputs.requires_grad, run.detached().latent_inputs.requires_grad
+        (True, False)
+        """
+        def cut(x: Any) -> Any:
+            return x.detach() if isinstance(x, Tensor) else x
+
+        hidden = None if self.hidden_states is None else [tuple(map(cut, h)) for h in self.hidden_states]
+        return replace(self, latents=cut(self.latents), latent_inputs=cut(self.latent_inputs), logits=cut(self.logits),
+                       hidden_states=hidden, last_hidden=cut(self.last_hidden),
+                       cache=None if self.cache is None else detached_copy(self.cache))
 
     @property
     def n_calls(self) -> int:

@@ -48,7 +48,6 @@ from scipy import stats
 from torch import Tensor
 
 import poslabels
-from codi.loopstate import detached_copy
 from grids import Finding, ResultGrid
 from interp.hooks import CallClock, edit_residual
 from interp.interventions.batch import Batch, check_codi
@@ -127,9 +126,7 @@ def _corrupt_run(
     out = {k: (h, g) for (k, (h, _)), g in zip(taps.items(), grads[:n])}
     if len(thoughts) != model.config.num_latents:
         raise RuntimeError(f"the latent loop ran {len(thoughts)} thoughts; expected {model.config.num_latents}.")
-    run = replace(run, **{k: getattr(run, k).detach() for k in ("latents", "latent_inputs", "logits", "last_hidden")
-                          if getattr(run, k) is not None}, cache=detached_copy(run.cache))
-    base = replace(base, run=run, scores={k: v.detach() for k, v in base.scores.items()})
+    base = replace(base, run=run.detached(), scores={k: v.detach() for k, v in base.scores.items()})
     return base, m.detach(), out, [h for h, _ in thoughts], grads[n:]
 
 

@@ -196,3 +196,25 @@ def test_a_prompt_state_fits_only_its_prompts_and_one_run(cm):
     with torch.no_grad():
         again = cm.run_ids(ids, mask, prompt_state=run.prompt_state.rows(torch.arange(2)))
     torch.testing.assert_close(again.latents, run.latents.detach(), atol=0, rtol=0)
+
+
+def test_a_run_made_with_gradients_detached(cm):
+    """LatentRun.detached(): the same values with no graph behind any tensor (thoughts, logits, hidden states,
+    last hidden, every key and value of the final cache), and a resume from it equals a resume from a run made
+    without gradients."""
+    ids, mask = cm.tokenize_prompts(QUESTIONS[:2])
+    r_ids, r_mask = cm.tokenize_responses(["7", "The answer is: 16"], 2)
+    run = cm.run_ids(ids, mask, r_ids, r_mask, keep_prompt_state=True, keep_hidden_states=True)
+    assert run.latents.requires_grad and run.cache.layers[0].keys.requires_grad  # the parameters require grad
+    d = run.detached()
+    tensors = [d.latents, d.latent_inputs, d.logits, d.last_hidden, *[x for h in d.hidden_states for x in h]]
+    tensors += [t for layer in d.cache.layers for t in (layer.keys, layer.values)]
+    assert not any(t.requires_grad for t in tensors)
+    for name in ("latents", "latent_inputs", "logits", "last_hidden"):
+        assert torch.equal(getattr(d, name), getattr(run, name).detach()), name
+    assert run.latents.requires_grad  # the run itself is left as it was
+    with torch.no_grad():
+        plain = cm.run_ids(ids, mask, r_ids, r_mask, keep_prompt_state=True)
+        a = cm.run_ids(ids, mask, r_ids, r_mask, prompt_state=d.state_at(2).rows(torch.arange(2)))
+        b = cm.run_ids(ids, mask, r_ids, r_mask, prompt_state=plain.state_at(2).rows(torch.arange(2)))
+    assert torch.equal(a.logits, b.logits)
