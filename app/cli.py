@@ -118,7 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--verify-top", type=int, default=10,
                    help="attribute: patch this many top-|estimate| cells exactly (0 = none)")
     s.add_argument("--verify-sample", type=int, default=20,
-                   help="attribute: patch this many random cells exactly (rank correlation, false negatives)")
+                   help="attribute: patch this many random cells exactly, drawn among the moved cells outside "
+                        "the top (rank correlation, false negatives)")
     s.add_argument("--data", help="GSM8k-Aug .json/.jsonl file")
     s.add_argument("--arith", type=int, help="generate N arithmetic problems (default 2000; try 64)")
     s.add_argument("--arith-steps", default="3", help="steps per generated problem, N or LO-HI")

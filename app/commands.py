@@ -169,9 +169,9 @@ def cmd_patch(args: argparse.Namespace) -> int:
                                       verify_top=args.verify_top, verify_sample=args.verify_sample,
                                       max_rows=args.max_rows)
             v = grid.config["verification"]
-            print(f"AtP: {len(v['top'])} top cells and {len(v['sample'])} random cells patched exactly; "
-                  f"Spearman over the random cells {v['spearman_sample']}, false-negative rate "
-                  f"{v['false_negative_rate']}")
+            print(f"AtP: {len(v['top'])} top cells and {len(v['sample'])} random cells (drawn among the "
+                  f"{v['cells_moved']} cells the counterfactual moves, outside the top) patched exactly; Spearman "
+                  f"over the random cells {v['spearman_sample']}, false-negative rate {v['false_negative_rate']}")
             for w in grid.warnings:
                 print(w)
         else:

@@ -3,8 +3,9 @@
     python benchmarks/bench_attribution.py                                   # smollm2-135m CODI, 4 pairs
     python benchmarks/bench_attribution.py --run codi/pretrained/smollm2-135m-arith --pairs 4
 
-One process, one torch thread for both sides, the same CODI model (merged), the same changed-number pairs and the
-same cells (every layer: the fed-back thought 'input' and residual layers 0..n_layers, x every latent position):
+One process, every thread pool at `--threads` (1) for both sides, the same CODI model (merged), the same
+changed-number pairs and the same cells (every layer: the fed-back thought 'input' and residual layers 0..n_layers,
+x every latent position):
 - exact: `interp.interventions.patch` (the batched engine, each pass resumed at the first thought it patches);
 - AtP: `interp.interventions.attribute` with `verify_top` = the top 10% of cells by |estimate| patched exactly (and
   `--sample` random cells for the false-negative check, 0 by default: the timed work is AtP + top 10%).
@@ -13,7 +14,8 @@ Four rows, timed in wall and process CPU time, interleaved (AtP + verification, 
 and each speed-up the median [min-max] of the per-round ratios. The floor is what every AtP + verification on this
 engine must run: the two baselines (clean and corrupt runs, which every patching method needs) and the exact patch
 of the same verified cells, with no gradients at all; T_exact / T_floor bounds the verified speed-up whatever the
-estimates cost (AtP's corrupt baseline is its gradient run, so AtP + verification = floor + the backward pass).
+estimates cost (AtP's corrupt baseline is its gradient run, so AtP + verification = floor + keeping that run's
+activations for autograd + the backward pass + the dot products).
 Agreement of the estimates with the exact sweep over every cell is reported (Spearman, top-10 overlap,
 false-negative rate).
 """
@@ -29,7 +31,7 @@ import torch
 
 HERE = Path(__file__).parent
 
-from machine import describe, interleaved, load_range, spread, write_result  # noqa: E402  (benchmarks/ is the script's folder)
+from machine import describe, interleaved, load_range, pin_threads, pools, spread, write_result  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def _floor(cm, clean, corrupt, layers, cells):
@@ -50,11 +52,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", default=str(HERE / "results" / "attribution.md"))
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    import scipy.stats  # noqa: F401  (loaded before pinning: `agreement` runs in the timed AtP calls)
 
     from codi import data
     from codi.model import CODIModel
     from interp import interventions as P
+
+    pin_threads(args.threads)
 
     cm = CODIModel.from_pretrained(args.run).merge().eval()
     clean, corrupt = P.changed_number_pairs(data.arithmetic(4 * args.pairs, steps=3, seed=args.seed),
@@ -101,7 +105,8 @@ def main() -> None:
                      f"{spread(rw, '{:.1f}x')} | {spread(rc, '{:.1f}x')} |")
     agree = (
         f"Agreement of the AtP estimates with the exact sweep over all {a['cells']} cells: Spearman "
-        f"{a['spearman']:.3f}, Pearson {a['pearson']:.3f}, top-10 overlap {a['top_overlap']:.2f}, false-negative "
+        f"{a['spearman']:.3f} ({a['spearman_moved']:.3f} over the {a['cells_moved']} cells the counterfactual "
+        f"moves), Pearson {a['pearson']:.3f}, top-10 overlap {a['top_overlap']:.2f}, false-negative "
         f"rate (top-10 cut-off) {a['false_negative_rate']:.3f}; top-{top} overlap {a10['top_overlap']:.2f}, "
         f"false-negative rate (top-{top} cut-off) {a10['false_negative_rate']:.3f}. The {top} verified cells: "
         f"largest exact effect {max(abs(r['exact']) for r in v['top']):.3g} logit-diff units; all "
@@ -110,7 +115,7 @@ def main() -> None:
     text = (
         f"# Attribution patching vs exact patching\n\nMachine: {describe()}, load average "
         f"{load_range([x for v in t.values() for x in v])} over the runs; torch {torch.__version__}, "
-        f"{args.threads} torch thread(s) for both sides. Command: "
+        f"thread pools {pools()} for both sides. Command: "
         f"`python benchmarks/bench_attribution.py {' '.join(os.sys.argv[1:])}`\n\n"
         f"Model: {args.run} (merged), {cm.n_layers} layers, {cm.config.num_latents} latents; {len(clean)} "
         "changed-number pairs from `codi.data.arithmetic(steps=3)`; cells: 'input' + residual layers "
@@ -122,7 +127,8 @@ def main() -> None:
         "(AtP's corrupt baseline is its gradient run). The floor row times exactly that shared part (baselines + "
         "exact patch of the verified cells, no gradients): its speed-up is the most any AtP + top-10% "
         "verification can reach here, however cheap the estimates; AtP + verification is the floor plus the "
-        "backward pass, and the estimates alone are what scale.\n\n"
+        "gradient bookkeeping of its corrupt run, the backward pass and the dot products, and the estimates alone "
+        "are what scale.\n\n"
         + "\n".join(lines) + "\n\n" + agree + "\n"
     )
     write_result(text, args.out)

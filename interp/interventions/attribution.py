@@ -27,11 +27,14 @@ planned position (question tokens, <bot>, latent_j, <eot>, response tokens).
 
 Verification is built in: the `verify_top` cells with the largest |estimate| are also patched exactly (the
 batched engine of `interp.interventions.engine`) and reported beside their estimates (metric `exact`, NaN elsewhere);
-`verify_sample` further cells drawn at random give an unbiased rank correlation (Spearman) of estimate and exact
-effect, and the AtP*-style check for false negatives: a sampled cell whose exact |effect| reaches the top-k
-cut-off (the smallest |estimate| among the top-k) although its estimate stayed below it. `agreement(estimate,
-exact)` compares an AtP grid with a full exact sweep over every cell (rank correlation, top-k overlap,
-false-negative rate).
+`verify_sample` further cells, drawn at random among the cells outside the top-k whose activation the counterfactual
+moves, give the AtP*-style check for false negatives (a sampled cell whose exact |effect| reaches the top-k cut-off,
+the smallest |estimate| among the top-k) and a rank correlation (Spearman) of estimate and exact effect over the
+sample (a restricted range: the top-k is left out, so it runs lower than over all cells). A cell the counterfactual
+does not move (clean and corrupt activations equal in every pair, e.g. a question token before the changed one) has
+estimate and exact effect 0 by construction: metric `moved` (share of pairs whose activation differs there) marks
+them, and they are never sampled. `agreement(estimate, exact)` compares an AtP grid with a full exact sweep over
+every cell (rank correlation over all cells and over the moved ones, top-k overlap, false-negative rate).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from scipy import stats
 from torch import Tensor
 
 import poslabels
+from argcheck import check_choice, check_int
 from grids import Finding, ResultGrid
 from interp.hooks import CallClock, edit_residual
 from interp.interventions.batch import Batch, check_codi
@@ -132,16 +136,18 @@ def _corrupt_run(
 
 def _estimates(
     cells: Sequence[tuple[int, str]], plan: Plan, clean, taps: dict, thoughts: list, thought_grads: list
-) -> Float[Tensor, "cell batch"]:
-    """(a_clean - a_corrupt) . grad per cell and pair; 0 where the cell does not exist for a sample (exact
-    patching leaves those samples alone)."""
-    out = []
+) -> tuple[Float[Tensor, "cell batch"], Float[Tensor, "cell batch"]]:
+    """(a_clean - a_corrupt) . grad per cell and pair, 0 where the cell does not exist for a sample (exact
+    patching leaves those samples alone); and whether the activations differ there (1.0 or 0.0: where they are
+    equal, estimate and exact effect are 0 by construction)."""
+    out, moved = [], []
     for layer, p in cells:
         if layer == INPUT:
             j = poslabels.latent_index(p)
             a_k, g = thoughts[j], thought_grads[j]
             a_c = clean.latent_inputs[:, j].to(a_k.device)
             out.append(((a_c - a_k).double() * g.double()).sum(-1))
+            moved.append((a_c != a_k).any(-1).double())
             continue
         i = plan.labels.index(p)
         h, g = taps[(layer, plan.call[i])]
@@ -151,7 +157,8 @@ def _estimates(
         ok = (plan.valid[:, i] & clean.plan.valid[:, i]).to(h.device)
         dot = ((a_c - a_k).double() * gk.double()).sum(-1)
         out.append(torch.where(ok, dot, torch.zeros_like(dot)))
-    return torch.stack(out, 0)
+        moved.append(((a_c != a_k).any(-1) & ok).double())
+    return torch.stack(out, 0), torch.stack(moved, 0)
 
 
 # ---------------------------------------------------------------------------------------------- attribute
@@ -175,9 +182,11 @@ def attribute(
     answer at the first response token where they differ; pairs with equal answers are left out) or
     "answer_logp" (log-probability of the clean answer). Grid metrics per cell: `estimate` (mean over pairs of the
     estimated change of the metric), `logit_diff` or `clean_logp` (corrupt value + estimate), `recovered`
-    (estimate / (clean - corrupt)), `exact` and `exact_recovered` for the verified cells (NaN elsewhere).
+    (estimate / (clean - corrupt)), `moved` (share of pairs whose clean and corrupt activations differ there),
+    `exact` and `exact_recovered` for the verified cells (NaN elsewhere).
     `scores[l, p, i]` = pair i's estimated patched metric. `config["verification"]` holds the verified cells,
-    the Spearman correlation over the random sample and the false negatives found there.
+    the Spearman correlation over the random sample (drawn among the moved cells outside the top) and the false
+    negatives found there.
 
     >>> import codi
     >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
@@ -188,27 +197,27 @@ def attribute(
     (2, 3, True)
     """
     check_codi(model)
-    if metric not in METRICS:
-        raise ValueError(f"metric={metric!r}; choose one of {METRICS}.")
-    for name, v in (("verify_top", verify_top), ("verify_sample", verify_sample)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"{name}={v!r} must be an int >= 0 (0 = no exact verification).")
+    check_choice("metric", metric, METRICS)
+    check_int("verify_top", verify_top, min=0, fix="pass verify_top=0 (no exact verification) or more")
+    check_int("verify_sample", verify_sample, min=0, fix="pass verify_sample=0 (no false-negative check) or more")
+    check_int("seed", seed, min=0)
     bc, bk = pair_batches(model, clean, corrupt, answers)
     lays = parse_layers(model, layers)
     res_layers = [x for x in lays if x != INPUT]
     base_k, m_k, taps, thoughts, tgrads = _corrupt_run(model, bk, res_layers, positions, metric)
     st = CellStudy.open(model, "attribution", bk, lays, positions, base=base_k)
     base_c = baseline(model, bc, res_layers, st.columns)
-    est = _estimates(st.cells, base_k.plan, base_c, taps, thoughts, tgrads)  # [cell, pair]
+    est, moved = _estimates(st.cells, base_k.plan, base_c, taps, thoughts, tgrads)  # [cell, pair]
     m_c = _metric(base_c.scores, metric).detach()
     pair_ok = torch.isfinite(m_k) & torch.isfinite(m_c)
     est = torch.where(pair_ok[None].to(est.device), est, torch.full_like(est, float("nan")))
+    moved = torch.where(pair_ok[None].to(est.device), moved, torch.full_like(moved, float("nan")))
     mean_k, mean_c = float(m_k[pair_ok].mean()), float(m_c[pair_ok].mean())
     span = mean_c - mean_k
     name = "logit_diff" if metric == "logit_diff" else "clean_logp"
-    per = st.per_cell({"est": est, "m": est + m_k[None].to(est.device).double()})
+    per = st.per_cell({"est": est, "m": est + m_k[None].to(est.device).double(), "moved": moved})
     e = nanmean(per["est"])
-    metrics = {"estimate": e, name: mean_k + e, "recovered": e / span}
+    metrics = {"estimate": e, name: mean_k + e, "recovered": e / span, "moved": nanmean(per["moved"])}
     metrics["exact"] = np.full_like(e, np.nan)
     metrics["exact_recovered"] = np.full_like(e, np.nan)
 
@@ -228,19 +237,21 @@ def attribute(
 
 def _verify(st: CellStudy, base_c, e, metrics, metric, span, top, sample, seed, max_rows,
             progress) -> tuple[dict, list[Finding]]:
-    """Exact patching of the top-|estimate| cells and of a random sample; fills metrics['exact'] in place."""
+    """Exact patching of the top-|estimate| cells and of a random sample of the moved cells outside them; fills
+    metrics['exact'] in place."""
     cells, lays, labels, base_k = st.cells, st.layers, st.columns, st.base
     idx = [(lays.index(layer), labels.index(p)) for layer, p in cells]
     flat = np.array([e[i] for i in idx])
+    moved = np.array([metrics["moved"][i] > 0 for i in idx])
     finite = np.flatnonzero(np.isfinite(flat))
     order = finite[np.argsort(-np.abs(flat[finite]), kind="stable")]
     top_ids = [int(c) for c in order[: min(top, len(order))]]
-    rest = [int(c) for c in order[len(top_ids):]]
+    rest = [int(c) for c in order[len(top_ids):] if moved[c]]
     rng = np.random.default_rng(seed)
     sample_ids = [int(c) for c in rng.choice(rest, size=min(sample, len(rest)), replace=False)] if rest else []
     chosen = top_ids + sample_ids
     out: dict = {"top": [], "sample": [], "spearman_sample": None, "false_negatives": [],
-                 "false_negative_rate": None, "cutoff": None}
+                 "false_negative_rate": None, "cutoff": None, "cells_moved": int(moved[finite].sum())}
     if not chosen:
         return out, []
     s = st.run(patch_edits([cells[c] for c in chosen], labels, base_c), None, max_rows, True, progress)
@@ -259,7 +270,7 @@ def _verify(st: CellStudy, base_c, e, metrics, metric, span, top, sample, seed, 
         cutoff = float(abs(flat[top_ids[-1]]))
         out["cutoff"] = cutoff
         if out["sample"]:
-            fn = [r for r in out["sample"] if abs(r["exact"]) >= cutoff > abs(r["estimate"])]
+            fn = [r for r in out["sample"] if _missed(r["exact"], cutoff)]
             out["false_negatives"] = fn
             out["false_negative_rate"] = len(fn) / len(out["sample"])
             if fn:
@@ -277,14 +288,26 @@ def _verify(st: CellStudy, base_c, e, metrics, metric, span, top, sample, seed, 
     return out, warns
 
 
+def _missed(exact: float, cutoff: float) -> bool:
+    """The AtP* false negative, for a cell outside the estimate's top-k: its exact effect reaches the top-k
+    cut-off (the smallest |estimate| kept), and is not zero.
+
+    >>> _missed(0.5, 0.3), _missed(-0.5, 0.3), _missed(0.1, 0.3), _missed(0.0, 0.0)
+    (True, True, False, False)
+    """
+    return exact != 0 and abs(exact) >= cutoff
+
+
 # ---------------------------------------------------------------------------------------------- agreement
 def agreement(estimate: ResultGrid, exact: ResultGrid, top: int = 10) -> dict:
     """Compare an `attribute()` grid with an exact `patch()` sweep of the same cells and pairs.
 
-    Returns `spearman` (rank correlation over every cell both grids have), `top_overlap` (share of the `top`
-    largest |exact| effects that are also among the `top` largest |estimates|), `false_negative_rate` (share of
-    the cells outside the estimate's top-`top` whose exact |effect| reaches the top-`top` cut-off estimate), the
-    cells compared and the largest absolute error.
+    Returns `spearman` and `pearson` (over every cell both grids have), `spearman_moved` (over the `cells_moved`
+    cells the counterfactual moves, the estimate grid's `moved` > 0: the others are 0 in both grids by
+    construction and would inflate a correlation over all cells), `top_overlap` (share of the `top` largest
+    |exact| effects that are also among the `top` largest |estimates|), `false_negative_rate` (share of the cells
+    outside the estimate's top-`top` whose exact |effect| reaches the top-`top` cut-off estimate), the cells
+    compared and the largest absolute error.
 
     >>> import codi
     >>> from interp import patching as P
@@ -293,8 +316,8 @@ def agreement(estimate: ResultGrid, exact: ResultGrid, top: int = 10) -> dict:
     >>> corrupt = [{"question": "3 + 5 = ?", "answer": "8"}, {"question": "2 + 7 = ?", "answer": "9"}]
     >>> kw = dict(layers=["input", 1], positions="latents", progress=False)
     >>> a = agreement(P.attribute(cm, clean, corrupt, verify_top=0, **kw), P.patch(cm, clean, corrupt, **kw))
-    >>> a["cells"], -1 <= a["spearman"] <= 1
-    (4, True)
+    >>> a["cells"], a["cells_moved"], -1 <= a["spearman"] <= 1
+    (4, 4, True)
     """
     if estimate.config.get("kind") != "attribution" or exact.config.get("kind") != "patching":
         raise ValueError("agreement(estimate, exact) takes an attribute() grid and a patch() grid, in that order; "
@@ -304,7 +327,8 @@ def agreement(estimate: ResultGrid, exact: ResultGrid, top: int = 10) -> dict:
         x = exact.metrics["logit_diff"] - exact.config["baseline"]["logit_diff_corrupt"]
     else:
         x = exact.metrics["clean_logp"] - exact.config["baseline"]["clean_logp_corrupt"]
-    e, ex = [], []
+    moves = estimate.metrics.get("moved")   # grids written before `moved`: a cell moved where either value is not 0
+    e, ex, mv = [], [], []
     cells = []
     for li, layer in enumerate(estimate.layers):
         for pi, p in enumerate(estimate.positions):
@@ -314,20 +338,23 @@ def agreement(estimate: ResultGrid, exact: ResultGrid, top: int = 10) -> dict:
                 if np.isfinite(a) and np.isfinite(b):
                     e.append(a)
                     ex.append(b)
+                    mv.append(bool(moves[li, pi] > 0) if moves is not None else bool(a != 0 or b != 0))
                     cells.append((layer, p))
     if len(e) < 3:
         raise ValueError(f"only {len(e)} cells in common; compare grids of the same layers and positions.")
-    e, ex = np.array(e), np.array(ex)
+    e, ex, mv = np.array(e), np.array(ex), np.array(mv, dtype=bool)
     k = min(top, len(e))
     top_e = set(np.argsort(-np.abs(e), kind="stable")[:k].tolist())
     top_x = set(np.argsort(-np.abs(ex), kind="stable")[:k].tolist())
     cutoff = float(np.sort(np.abs(e))[::-1][k - 1])
     outside = [i for i in range(len(e)) if i not in top_e]
-    fn = [i for i in outside if abs(ex[i]) >= cutoff]
+    fn = [i for i in outside if _missed(ex[i], cutoff)]
     return {
         "cells": len(e),
         "spearman": float(stats.spearmanr(e, ex).statistic),
         "pearson": float(np.corrcoef(e, ex)[0, 1]),
+        "cells_moved": int(mv.sum()),
+        "spearman_moved": float(stats.spearmanr(e[mv], ex[mv]).statistic) if mv.sum() >= 3 else float("nan"),
         "top": k,
         "top_overlap": len(top_e & top_x) / k,
         "false_negative_rate": len(fn) / max(len(outside), 1),

@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 from jaxtyping import Float
 
+from argcheck import BadArgument, check_int, check_ints
 from interp.hooks import record_residuals
 from interp.interventions.batch import Batch, check_codi, prepare, qa, score
 from interp.lens import unembed
@@ -99,11 +100,10 @@ def _batch(model, problems: Any, answers: Sequence[str] | None) -> Batch:
 
 def _steps(model, steps: Sequence[int] | None) -> list[int]:
     k = model.config.num_latents
-    out = list(range(k + 1)) if steps is None else [int(s) for s in steps]
-    bad = [s for s in out if s < 0]
-    if not out or bad:
-        raise ValueError(f"steps={steps!r}: give thought counts >= 0 (default 0..{k}, the model's num_latents).")
-    return out
+    if steps is None:
+        return list(range(k + 1))
+    return check_ints("steps", steps, min=0, fix=f"pass thought counts >= 0, e.g. steps={list(range(k + 1))} "
+                      "(the default: 0..num_latents)")
 
 
 @torch.no_grad()
@@ -117,8 +117,8 @@ def necessity(model, problems: Any, answers: Sequence[str] | None = None, steps:
     >>> nec.values["accuracy"].shape, nec.table().columns.tolist()[:2]
     ((2,), ['steps', 'accuracy'])
     """
-    b = _batch(model, problems, answers)
     js = _steps(model, steps)
+    b = _batch(model, problems, answers)
     acc, logp = [], []
     for j in js:
         run = model.run_ids(b.prompt_ids, b.prompt_mask, b.resp_ids, b.resp_mask, num_latents=j)
@@ -150,10 +150,12 @@ def early_exit(model, problems: Any, answers: Sequence[str] | None = None, probe
         if not hasattr(probe, "predict"):
             raise TypeError(f"probe={type(probe).__name__}: pass an object with .predict(X) (e.g. a fitted "
                             "sklearn classifier), or None.")
-        if not isinstance(probe_layer, int) or not 0 <= probe_layer <= model.n_layers:
-            raise ValueError(
-                f"probe_layer={probe_layer!r}: give the residual layer the probe reads, 0..{model.n_layers}."
-            )
+        check_int("probe_layer", probe_layer, min=0, max=model.n_layers,
+                  fix=f"give the residual layer the probe reads, 0..{model.n_layers}")
+    tg = [str(t) for t in (targets if targets is not None else b.answers)]
+    if len(tg) != len(b):
+        raise BadArgument("targets", targets, f"must hold one target per problem ({len(b)})",
+                          "pass targets=None (the answers) or one label per problem", shown=f"[{len(tg)} items]")
     k = model.config.num_latents
     with ExitStack() as stack:
         rec = stack.enter_context(record_residuals(model.model, [probe_layer])) if probe is not None else None
@@ -161,9 +163,6 @@ def early_exit(model, problems: Any, answers: Sequence[str] | None = None, probe
     rows = torch.arange(len(b), device=b.resp_ids.device)
     first = b.resp_ids[rows, b.ans_start]
     top1, prob, rank, probe_acc = [], [], [], []
-    tg = [str(t) for t in (targets if targets is not None else b.answers)]
-    if len(tg) != len(b):
-        raise ValueError(f"{len(tg)} targets for {len(b)} problems; give one target per problem.")
     for j in range(k + 1):  # call j = prompt (j = 0) or latent step j - 1: its last position is "after j thoughts"
         h = run.hidden_states[j][-1][:, -1]
         logits = unembed(model.model, h, normed=True)[..., : model.vocab_size].float()

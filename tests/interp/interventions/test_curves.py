@@ -53,7 +53,13 @@ def test_early_exit_lm_head_and_probe(organism):
     top1 = ex.values["answer_top1"]
     assert ex.steps == [0, 1, 2, 3]
     assert top1[2] > 0.8 and top1[0] < 0.1 and top1[1] < 0.1, top1
-    assert np.all((ex.values["answer_prob"] >= 0) & (ex.values["answer_prob"] <= 1))
+    # prob and rank read the answer token's own entry: rank 0 exactly where it is the top token, and a
+    # probability above one half only there
+    per = ex.per_problem
+    assert np.array_equal(per["answer_rank"] == 0, per["answer_top1"] == 1)
+    assert np.all(per["answer_top1"][per["answer_prob"] > 0.5] == 1)
+    assert ex.values["answer_prob"][2] > 0.5 > ex.values["answer_prob"][0], ex.values["answer_prob"]
+    assert np.median(per["answer_rank"][0]) > 0, per["answer_rank"][0]
     # a probe of the final answer fitted on the residual after 2 thoughts, read at every step
     layer = cm.n_layers
     b = prepare(cm, *qa(train, None))
@@ -64,7 +70,19 @@ def test_early_exit_lm_head_and_probe(organism):
     ex2 = C.early_exit(cm, test, probe=probe, probe_layer=layer)
     pa = ex2.values["probe_accuracy"]
     assert pa[2] > 0.8 and pa[0] < 0.4, pa
-    with pytest.raises(ValueError, match="probe_layer=99"):
-        C.early_exit(cm, test, probe=probe, probe_layer=99)
-    with pytest.raises(ValueError, match="steps=\\[-1\\]"):
-        C.necessity(cm, test, steps=[-1])
+
+    # bad arguments are refused before any forward call, naming the argument
+    calls = []
+    hook = cm.model.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        for kw, msg in [(dict(probe_layer=99), f"probe_layer=99: must be an integer in 0..{layer}"),
+                        (dict(probe_layer=True), "probe_layer=True"),
+                        (dict(probe_layer=layer, targets=["1"]), r"targets=\[1 items\]: must hold one target per")]:
+            with pytest.raises(ValueError, match=msg):
+                C.early_exit(cm, test, probe=probe, **kw)
+        for steps, msg in [([-1], r"steps\[0\]=-1"), ([1.7], r"steps\[0\]=1.7"), (3, "steps=3: must be a list")]:
+            with pytest.raises(ValueError, match=msg):
+                C.necessity(cm, test, steps=steps)
+    finally:
+        hook.remove()
+    assert calls == []
