@@ -48,7 +48,8 @@ class Inputs:
 def check_fit_args(*, folds: int | None = None, Cs=None, inner_folds: int = 3, n_permutations: int | None = 0,
                    n_bootstrap: int | None = 1000, seed: int = 0, chunk: int = 8, tol: float = 1e-4,
                    search_tol: float = 1e-3, max_iter: int = 500, device: str | None = None, progress: bool = False,
-                   test_size: float | None = None, target: str | None = "label", n_jobs: int | None = None) -> None:
+                   test_size: float | None = None, target: str | None = "label", n_jobs: int | None = None,
+                   method: str | None = None) -> None:
     """The argument checks shared by `probes.sweep`, `text_baseline` and `transfer`, run before any work:
     `argcheck.BadArgument` names the argument, its value, what is allowed and the fix.
 
@@ -77,6 +78,10 @@ def check_fit_args(*, folds: int | None = None, Cs=None, inner_folds: int = 3, n
     check_bool("progress", progress)
     check_float("test_size", test_size, min=0, max=1, min_open=True, max_open=True, none_ok=True,
                 fix="use e.g. test_size=0.25 (a fraction of the groups held out), or None")
+    if method == "multiclass" and test_size:
+        raise BadArgument("test_size", test_size, "is not supported with method='multiclass' (its sweep "
+                          "cross-validates every sample and holds out no groups)",
+                          "pass test_size=None, or hold out groups yourself and sweep each part")
     if target is not None:
         check_str("target", target, fix="name a column of the cache's sample table, e.g. target='label'")
 

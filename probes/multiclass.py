@@ -27,6 +27,8 @@ by group-aware K-fold CV. Metrics per cell:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from jaxtyping import Float, Int
@@ -129,9 +131,11 @@ def multiclass_metrics(pred: np.ndarray, null: np.ndarray, train_acc: np.ndarray
     [0.833, 0.333, 0.333, 0.5, 0.333]
     """
     correct = np.where(np.isfinite(pred), (pred == y[None]).astype(float), np.nan)
-    acc = np.nanmean(correct, 1)
     null_correct = np.where(np.isfinite(null), (null == perms[None]).astype(float), np.nan)
-    null_acc = np.nanmean(null_correct, -1)                                # [cells, perm]
+    with warnings.catch_warnings():             # a skipped cell (never scored) is NaN, said by the sweep's finding
+        warnings.simplefilter("ignore", RuntimeWarning)
+        acc = np.nanmean(correct, 1)
+        null_acc = np.nanmean(null_correct, -1)                            # [cells, perm]
     nulls, control = null_acc[:, :-1], null_acc[:, -1]
     lo, hi = _group_bootstrap_accuracy(correct, groups, n_bootstrap, seed)
     out = {"accuracy": acc, "accuracy_lo": lo, "accuracy_hi": hi, "control_accuracy": control,
@@ -140,9 +144,10 @@ def multiclass_metrics(pred: np.ndarray, null: np.ndarray, train_acc: np.ndarray
            "majority": np.full(len(acc), np.bincount(y).max() / len(y)),
            "n_test": np.isfinite(pred).sum(1).astype(float)}
     if nulls.shape[1]:
-        out["p_value"] = (1 + (nulls >= acc[:, None] - 1e-12).sum(1)) / (1 + nulls.shape[1])
-        out["p_corrected"] = max_t_p(acc, nulls)
-        out["null_accuracy_mean"] = nulls.mean(1)
+        has = np.isfinite(acc) & np.isfinite(nulls).all(1)                   # a skipped cell has no p-value
+        out["p_value"] = np.where(has, (1 + (nulls >= acc[:, None] - 1e-12).sum(1)) / (1 + nulls.shape[1]), np.nan)
+        out["p_corrected"] = np.where(has, max_t_p(acc, nulls), np.nan)
+        out["null_accuracy_mean"] = np.where(has, nulls.mean(1), np.nan)
         if nulls.shape[1] >= 10:
             sd = nulls.std(1, ddof=1)
             out["accuracy_lo"] = np.clip(np.minimum(lo, acc - 1.96 * sd), 0, 1)

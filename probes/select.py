@@ -66,7 +66,8 @@ def pick_best(grid: ProbeGrid, select: str = "auroc", report: str = "test_auroc"
 
     Returns {"layer", "position", select, report, report + "_lo", report + "_hi", "n_cells_compared",
     "n_select" (samples cross-validated at that cell), "n_report" (held-out samples scored at that cell)}, plus
-    "p_corrected" (max-T over the compared cells, on the selection part) when the grid has it.
+    "p_corrected" (max-T over every cell of the grid, on the selection part: conservative when `positions` or
+    `layers` restrict the comparison) when the grid has it.
 
     >>> import probes
     >>> rng = np.random.default_rng(0)
@@ -95,7 +96,12 @@ def pick_best(grid: ProbeGrid, select: str = "auroc", report: str = "test_auroc"
     for suffix in ("_lo", "_hi"):
         if report + suffix in grid.metrics:
             out[report + suffix] = grid.sel(report + suffix, layer, pos)
-    out["n_cells_compared"] = int(np.isfinite(grid.metrics[select]).sum())
+    keep = np.isfinite(grid.metrics[select])
+    if positions is not None:
+        keep &= np.isin(np.array(grid.positions, dtype=object), list(positions))[None, :]
+    if layers is not None:
+        keep &= np.isin(np.array(grid.layers), list(layers))[:, None]
+    out["n_cells_compared"] = int(keep.sum())
     test = np.isin(np.arange(len(grid.y)), grid.config.get("test_idx", []))
     scored = np.isfinite(grid.scores[grid.cell_index(layer, pos)])
     out["n_select"], out["n_report"] = int((scored & ~test).sum()), int((scored & test).sum())

@@ -49,8 +49,8 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     permutation null and chance = 1/K; see probes.multiclass).
     Splits are `folds` group-aware stratified folds; `n_permutations` group-level label shuffles are refitted
     for the p-value; `control` (array or column; default one extra shuffle) gives selectivity = auroc -
-    control_auroc; `fpr_control` (bool mask or column; default half of the groups) sets the threshold for recall at
-    1% FPR. CIs: group-bootstrap percentile interval of the pooled held-out AUROC, widened to +-1.96 x the SD
+    control_auroc; `fpr_control` (bool mask over the samples; default half of the groups) sets the threshold for
+    recall at 1% FPR. CIs: group-bootstrap percentile interval of the pooled held-out AUROC, widened to +-1.96 x the SD
     of the refitted permutation null when there are >= 10 permutations (CV scores are not independent draws, so
     the bootstrap alone is too narrow). `test_size` holds out groups: metrics come from CV on the rest,
     `test_auroc` from the held-out part (use `probes.pick_best(grid)` to pick on CV and report test).
@@ -79,7 +79,7 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
     check_choice("method", method, METHODS, fix="'logreg' for a binary target, 'ridge' for a number, 'multiclass'")
     check_fit_args(folds=folds, Cs=Cs, inner_folds=inner_folds, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
                    seed=seed, chunk=chunk, tol=tol, search_tol=search_tol, max_iter=max_iter, device=device,
-                   progress=progress, test_size=test_size, target=target, n_jobs=n_jobs)
+                   progress=progress, test_size=test_size, target=target, n_jobs=n_jobs, method=method)
     regression = method == "ridge"
     if method == "multiclass":
         Cs = tuple(Cs) if Cs is not None else (DEFAULT_C,)
@@ -335,10 +335,15 @@ def _metrics(scores, null, y, g, test_idx, calib, regression, n_bootstrap, seed,
                 r2[i] = 1 - np.sum((yy - ss) ** 2) / max(np.sum((yy - yy.mean()) ** 2), 1e-30)
                 r[i] = np.corrcoef(yy, ss)[0, 1] if np.std(ss) > 0 else np.nan
         out["r2"], out["pearson_r"] = r2, r
-        yp = perms[:-1]
-        ss_tot = np.maximum(((yp - yp.mean(1, keepdims=True)) ** 2).sum(1), 1e-30)
-        null_r2 = 1 - np.nansum((null[:, :-1] - yp[None]) ** 2, -1) / ss_tot[None]
-        null_r2[np.all(np.isnan(null[:, :-1]), -1)] = np.nan
+        null_r2 = np.full(null[:, :-1].shape[:2], np.nan)
+        for i in range(L * P):              # like r2 above: over the samples scored at this cell (not held out)
+            nk = null[i, :-1].astype(np.float64)                                  # [perm, n]
+            o = np.isfinite(nk)
+            if o.sum(1).max(initial=0) > 2:
+                yp = np.where(o, perms[:-1], np.nan)
+                ss_tot = np.nansum((yp - np.nanmean(yp, 1, keepdims=True)) ** 2, 1)
+                null_r2[i] = np.where(o.sum(1) > 2, 1 - np.nansum((nk - yp) ** 2, 1) / np.maximum(ss_tot, 1e-30),
+                                      np.nan)
         out["p_value"] = metrics.permutation_p(r2, null_r2) if null.shape[1] > 1 else np.full(L * P, np.nan)
         out["p_corrected"] = metrics.max_t_p(r2, null_r2) if null.shape[1] > 1 else np.full(L * P, np.nan)
         out["train_r2"], out["log10_alpha"] = extra.pop("train_auroc").reshape(-1), extra.pop("log10_C").reshape(-1)

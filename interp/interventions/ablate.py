@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 import poslabels
+from argcheck import BadArgument
 from grids import ResultGrid
 from interp.interventions.batch import check_codi, prepare, qa
 from interp.interventions.engine import INPUT, Baseline, Edit
@@ -80,7 +81,13 @@ def ablate(model, prompts: Any, positions: str | Sequence[str] = "latents", laye
     check_codi(model)
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}; choose one of {MODES}.")
+    if reference is not None and mode != "mean":
+        raise BadArgument("reference", reference, f"is used only by mode='mean', not mode={mode!r}",
+                          "drop reference=, or pass mode='mean'", shown="<problems>")
     qs, ans = qa(prompts, answers)
+    if mode == "resample" and len(qs) < 2:
+        raise BadArgument("mode", mode, f"needs at least 2 problems (it takes values from other problems); got "
+                          f"{len(qs)}", "pass more problems, or mode='mean' / 'zero'")
     lays = parse_layers(model, layers)
     b = prepare(model, qs, ans)
     record = [x for x in lays if x != INPUT] if mode != "zero" else []

@@ -36,6 +36,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 import poslabels
+from argcheck import BadArgument
 from codi.loop import LatentRun, PromptState
 from interp.codi_cache import codi_labels, codi_plan
 from interp.hooks import CallClock, edit_residual, record_residuals
@@ -168,6 +169,18 @@ class Edit:
     op: str = "set"
     valid: Bool[Tensor, " batch"] | None = None  # optional: only these samples
 
+    def __post_init__(self) -> None:
+        if self.op not in ("set", "add"):
+            raise BadArgument("Edit.op", self.op, "must be 'set' or 'add'",
+                              "pass op='set' (write the value) or op='add' (add it to the residual)")
+        if self.value is not None and (not isinstance(self.value, Tensor) or self.value.dim() not in (1, 2)):
+            raise BadArgument("Edit.value", self.value, "must be None (zeros), a vector [d_model] or rows "
+                              "[batch, d_model]", "pass a torch tensor of one of those shapes",
+                              shown=f"<{type(self.value).__name__} {tuple(getattr(self.value, 'shape', ()))}>")
+        if self.valid is not None and (not isinstance(self.valid, Tensor) or self.valid.dim() != 1):
+            raise BadArgument("Edit.valid", self.valid, "must be None or a bool tensor [batch]",
+                              "pass one flag per sample", shown=f"<{type(self.valid).__name__}>")
+
 
 class _Table:
     """Per layer key -> per forward call (latent step for INPUT): rows, columns, values, ops of one pass."""
@@ -200,10 +213,13 @@ class _Table:
 
 
 def _values(e: Edit, nb: int, d: int, dev) -> Tensor:
-    if e.op not in ("set", "add"):
-        raise ValueError(f"Edit.op={e.op!r}; use 'set' or 'add'.")
     if e.value is None:
         return torch.zeros(nb, d, device=dev)
+    want = (d,) if e.value.dim() == 1 else (nb, d)
+    if tuple(e.value.shape) != want:
+        raise BadArgument("Edit.value", e.value, f"must have shape {list(want)} here (d_model={d}, {nb} samples)",
+                          "pass a vector of d_model entries, or one row per sample",
+                          shown=f"<tensor {list(e.value.shape)}>")
     v = e.value.to(dev)
     return v.expand(nb, d) if v.dim() == 1 else v
 
@@ -217,6 +233,9 @@ def _fill(table: _Table, groups: Sequence[Sequence[Edit]], plan: Plan, nb: int, 
             p = plan.labels.index(e.label)
             ok = plan.valid[:, p].to(dev)
             if e.valid is not None:
+                if len(e.valid) != nb:
+                    raise BadArgument("Edit.valid", e.valid, f"must hold one flag per sample ({nb})",
+                                      "pass a bool tensor [batch]", shown=f"<{len(e.valid)} flags>")
                 ok = ok & e.valid.to(dev)
             vals = _values(e, nb, d, dev)
             if e.layer == INPUT:
@@ -301,6 +320,9 @@ def run_cells(model, b: Batch, groups: Sequence[Sequence[Edit]], plan: Plan, cel
     states = _States(resume, prompt)
     latest = states.latest()
     if readout is not None:
+        if readout[1] not in plan.labels:
+            raise BadArgument("readout", readout, f"position {readout[1]!r} is not among the planned positions "
+                              f"{plan.labels[:8]}...", "plan it (baseline(..., extra=[label])) or read another")
         latest = min(latest, plan.call[plan.labels.index(readout[1])])
     keys = [min(_first_call(g, plan, latest), latest) for g in groups]
     n_calls = model.config.num_latents + 2  # prompt, k thoughts, <eot> + response

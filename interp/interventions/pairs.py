@@ -29,15 +29,22 @@ _OP = re.compile(r"^\s*(-?\d+)\s*([-+*/])\s*(-?\d+)\s*$")
 
 def replay(cot: str, start: int) -> tuple[str, list[int]] | None:
     """Recompute a GSM8k-Aug chain `<<a op b=c>> ...` from a new starting value; None if a step becomes
-    invalid.
+    invalid, or if the chain is not one line of steps (each step's left operand the previous step's result: a
+    step that starts from a fresh number cannot be recomputed from the new start).
 
     >>> replay("<<7+5=12>> <<12*3=36>>", 8)
     ('<<8+5=13>> <<13*3=39>>', [13, 39])
+    >>> replay("<<3*4=12>> <<2*6=12>> <<12+12=24>>", 5) is None     # step 2 does not use step 1's result
+    True
     """
-    v, steps, values = start, [], []
-    for lhs, _ in STEP_RE.findall(cot):
+    v, steps, values, prev = start, [], [], None
+    for lhs, rhs in STEP_RE.findall(cot):
         m = _OP.match(lhs)
-        if not m:
+        if not m or (prev is not None and int(m.group(1)) != prev):
+            return None
+        try:
+            prev = int(rhs.strip())
+        except ValueError:
             return None
         op, b = m.group(2), int(m.group(3))
         if op == "/" and (b == 0 or v % b):

@@ -20,6 +20,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from argcheck import BadArgument
 from grids import ResultGrid
 from interp.interventions.batch import check_codi, prepare, qa
 from interp.interventions.engine import Edit
@@ -92,6 +93,12 @@ def steer(model, prompts: Any, direction: Float[Tensor, " d_model"] | np.ndarray
     2.0
     """
     check_codi(model)
+    if readout is not None:
+        ok = isinstance(readout, (tuple, list)) and len(readout) == 2 and isinstance(readout[1], str)
+        if not ok or isinstance(readout[0], bool) or not isinstance(readout[0], int) or \
+                not 0 <= readout[0] <= model.n_layers:
+            raise BadArgument("readout", readout, f"must be (residual layer 0..{model.n_layers}, position label)",
+                              "pass e.g. readout=(2, 'eot'); the fed-back thought 'input' has no readout")
     qs, ans = qa(prompts, answers)
     lays = parse_layers(model, layers)
     w = _vector(direction, model, "direction")

@@ -93,3 +93,19 @@ def test_multiclass_metrics_recomputed():
     assert m["gap"][0] == pytest.approx(0.9 - acc)
     assert m["null_accuracy_mean"][0] == pytest.approx(np.mean(null_acc[:2]))
     assert m["accuracy_lo"][0] <= acc <= m["accuracy_hi"][0]
+
+
+def test_a_skipped_cell_has_no_p_value_and_test_size_is_refused():
+    """A position with 6 valid samples cannot be cross-validated: it is skipped, and its p-value is NaN, not the
+    floor 1/(1 + n_permutations) a NaN accuracy compared against NaN nulls would give. The multiclass sweep holds
+    out no groups, so `test_size` is refused before any fit rather than ignored."""
+    X, y = _data(n=90)
+    valid = np.ones((90, 2), bool)
+    valid[6:, 1] = False
+    g = probes.sweep(X, labels=y, groups=np.arange(90), method="multiclass", n_permutations=19, valid=valid,
+                     positions=["a", "b"], n_bootstrap=50, progress=False)
+    assert np.isnan(g.metrics["accuracy"][:, 1]).all()
+    assert np.isnan(g.metrics["p_value"][:, 1]).all() and np.isnan(g.metrics["p_corrected"][:, 1]).all()
+    assert np.isfinite(g.metrics["p_value"][:, 0]).all()
+    with pytest.raises(ValueError, match="test_size=0.5: is not supported with method='multiclass'"):
+        probes.sweep(X, labels=y, groups=np.arange(90), method="multiclass", test_size=0.5, progress=False)

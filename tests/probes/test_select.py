@@ -78,6 +78,7 @@ def test_pick_best_needs_a_held_out_part_and_respects_restrictions():
     assert (best["layer"], best["position"]) == (2, "1") and best["test_auroc"] == grid.sel("test_auroc", 2, "1")
     only = probes.pick_best(grid, positions=["0"], layers=[0, 1])
     assert only["layer"] in (0, 1) and only["position"] == "0"
+    assert best["n_cells_compared"] == 6 and only["n_cells_compared"] == 2
     assert (only["layer"], only["position"]) == grid.best("auroc", positions=["0"], layers=[0, 1])
     with pytest.raises(ValueError, match="select='f2'"):
         probes.pick_best(grid, select="f2")

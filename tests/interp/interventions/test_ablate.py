@@ -65,3 +65,43 @@ def test_grid_roundtrip_and_heatmap(llama, tmp_path):
     np.testing.assert_array_equal(g2.metrics["delta_logp"], g.metrics["delta_logp"])
     fig = viz.heatmap(g, metric="delta_logp", chance=0.0)
     assert list(fig.data[0].y) == [-1, 1]
+
+
+def test_mean_and_resample_write_the_values_they_name(llama):
+    """Recomputed through the engine with hand-made edits: "mean" writes the mean over the problems, "resample"
+    another problem's value (for 3 problems a derangement is one of the two cyclic shifts), never its own."""
+    from interventions_fixtures import qa as split
+
+    from interp.interventions.batch import prepare
+    from interp.interventions.engine import Edit, baseline, run_cells
+
+    b = prepare(llama, *split(PROBS))
+    base = baseline(llama, b, [1], "latents")
+    ref = base.scores["answer_logp"].numpy()
+    for layer, label in [(INPUT, "latent_1"), (1, "latent_0")]:
+        acts = base.latent_inputs[:, 1] if layer == INPUT else base.resid[1][:, base.plan.labels.index(label)]
+
+        def change(value):
+            return run_cells(llama, b, [[Edit(layer, label, value)]], base.plan)["answer_logp"][0].numpy() - ref
+
+        kw = dict(positions=[label], layers=["input" if layer == INPUT else layer], progress=False)
+        mean = P.ablate(llama, PROBS, mode="mean", **kw).scores[0, 0]
+        np.testing.assert_allclose(mean, change(acts.mean(0)), rtol=0, atol=1e-5)
+        res = P.ablate(llama, PROBS, mode="resample", **kw).scores[0, 0]
+        assert any(np.allclose(res, change(acts.roll(k, 0)), rtol=0, atol=1e-5) for k in (1, 2)), res
+        assert np.abs(res).max() > 1e-4                               # not the problems' own values
+
+
+def test_bad_arguments_are_refused_before_any_forward_call(llama):
+    calls = []
+    hook = llama.model.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        with pytest.raises(ValueError, match="mode='resample': needs at least 2 problems"):
+            P.ablate(llama, PROBS[:1], mode="resample", progress=False)
+        with pytest.raises(ValueError, match="reference=<problems>: is used only by mode='mean'"):
+            P.ablate(llama, PROBS, mode="zero", reference=PROBS, progress=False)
+        with pytest.raises(ValueError, match="readout=\\('input', 'latent_0'\\): must be \\(residual layer 0..2"):
+            P.steer(llama, PROBS, torch.zeros(llama.d_model), readout=("input", "latent_0"), progress=False)
+    finally:
+        hook.remove()
+    assert calls == []

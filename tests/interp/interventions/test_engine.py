@@ -182,3 +182,32 @@ def test_reused_prompt_call_gives_the_same_scores_residuals_and_call_numbers(lla
             continue
         for layer in (1, 2):
             assert torch.equal(rec.at(layer, call)[rows, base.plan.col[:, p]], base.resid[layer][:, p])
+
+
+def test_an_edit_at_a_label_one_sample_lacks_leaves_that_sample_alone(llama):
+    """Responses of different lengths: a response position only the longer one has. Zeroing it at every layer
+    must leave the shorter sample's scores exactly as they were (its gather column there is a placeholder that
+    points at another position), while the longer sample changes."""
+    b = prepare(llama, ["3 + 4 = ?", "9 - 2 = ?"], ["7", "7, because 9 - 2 is 7 and 7 is odd"])
+    base = baseline(llama, b)
+    only = [p for i, p in enumerate(base.plan.labels) if p.startswith("resp_") and base.plan.valid[1, i]
+            and not base.plan.valid[0, i]]
+    assert len(only) >= 3, only
+    label = only[0]
+    s = run_cells(llama, b, [[Edit(layer, label) for layer in range(llama.n_layers + 1)]], base.plan,
+                  cells_per_pass=1)
+    assert torch.equal(s["answer_logp"][0, 0], base.scores["answer_logp"][0])
+    assert not torch.equal(s["answer_logp"][0, 1], base.scores["answer_logp"][1])
+
+
+def test_bad_edits_name_the_field(llama):
+    b = prepare(llama, *qa(PROBS[:2]))
+    base = baseline(llama, b)
+    with pytest.raises(ValueError, match="Edit.op='mul': must be 'set' or 'add'"):
+        Edit(1, "latent_0", op="mul")
+    with pytest.raises(ValueError, match="Edit.value=<tensor \\[5\\]>: must have shape \\[64\\]"):
+        run_cells(llama, b, [[Edit(1, "latent_0", torch.ones(5))]], base.plan)
+    with pytest.raises(ValueError, match="Edit.valid=<1 flags>: must hold one flag per sample \\(2\\)"):
+        run_cells(llama, b, [[Edit(1, "latent_0", valid=torch.tensor([True]))]], base.plan)
+    with pytest.raises(ValueError, match="readout=\\(1, 'nope'\\): position 'nope' is not among"):
+        run_cells(llama, b, [[Edit(1, "latent_0")]], base.plan, readout=(1, "nope"))

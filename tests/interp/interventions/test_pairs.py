@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from codi import data
+from codi.data import Problem
 from interp.interventions.pairs import changed_number_pairs, replay
 
 
@@ -18,6 +19,23 @@ def test_changed_number_pairs():
         assert a.answer != b.answer and b.values[-1] == int(b.answer)
         wa, wb = a.question.split(), b.question.split()
         assert len(wa) == len(wb) and sum(x != y for x, y in zip(wa, wb)) == 1
+
+
+
+def test_a_chain_that_is_not_one_line_of_steps_gives_no_pair():
+    """GSM8k-Aug chains may compute a side value from fresh numbers (3 pens at 4, 2 books at 6, then the total):
+    replaying them from a new start as if each step used the previous result gave 5 pens -> 5*4=20, 20*6=120,
+    120+12=132 (the true answer is 32), a wrong foil. Such problems are skipped; linear ones still pair, with the
+    answer the new start really gives."""
+    side = Problem("g1", "A shop sells 3 pens for 4 dollars each and 2 books for 6 dollars each. What is the "
+                   "total?", "<<3*4=12>> <<2*6=12>> <<12+12=24>>", "24", [12, 12, 24], 3)
+    line = Problem("g2", "Tom has 3 boxes of 4 eggs and buys 6 more eggs. How many eggs?", "<<3*4=12>> <<12+6=18>>",
+                   "18", [12, 18], 2)
+    assert replay(side.cot, 5) is None
+    clean, corrupt = changed_number_pairs([side, line], seed=0)
+    assert [p.id for p in clean] == ["g2"]
+    x = int(corrupt[0].question.split()[2])
+    assert corrupt[0].answer == str(x * 4 + 6) and corrupt[0].values == [x * 4, x * 4 + 6]
 
 
 @pytest.mark.slow

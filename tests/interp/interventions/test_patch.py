@@ -36,3 +36,19 @@ def test_batched_patch_sweep_equals_cell_by_cell(base, request):
     )
     # patching the changed number's token at the embedding layer moves the answer towards the clean one
     assert np.nanmax(g1.metrics["recovered"][g1.layers.index(0)]) > 0
+
+
+def test_patching_a_fed_back_thought_writes_the_clean_run_s_same_thought(llama):
+    """Cell (input, latent_j) writes the clean run's thought j, for every j: recomputed with hand-made edits."""
+    from interp.interventions.engine import Edit, baseline, run_cells
+    from interp.interventions.patch import pair_batches
+
+    g = P.patch(llama, CLEAN, CORRUPT, layers=["input"], positions="latents", progress=False)
+    bc, bk = pair_batches(llama, CLEAN, CORRUPT)
+    base_c, base_k = baseline(llama, bc, [], "latents"), baseline(llama, bk, [], "latents")
+    k = llama.config.num_latents
+    s = run_cells(llama, bk, [[Edit(INPUT, f"latent_{j}", base_c.latent_inputs[:, j])] for j in range(k)],
+                  base_k.plan)
+    assert g.positions == [f"latent_{j}" for j in range(k)]
+    np.testing.assert_allclose(g.scores[0], s["logit_diff"].numpy(), rtol=0, atol=1e-5)   # [thought, pair]
+    assert np.ptp(g.scores[0], axis=0).max() > 1e-4          # the thoughts differ in effect: the test can tell them
