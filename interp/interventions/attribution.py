@@ -55,10 +55,10 @@ from argcheck import check_choice, check_int
 from grids import Finding, ResultGrid
 from interp.hooks import CallClock, edit_residual
 from interp.interventions.batch import Batch, check_codi
-from interp.interventions.engine import INPUT, Baseline, baseline, from_run
+from interp.interventions.engine import INPUT, Baseline, baseline, batch_labels, from_run
 from interp.interventions.patch import pair_batches, patch_edits
 from interp.interventions.study import CellStudy, nanmean, parse_layers
-from interp.positions import Plan, codi_labels
+from interp.positions import Plan
 
 __all__ = ["attribute", "agreement", "METRICS"]
 
@@ -76,9 +76,7 @@ def _taps_prompt(model, b: Batch, positions: str | Sequence[str]) -> bool:
     run tap it, and only then does the backward pass run through it. Tapping it anyway (and asking no grad there)
     gives the same estimates but keeps the prompt call's autograd graph alive: 32 pairs of smollm2-135m, latent
     cells only, peaked at 5.5 GB RSS against 3.2 GB."""
-    labels = codi_labels(positions, int(b.prompt_mask.long().sum(1).max()), model.config.num_latents,
-                         b.resp_ids.shape[1])
-    return any(poslabels.kind(p) in ("question", "bot") for p in labels)
+    return any(poslabels.kind(p) in ("question", "bot") for p in batch_labels(model, b, positions))
 
 
 def _corrupt_run(

@@ -43,7 +43,7 @@ from interp.hooks import CallClock, edit_residual, record_residuals
 from interp.interventions.batch import Batch, check_codi, score
 from interp.positions import Plan
 
-__all__ = ["INPUT", "Baseline", "Edit", "baseline", "from_run", "run_cells", "run_labels"]
+__all__ = ["INPUT", "Baseline", "Edit", "baseline", "batch_labels", "from_run", "run_cells", "run_labels"]
 
 INPUT = -1  # "layer" of the fed-back continuous thought (input level, before the model adds anything)
 ROWS_PER_CALL = 12  # a pass's fixed cost per forward call, in rows of that call (`run_cells` packs by it)
@@ -61,6 +61,24 @@ def run_labels(run: LatentRun, positions: str | Sequence[str] = "all") -> list[s
     n_q = int(prompt.attention_mask.long().sum(1).max()) - 1
     n_lat = sum(s.kind == "latent" for s in run.segments)
     return codi_labels(positions, n_q, n_lat, run.response_ids.shape[1])
+
+
+def batch_labels(model, b: Batch, positions: str | Sequence[str] = "all") -> list[str]:
+    """The position labels a run of batch `b` will have, known before running it (so a label that does not exist
+    is refused before any forward call): `run_labels` of that run. The batch's prompt is the question alone (the
+    run appends <bot>).
+
+    >>> import codi
+    >>> from interp.interventions.batch import prepare
+    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+    >>> b = prepare(cm, ["1 + 2 = ?"], ["3"])
+    >>> batch_labels(cm, b, "all") == run_labels(baseline(cm, b).run, "all")
+    True
+    >>> batch_labels(cm, b, "latents")
+    ['latent_0', 'latent_1']
+    """
+    return codi_labels(positions, int(b.prompt_mask.long().sum(1).max()), model.config.num_latents,
+                       b.resp_ids.shape[1])
 
 
 # ---------------------------------------------------------------------------------------------- baseline

@@ -19,7 +19,7 @@ import torch
 import poslabels
 from grids import Finding, ResultGrid
 from interp.interventions.batch import Batch, check_codi, prepare, qa
-from interp.interventions.engine import INPUT, Baseline, Edit, baseline
+from interp.interventions.engine import INPUT, Baseline, Edit, baseline, batch_labels
 from interp.interventions.study import CellStudy, nanmean, parse_layers
 
 __all__ = ["patch", "pair_batches", "patch_edits", "open_pairs"]
@@ -80,6 +80,15 @@ def open_pairs(model, kind: str, clean: Any, corrupt: Any, layers: Any, position
     check_codi(model)
     bc, bk = pair_batches(model, clean, corrupt, answers)
     lays = parse_layers(model, layers)
+    labels = batch_labels(model, bk, positions)
+    try:
+        batch_labels(model, bc, labels)
+    except ValueError as e:
+        n = [int(x.prompt_mask.long().sum(1).max()) for x in (bc, bk)]
+        raise ValueError(f"{e} The clean questions are shorter than the corrupt ones (at most {n[0]} vs {n[1]} "
+                         "tokens), so the clean run lacks positions the corrupt run has. Fix: make pairs whose "
+                         "questions have the same token count (changed_number_pairs(..., tokenizer=model.tokenizer)), "
+                         "or patch positions both have (e.g. positions='latents').") from None
     st = CellStudy.open(model, kind, bk, lays, positions)
     base_c = baseline(model, bc, [x for x in lays if x != INPUT], st.columns)
     return st, base_c

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 import poslabels
 from grids import Finding, ResultGrid
 from interp.interventions.batch import Batch, check_codi
-from interp.interventions.engine import INPUT, Baseline, Edit, baseline, run_cells, run_labels
+from interp.interventions.engine import INPUT, Baseline, Edit, baseline, batch_labels, run_cells, run_labels
 
 __all__ = ["CellStudy", "parse_layers", "cells_of", "nanmean", "grid_config"]
 
@@ -138,6 +138,7 @@ class CellStudy:
         check_codi(model)
         lays = parse_layers(model, layers)
         if base is None:
+            batch_labels(model, batch, positions)             # a label that does not exist: refused before any run
             base = baseline(model, batch, list(record), positions, extra)
         elif record or extra:
             raise ValueError(f"CellStudy.open: record={list(record)!r}, extra={list(extra)!r} describe a baseline to "

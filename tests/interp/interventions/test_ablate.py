@@ -100,6 +100,11 @@ def test_bad_arguments_are_refused_before_any_forward_call(llama):
             P.ablate(llama, PROBS[:1], mode="resample", progress=False)
         with pytest.raises(ValueError, match="reference=<problems>: is used only by mode='mean'"):
             P.ablate(llama, PROBS, mode="zero", reference=PROBS, progress=False)
+        with pytest.raises(ValueError, match="position 'latent_7' does not exist for this model"):
+            P.ablate(llama, PROBS, positions=["latent_7"], progress=False)
+        with pytest.raises(ValueError, match="clean questions are shorter than the corrupt ones .at most 9 vs 12"):
+            P.patch(llama, [{"question": "3 + 4 = ?", "answer": "7"}],
+                    [{"question": "3 + 4 + 1 = ?", "answer": "8"}], positions="question", progress=False)
         with pytest.raises(ValueError, match="readout=\\('input', 'latent_0'\\): must be \\(residual layer 0..2"):
             P.steer(llama, PROBS, torch.zeros(llama.d_model), readout=("input", "latent_0"), progress=False)
     finally:
