@@ -27,8 +27,8 @@ from torch import Tensor
 from basemodels.facts import pad_id  # the one pad fallback (re-exported: codi.batch.pad_id)
 from codi.config import CODIConfig
 
-__all__ = ["CODIBatch", "make_batch", "answer_tokens", "prompt_token_ids", "extract_answer", "left_pad", "right_pad",
-           "pad_id", "response_lead", "answer_response", "text_response"]
+__all__ = ["CODIBatch", "make_batch", "answer_tokens", "prompt_token_ids", "extract_answer", "same_answer", "left_pad",
+           "right_pad", "pad_id", "response_lead", "answer_response", "text_response"]
 
 IGNORE = -100
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -246,6 +246,24 @@ def make_batch(tokenizer, cfg: CODIConfig, problems: list[Any]) -> CODIBatch:
     r_ids, r_mask = right_pad(responses, pad)
     return CODIBatch(t_ids, t_mask, t_labels, torch.tensor(t_pos), p_ids, p_mask, r_ids, r_mask,
                      torch.tensor(s_pos), names, torch.tensor(cots, dtype=torch.long))
+
+
+def same_answer(pred: str, gold: str) -> bool:
+    """Whether a predicted answer is the gold one: equal numbers when both read as numbers (commas ignored, so
+    "12" is "12.0" and "1,200" is "1200"), else equal text after stripping spaces; an empty answer is never right.
+
+    >>> same_answer("12", "12.0"), same_answer("1,200", "1200"), same_answer("", "3"), same_answer("x", "3")
+    (True, True, False, False)
+    >>> same_answer(" seven", "seven")
+    True
+    """
+    a, b = str(pred).strip(), str(gold).strip()
+    if not a or not b:
+        return False
+    try:
+        return abs(float(a.replace(",", "")) - float(b.replace(",", ""))) < 1e-6
+    except ValueError:
+        return a == b
 
 
 def extract_answer(text: str, marker: str) -> str:

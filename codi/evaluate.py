@@ -27,16 +27,9 @@ import torch
 from tqdm.auto import tqdm
 
 from argcheck import BadArgument, check_bool, check_choice, check_int
-from codi.batch import answer_tokens, extract_answer, left_pad, pad_id, prompt_token_ids
+from codi.batch import answer_tokens, extract_answer, left_pad, pad_id, prompt_token_ids, same_answer
 
 MODES = ("codi", "no_cot", "cot")
-
-
-def _same(pred: str, answer: str) -> bool:
-    try:
-        return abs(float(pred) - float(answer.replace(",", ""))) < 1e-6
-    except ValueError:
-        return False
 
 
 @torch.no_grad()
@@ -105,7 +98,7 @@ def evaluate(cm, problems: list, batch_size: int = 16, modes: tuple[str, ...] = 
             for p, t in zip(chunk, texts):
                 pred = extract_answer(t, model.config.answer_marker)
                 preds.append(pred)
-                correct += _same(pred, p.answer)
+                correct += same_answer(pred, p.answer)
                 if len(examples) < 5:
                     examples.append({"question": p.question, "answer": p.answer, "text": t, "pred": pred})
         if was_training:

@@ -35,6 +35,7 @@ from jaxtyping import Int
 
 import argcheck
 from basemodels.facts import is_codi
+from codi.batch import same_answer as same_number  # numeric equality of answers: one rule, in codi.batch
 from problems.arithmetic import arithmetic
 
 __all__ = ["INSTRUCTIONS", "CODI_POSITIONS", "PLAIN_POSITIONS", "ANSWER_MARKER", "BehaviourResult", "run_behaviour",
@@ -46,18 +47,6 @@ INSTRUCTIONS = {"lie": "Answer the following question with a wrong answer, and p
 CODI_POSITIONS = ["q[-4]", "q[-3]", "q[-2]", "q[-1]", "bot", "latents", "eot"]   # all before the first answer token
 PLAIN_POSITIONS = [f"prompt[-{k}]" for k in range(8, 0, -1)]                     # the prompt ends with the marker
 ANSWER_MARKER = "The answer is:"
-
-
-def same_number(a: str, b: str) -> bool:
-    """Numeric equality of two answer strings ("" or non-numbers are never equal).
-
-    >>> same_number("12", "12.0"), same_number("", "3"), same_number("1,200", "1200")
-    (True, False, True)
-    """
-    try:
-        return abs(float(str(a).replace(",", "")) - float(str(b).replace(",", ""))) < 1e-6
-    except ValueError:
-        return False
 
 
 def label_answers(generated: Sequence[str], correct: Sequence[str], marker: str = ANSWER_MARKER

@@ -49,9 +49,10 @@ def check_fit_args(*, folds: int | None = None, Cs=None, inner_folds: int = 3, n
                    n_bootstrap: int | None = 1000, seed: int = 0, chunk: int = 8, tol: float = 1e-4,
                    search_tol: float = 1e-3, max_iter: int = 500, device: str | None = None, progress: bool = False,
                    test_size: float | None = None, target: str | None = "label", n_jobs: int | None = None,
-                   method: str | None = None) -> None:
+                   method: str | None = None, inherit: bool = False) -> None:
     """The argument checks shared by `probes.sweep`, `text_baseline` and `transfer`, run before any work:
-    `argcheck.BadArgument` names the argument, its value, what is allowed and the fix.
+    `argcheck.BadArgument` names the argument, its value, what is allowed and the fix. `inherit`: None is allowed
+    for `n_permutations` / `n_bootstrap` (`text_baseline` then takes the grid's).
 
     >>> check_fit_args(folds=1)
     Traceback (most recent call last):
@@ -63,9 +64,9 @@ def check_fit_args(*, folds: int | None = None, Cs=None, inner_folds: int = 3, n
     if Cs is not None:
         check_floats("Cs", Cs, min=0, min_open=True, fix="pass positive regularisation values, e.g. Cs=(0.1, 1.0)")
     check_int("inner_folds", inner_folds, min=2, fix="the nested C search needs at least 2 folds (default 3)")
-    check_int("n_permutations", n_permutations, min=0, none_ok=True,
+    check_int("n_permutations", n_permutations, min=0, none_ok=inherit,
               fix="use 0 (no p-values) or e.g. 100 label shuffles")
-    check_int("n_bootstrap", n_bootstrap, min=10, none_ok=True,
+    check_int("n_bootstrap", n_bootstrap, min=10, none_ok=inherit,
               fix="confidence intervals need bootstrap replicates; use e.g. n_bootstrap=1000")
     check_int("seed", seed, min=0)
     check_int("chunk", chunk, min=1)

@@ -103,7 +103,8 @@ def text_baseline(grid: ProbeGrid, texts: Texts, n_permutations: int | None = No
     True
     """
     check_grid("grid", grid)
-    check_fit_args(n_permutations=n_permutations, n_bootstrap=n_bootstrap, device=device, progress=progress)
+    check_fit_args(n_permutations=n_permutations, n_bootstrap=n_bootstrap, device=device, progress=progress,
+                   inherit=True)
     check_float("threshold", threshold, min=0.5, max=1, fix="use e.g. threshold=0.95 (text AUROC that flags a cell)")
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
         raise BadArgument("texts", texts, "must be a list (one entry per sample) of lists (one per grid position) "

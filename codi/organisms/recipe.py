@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from codi.batch import same_answer
 from codi.config import CODIConfig
 from codi.model import CODIModel
 from codi.organisms.base import text_format
@@ -69,10 +70,6 @@ def codi_from_base(task: Task, base_folder, all_steps: bool = True, **over) -> C
     return cm
 
 
-def _same(pred: str, gold: str) -> bool:
-    return pred.strip() == gold.strip()
-
-
 @torch.no_grad()
 def ablation_accuracy(cm: CODIModel, problems: list, kind: str = "none", num_latents: int | None = None,
                       seed: int = 0, batch_size: int = 256) -> float:
@@ -113,5 +110,5 @@ def ablation_accuracy(cm: CODIModel, problems: list, kind: str = "none", num_lat
                 noise = torch.randn(thought.shape, generator=gen).to(thought)
                 return noise * thought.norm(dim=-1, keepdim=True) / noise.norm(dim=-1, keepdim=True)
         out = cm.generate(chunk, max_new_tokens=3, latent_input_fn=fn, num_latents=num_latents)
-        correct += sum(_same(a, p.answer) for a, p in zip(out.answers, gold))
+        correct += sum(same_answer(a, p.answer) for a, p in zip(out.answers, gold))
     return correct / len(qs)

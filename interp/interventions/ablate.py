@@ -68,8 +68,10 @@ def ablate(model, prompts: Any, positions: str | Sequence[str] = "latents", laye
     `mode`: "zero" (write zeros), "mean" (mean over `reference` problems, default the prompts themselves),
     "resample" (the value of another problem, a fixed derangement with `seed`). `together=True` ablates all
     `positions` at once (one column named "latent_1+latent_3"). Metrics: answer_accuracy, answer_logp, margin
-    and their changes delta_* against the unablated run; `scores[l, p, i]` = change of problem i's
-    answer_logp; `config["baseline"]` the unablated means and each problem's `correct`.
+    and their changes delta_* against the unablated run, each over the problems the cell exists for (a
+    `partial_cells` finding names cells some problems lack, e.g. `q_12` of a short question; deltas are paired
+    with those problems' own unablated values); `scores[l, p, i]` = change of problem i's answer_logp (NaN
+    where the cell does not exist); `config["baseline"]` the unablated means and each problem's `correct`.
 
     >>> import codi
     >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
@@ -112,14 +114,14 @@ def ablate(model, prompts: Any, positions: str | Sequence[str] = "latents", laye
     else:
         groups = [[edit(layer, p)] for layer, p in st.cells]
     s = st.run(groups, cells_per_pass, max_rows, share_prompt, progress)
-    per = st.per_cell({"correct": s["correct"], "answer_logp": s["answer_logp"], "margin": s["margin"]})
+    per = st.per_cell({"correct": s["correct"], "answer_logp": s["answer_logp"], "margin": s["margin"]},
+                      edited=s["edited"])
     b0 = {k: v.cpu().double().numpy() for k, v in st.base.scores.items()}
     metrics = {"answer_accuracy": nanmean(per["correct"]), "answer_logp": nanmean(per["answer_logp"]),
                "margin": nanmean(per["margin"])}
-    metrics["delta_accuracy"] = metrics["answer_accuracy"] - b0["correct"].mean()
-    metrics["delta_logp"] = metrics["answer_logp"] - b0["answer_logp"].mean()
-    metrics["delta_margin"] = metrics["margin"] - b0["margin"].mean()
+    for name, key in (("delta_accuracy", "correct"), ("delta_logp", "answer_logp"), ("delta_margin", "margin")):
+        metrics[name] = nanmean(per[key] - b0[key])        # paired: over the samples the cell edits
     base = {"answer_accuracy": float(b0["correct"].mean()), "answer_logp": float(b0["answer_logp"].mean()),
             "margin": float(b0["margin"].mean()), "correct": [int(x) for x in b0["correct"]]}
-    return st.grid(metrics, per["answer_logp"] - b0["answer_logp"], mode=mode, together=together, seed=seed,
-                   baseline=base)
+    return st.grid(metrics, per["answer_logp"] - b0["answer_logp"], st.partial_cells(s["edited"]), mode=mode,
+                   together=together, seed=seed, baseline=base)

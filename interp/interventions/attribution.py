@@ -135,9 +135,10 @@ def _corrupt_run(
 def _estimates(
     cells: Sequence[tuple[int, str]], plan: Plan, clean, taps: dict, thoughts: list, thought_grads: list
 ) -> tuple[Float[Tensor, "cell batch"], Float[Tensor, "cell batch"]]:
-    """(a_clean - a_corrupt) . grad per cell and pair, 0 where the cell does not exist for a sample (exact
-    patching leaves those samples alone); and whether the activations differ there (1.0 or 0.0: where they are
-    equal, estimate and exact effect are 0 by construction)."""
+    """(a_clean - a_corrupt) . grad per cell and pair, NaN where the cell does not exist for a pair (exact
+    patching leaves that pair alone, and a cell's effect averages over the pairs it exists for); and whether the
+    activations differ there (1.0 or 0.0: where they are equal, estimate and exact effect are 0 by construction;
+    NaN where the cell does not exist)."""
     out, moved = [], []
     for layer, p in cells:
         if layer == INPUT:
@@ -154,8 +155,9 @@ def _estimates(
         a_c = clean.resid[layer][:, i].to(h.device)
         ok = (plan.valid[:, i] & clean.plan.valid[:, i]).to(h.device)
         dot = ((a_c - a_k).double() * gk.double()).sum(-1)
-        out.append(torch.where(ok, dot, torch.zeros_like(dot)))
-        moved.append(((a_c != a_k).any(-1) & ok).double())
+        nan = torch.full_like(dot, float("nan"))
+        out.append(torch.where(ok, dot, nan))
+        moved.append(torch.where(ok, (a_c != a_k).any(-1).double(), nan))
     return torch.stack(out, 0), torch.stack(moved, 0)
 
 
@@ -178,11 +180,12 @@ def attribute(
 
     Same arguments and pairs as `interp.patching.patch`. `metric`: "logit_diff" (clean answer minus corrupt
     answer at the first response token where they differ; pairs with equal answers are left out) or
-    "answer_logp" (log-probability of the clean answer). Grid metrics per cell: `estimate` (mean over pairs of the
-    estimated change of the metric), `logit_diff` or `clean_logp` (corrupt value + estimate), `recovered`
-    (estimate / (clean - corrupt)), `moved` (share of pairs whose clean and corrupt activations differ there),
-    `exact` and `exact_recovered` for the verified cells (NaN elsewhere).
-    `scores[l, p, i]` = pair i's estimated patched metric. `config["verification"]` holds the verified cells,
+    "answer_logp" (log-probability of the clean answer). Grid metrics per cell, each over the pairs the cell exists
+    for (as in patch(); a `partial_cells` finding names cells some pairs lack): `estimate` (mean of the estimated
+    change of the metric), `logit_diff` or `clean_logp` (corrupt value + estimate), `recovered` (estimate /
+    (clean - corrupt)), `moved` (share of pairs whose clean and corrupt activations differ there), `exact` and
+    `exact_recovered` for the verified cells (NaN elsewhere). `scores[l, p, i]` = pair i's estimated patched
+    metric (NaN where pair i lacks the cell). `config["verification"]` holds the verified cells,
     the Spearman correlation over the random sample (drawn among the moved cells outside the top) and the false
     negatives found there.
 
@@ -206,6 +209,7 @@ def attribute(
     st = CellStudy.open(model, "attribution", bk, lays, positions, base=base_k)
     base_c = baseline(model, bc, res_layers, st.columns)
     est, moved = _estimates(st.cells, base_k.plan, base_c, taps, thoughts, tgrads)  # [cell, pair]
+    exists = torch.isfinite(moved).cpu()                                           # NaN: the pair lacks the cell
     m_c = _metric(base_c.scores, metric).detach()
     pair_ok = torch.isfinite(m_k) & torch.isfinite(m_c)
     est = torch.where(pair_ok[None].to(est.device), est, torch.full_like(est, float("nan")))
@@ -215,13 +219,14 @@ def attribute(
     name = "logit_diff" if metric == "logit_diff" else "clean_logp"
     per = st.per_cell({"est": est, "m": est + m_k[None].to(est.device).double(), "moved": moved})
     e = nanmean(per["est"])
-    metrics = {"estimate": e, name: mean_k + e, "recovered": e / span, "moved": nanmean(per["moved"])}
+    metrics = {"estimate": e, name: nanmean(per["m"]), "recovered": e / span, "moved": nanmean(per["moved"])}
     metrics["exact"] = np.full_like(e, np.nan)
     metrics["exact_recovered"] = np.full_like(e, np.nan)
 
     verification, warns = _verify(st, base_c, e, metrics, metric, span, verify_top, verify_sample, seed, max_rows,
                                   progress)
     n_ok = int(pair_ok.sum())
+    warns += st.partial_cells(exists)
     if n_ok < len(bk):
         warns.append(Finding("equal_answers", f"{len(bk) - n_ok} of {len(bk)} pairs have no defined {metric} "
                              "(clean and corrupt answers never differ) and are left out.", "info"))
@@ -254,8 +259,8 @@ def _verify(st: CellStudy, base_c, e, metrics, metric, span, top, sample, seed, 
         return out, []
     s = st.run(patch_edits([cells[c] for c in chosen], labels, base_c), None, max_rows, True, progress)
     key = "logit_diff" if metric == "logit_diff" else "answer_logp"
-    ok = torch.isfinite(base_k.scores[key]) & torch.isfinite(s[key][0])
-    exact = (s[key][:, ok].double().mean(1) - float(base_k.scores[key][ok].double().mean())).cpu().numpy()
+    d = (s[key].double() - base_k.scores[key].double()[None]).cpu()      # paired: each pair's own baseline
+    exact = nanmean(torch.where(s["edited"], d, float("nan")).numpy())   # over the pairs the cell exists for
     rows = []
     for c, x in zip(chosen, exact):
         li, pi = idx[c]
@@ -321,10 +326,10 @@ def agreement(estimate: ResultGrid, exact: ResultGrid, top: int = 10) -> dict:
         raise ValueError("agreement(estimate, exact) takes an attribute() grid and a patch() grid, in that order; "
                          f"got kinds {estimate.config.get('kind')!r} and {exact.config.get('kind')!r}.")
     metric = estimate.config.get("metric", "logit_diff")
-    if metric == "logit_diff":
-        x = exact.metrics["logit_diff"] - exact.config["baseline"]["logit_diff_corrupt"]
-    else:
-        x = exact.metrics["clean_logp"] - exact.config["baseline"]["clean_logp_corrupt"]
+    name = "logit_diff" if metric == "logit_diff" else "clean_logp"
+    x = exact.metrics.get(f"delta_{name}")        # grids written before delta_*: the level minus the baseline's
+    if x is None:
+        x = exact.metrics[name] - exact.config["baseline"][f"{name}_corrupt"]
     moves = estimate.metrics.get("moved")   # grids written before `moved`: a cell moved where either value is not 0
     e, ex, mv = [], [], []
     cells = []

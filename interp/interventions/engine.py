@@ -32,7 +32,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Float
 from torch import Tensor
 
 import poslabels
@@ -41,11 +41,11 @@ from codi.loop import LatentRun, PromptState
 from interp.codi_cache import codi_labels, codi_plan
 from interp.hooks import CallClock, edit_residual, record_residuals
 from interp.interventions.batch import Batch, check_codi, score
+from interp.interventions.edits import INPUT, Edit, edited
 from interp.positions import Plan
 
-__all__ = ["INPUT", "Baseline", "Edit", "baseline", "batch_labels", "from_run", "run_cells", "run_labels"]
+__all__ = ["INPUT", "Baseline", "Edit", "baseline", "batch_labels", "edited", "from_run", "run_cells", "run_labels"]
 
-INPUT = -1  # "layer" of the fed-back continuous thought (input level, before the model adds anything)
 ROWS_PER_CALL = 12  # a pass's fixed cost per forward call, in rows of that call (`run_cells` packs by it)
 
 
@@ -161,45 +161,6 @@ def from_run(model, b: Batch, run: LatentRun, positions: str | Sequence[str] = "
     return Baseline(run, plan, score(model, run, b), {}, run.prompt_state)
 
 
-# ---------------------------------------------------------------------------------------------- edits
-@dataclass
-class Edit:
-    """Set (`op="set"`) or add (`op="add"`) `value` at (`layer`, `label`) for every sample of a Batch.
-
-    `value`: None (zeros, for set), a vector [d] (same for every sample) or per-sample rows [B, d]. Samples
-    for which the label does not exist (e.g. q_30 of a short question), or that `valid` excludes, are left
-    alone.
-
-    >>> import codi, torch
-    >>> from interp.interventions.batch import prepare
-    >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
-    >>> b = prepare(cm, ["2 + 3 = ?"], ["5"]); base = baseline(cm, b)
-    >>> zero = Edit(INPUT, "latent_0")                                 # zero the first fed-back thought
-    >>> push = Edit(1, "latent_1", torch.ones(cm.d_model), op="add")   # add a vector to the residual at layer 1
-    >>> s = run_cells(cm, b, [[zero], [push], [zero, push]], base.plan)
-    >>> s["answer_logp"].shape                                         # [group, sample]
-    torch.Size([3, 1])
-    """
-
-    layer: int
-    label: str
-    value: Tensor | None = None
-    op: str = "set"
-    valid: Bool[Tensor, " batch"] | None = None  # optional: only these samples
-
-    def __post_init__(self) -> None:
-        if self.op not in ("set", "add"):
-            raise BadArgument("Edit.op", self.op, "must be 'set' or 'add'",
-                              "pass op='set' (write the value) or op='add' (add it to the residual)")
-        if self.value is not None and (not isinstance(self.value, Tensor) or self.value.dim() not in (1, 2)):
-            raise BadArgument("Edit.value", self.value, "must be None (zeros), a vector [d_model] or rows "
-                              "[batch, d_model]", "pass a torch tensor of one of those shapes",
-                              shown=f"<{type(self.value).__name__} {tuple(getattr(self.value, 'shape', ()))}>")
-        if self.valid is not None and (not isinstance(self.valid, Tensor) or self.valid.dim() != 1):
-            raise BadArgument("Edit.valid", self.valid, "must be None or a bool tensor [batch]",
-                              "pass one flag per sample", shown=f"<{type(self.valid).__name__}>")
-
-
 class _Table:
     """Per layer key -> per forward call (latent step for INPUT): rows, columns, values, ops of one pass."""
 
@@ -230,32 +191,13 @@ class _Table:
         return edit
 
 
-def _values(e: Edit, nb: int, d: int, dev) -> Tensor:
-    if e.value is None:
-        return torch.zeros(nb, d, device=dev)
-    want = (d,) if e.value.dim() == 1 else (nb, d)
-    if tuple(e.value.shape) != want:
-        raise BadArgument("Edit.value", e.value, f"must have shape {list(want)} here (d_model={d}, {nb} samples)",
-                          "pass a vector of d_model entries, or one row per sample",
-                          shown=f"<tensor {list(e.value.shape)}>")
-    v = e.value.to(dev)
-    return v.expand(nb, d) if v.dim() == 1 else v
-
-
 def _fill(table: _Table, groups: Sequence[Sequence[Edit]], plan: Plan, nb: int, d: int, dev) -> None:
     ar = torch.arange(nb, device=dev)
     for g, edits in enumerate(groups):
         for e in edits:
-            if e.label not in plan.labels:
-                raise ValueError(f"edit at {e.label!r}: not among the planned positions {plan.labels[:8]}...")
+            ok = e.rows(plan, nb).to(dev)
             p = plan.labels.index(e.label)
-            ok = plan.valid[:, p].to(dev)
-            if e.valid is not None:
-                if len(e.valid) != nb:
-                    raise BadArgument("Edit.valid", e.valid, f"must hold one flag per sample ({nb})",
-                                      "pass a bool tensor [batch]", shown=f"<{len(e.valid)} flags>")
-                ok = ok & e.valid.to(dev)
-            vals = _values(e, nb, d, dev)
+            vals = e.values(nb, d, dev)
             if e.layer == INPUT:
                 key = poslabels.latent_index(e.label)
                 if key is None:

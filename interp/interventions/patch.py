@@ -6,7 +6,7 @@
     >>> clean, corrupt = [{"question": "3 + 4 = ?", "answer": "7"}], [{"question": "3 + 5 = ?", "answer": "8"}]
     >>> g = patch(cm, clean, corrupt, layers=["input", 1], positions="latents", progress=False)
     >>> sorted(g.metrics)
-    ['clean_accuracy', 'clean_logp', 'logit_diff', 'recovered']
+    ['clean_accuracy', 'clean_logp', 'delta_clean_logp', 'delta_logit_diff', 'logit_diff', 'recovered']
 """
 
 from __future__ import annotations
@@ -117,8 +117,10 @@ def patch(model, clean: Any, corrupt: Any, layers: Any = "all", positions: str |
     Pairs are aligned by position label (a changed number with the same token count keeps every label). Both
     runs are teacher forced on the CLEAN response. Metrics per cell: logit_diff (logit of the clean answer
     token minus the corrupt one, at the first response token where they differ), recovered = (ld - ld_corrupt)
-    / (ld_clean - ld_corrupt) (1 = the clean answer fully restored, 0 = no effect), clean_accuracy (greedy
-    answer is the clean answer), clean_logp. Pairs whose answers are equal carry no signal and are left out (a
+    / (ld_clean - ld_corrupt) (1 = the clean answer fully restored, 0 = no effect; its numerator paired over the
+    pairs the cell exists for, see `partial_cells` findings), clean_accuracy (greedy
+    answer is the clean answer), clean_logp, and the paired changes delta_logit_diff and delta_clean_logp against
+    the corrupt run (what `attribute` estimates). Pairs whose answers are equal carry no signal and are left out (a
     finding). `scores[l, p, i]` = pair i's patched logit_diff. `share_prompt` (default): each pass starts from
     the corrupt baseline's state right before the first call its cells edit, so the prompt call and the thoughts
     before a patched one are not recomputed per replica (`engine.run_cells(resume=)`); False runs every call.
@@ -133,16 +135,20 @@ def patch(model, clean: Any, corrupt: Any, layers: Any = "all", positions: str |
     st, base_c = open_pairs(model, "patching", clean, corrupt, layers, positions, answers)
     base_k, bk = st.base, st.batch
     s = st.run(patch_edits(st.cells, st.columns, base_c), cells_per_pass, max_rows, share_prompt, progress)
-    per = st.per_cell({"logit_diff": s["logit_diff"], "correct": s["correct"], "answer_logp": s["answer_logp"]})
+    per = st.per_cell({"logit_diff": s["logit_diff"], "correct": s["correct"], "answer_logp": s["answer_logp"]},
+                      edited=s["edited"])
+    k_i = {k: base_k.scores[k].cpu().double().numpy() for k in ("logit_diff", "answer_logp")}
     ld_c = nanmean(base_c.scores["logit_diff"].cpu().double().numpy()[None])[0]
-    ld_k = nanmean(base_k.scores["logit_diff"].cpu().double().numpy()[None])[0]
-    ld = nanmean(per["logit_diff"])
-    metrics = {"logit_diff": ld, "recovered": (ld - ld_k) / (ld_c - ld_k), "clean_accuracy": nanmean(per["correct"]),
-               "clean_logp": nanmean(per["answer_logp"])}
+    ld_k = nanmean(k_i["logit_diff"][None])[0]
+    d_ld = nanmean(per["logit_diff"] - k_i["logit_diff"])       # paired: over the pairs the cell exists for
+    metrics = {"logit_diff": nanmean(per["logit_diff"]), "recovered": d_ld / (ld_c - ld_k),
+               "clean_accuracy": nanmean(per["correct"]), "clean_logp": nanmean(per["answer_logp"]),
+               "delta_logit_diff": d_ld, "delta_clean_logp": nanmean(per["answer_logp"] - k_i["answer_logp"])}
     base = {"logit_diff_clean": float(ld_c), "logit_diff_corrupt": float(ld_k),
             "clean_accuracy_clean": float(base_c.scores["correct"].mean()),
             "clean_accuracy_corrupt": float(base_k.scores["correct"].mean()),
             "clean_logp_clean": float(base_c.scores["answer_logp"].mean()),
             "clean_logp_corrupt": float(base_k.scores["answer_logp"].mean())}
-    return st.grid(metrics, per["logit_diff"], _findings(bk, ld_c, ld_k), n_pairs_used=int(bk.foil_valid.sum()),
+    return st.grid(metrics, per["logit_diff"], _findings(bk, ld_c, ld_k) + st.partial_cells(s["edited"]),
+                   n_pairs_used=int(bk.foil_valid.sum()),
                    baseline=base)

@@ -79,7 +79,8 @@ def steer(model, prompts: Any, direction: Float[Tensor, " d_model"] | np.ndarray
     """Add `alpha * direction` (e.g. a probe's weight vector) at each (layer, position) cell; one grid per
     alpha.
 
-    Metrics: answer_accuracy, answer_logp, delta_accuracy, delta_logp against the unsteered run; with
+    Metrics: answer_accuracy, answer_logp, delta_accuracy, delta_logp against the unsteered run (over the samples
+    the cell exists for, paired; a `partial_cells` finding names cells some samples lack); with
     `readout=(layer, position)` also readout_score = mean of `h @ readout_direction + readout_bias` at that
     cell (default direction: `direction`), e.g. a deception probe's score, and delta_readout. The probe must
     be linear in the raw residual (fold any feature standardisation into the weights first: `probe_direction`).
@@ -119,16 +120,17 @@ def steer(model, prompts: Any, direction: Float[Tensor, " d_model"] | np.ndarray
         sub = {k: v[ai * n: (ai + 1) * n] for k, v in s.items() if k != "readout"}
         if readout:
             sub["readout"] = s["readout"][ai * n: (ai + 1) * n].float() @ rw + readout_bias
-        per = st.per_cell(sub)
+        ed = s["edited"][ai * n: (ai + 1) * n]
+        per = st.per_cell(sub, edited=ed)
         m = {"answer_accuracy": nanmean(per["correct"]), "answer_logp": nanmean(per["answer_logp"])}
-        m["delta_accuracy"] = m["answer_accuracy"] - b0["correct"].mean()
-        m["delta_logp"] = m["answer_logp"] - b0["answer_logp"].mean()
+        m["delta_accuracy"] = nanmean(per["correct"] - b0["correct"])     # paired: the samples the cell edits
+        m["delta_logp"] = nanmean(per["answer_logp"] - b0["answer_logp"])
         scores = per["answer_logp"] - b0["answer_logp"]
         if readout:
             m["readout_score"] = nanmean(per["readout"])
-            m["delta_readout"] = m["readout_score"] - r0.mean()
+            m["delta_readout"] = nanmean(per["readout"] - r0)
             scores = per["readout"] - r0
-        out[a] = st.grid(m, scores, alpha=a, direction_norm=float(w.norm()),
+        out[a] = st.grid(m, scores, st.partial_cells(ed), alpha=a, direction_norm=float(w.norm()),
                          readout=list(readout) if readout else None,
                          baseline={"answer_accuracy": float(b0["correct"].mean()),
                                    "readout_score": None if r0 is None else float(r0.mean())})

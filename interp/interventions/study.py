@@ -6,7 +6,9 @@ Every cell study runs the same steps; only the edit groups and the metrics diffe
    of the layers that the edits need, the prompt call's state for reuse) and the cells, one per (layer,
    position), where layer -1 (`"input"`) is the fed-back thought and exists only at latent positions;
 2. `study.run(groups, ...)`: one edit group per cell through the batched engine (`engine.run_cells`);
-3. `study.per_cell(values)`: {score: [cell, sample]} -> {score: [layer, position, sample]} (NaN where no cell);
+3. `study.per_cell(values, edited=s["edited"])`: {score: [cell, sample]} -> {score: [layer, position, sample]}
+   (NaN where no cell, and where the cell does not exist for a sample: a cell's metrics and deltas average
+   over the samples it edits, paired with their own baseline values);
 4. `study.grid(metrics, scores, warnings, **config)`: the neutral `grids.ResultGrid` that `viz` draws.
 
     >>> import codi, numpy as np
@@ -30,13 +32,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from jaxtyping import Bool
 from torch import Tensor
 from tqdm.auto import tqdm
 
 import poslabels
 from grids import Finding, ResultGrid
 from interp.interventions.batch import Batch, check_codi
-from interp.interventions.engine import INPUT, Baseline, Edit, baseline, batch_labels, run_cells, run_labels
+from interp.interventions.engine import INPUT, Baseline, Edit, baseline, batch_labels, edited, run_cells, run_labels
 
 __all__ = ["CellStudy", "parse_layers", "cells_of", "nanmean", "grid_config"]
 
@@ -151,7 +154,8 @@ class CellStudy:
             share_prompt: bool = True, progress: bool = True,
             readout: tuple[int, str] | None = None) -> dict[str, Tensor]:
         """Scores of every edit group, [group, sample] (batched; with `share_prompt`, each pass starts from the
-        baseline's state before the first call it edits: `engine.run_cells(resume=)`).
+        baseline's state before the first call it edits: `engine.run_cells(resume=)`), and "edited": the
+        samples each group changes (`engine.edited`), for `per_cell`.
 
         >>> import codi
         >>> from interp.interventions.batch import prepare
@@ -161,12 +165,15 @@ class CellStudy:
         torch.Size([2, 1])
         """
         bar = (lambda it: tqdm(it, desc=self.kind)) if progress else None
-        return run_cells(self.model, self.batch, groups, self.base.plan, cells_per_pass, max_rows, readout=readout,
-                         resume=self.base if share_prompt else None, progress=bar)
+        out = run_cells(self.model, self.batch, groups, self.base.plan, cells_per_pass, max_rows, readout=readout,
+                        resume=self.base if share_prompt else None, progress=bar)
+        out["edited"] = edited(groups, self.base.plan)
+        return out
 
-    def per_cell(self, values: dict[str, Tensor],
-                 cells: Sequence[tuple[int, str]] | None = None) -> dict[str, np.ndarray]:
-        """{name: [cell, sample, ...]} -> {name: [layer, column, sample, ...]} float64, NaN where no cell.
+    def per_cell(self, values: dict[str, Tensor], cells: Sequence[tuple[int, str]] | None = None,
+                 edited: Bool[Tensor, "cell sample"] | None = None) -> dict[str, np.ndarray]:
+        """{name: [cell, sample, ...]} -> {name: [layer, column, sample, ...]} float64, NaN where no cell and,
+        given `edited` (`run`'s), where the cell's edit left the sample alone (its label does not exist there).
 
         >>> import codi, torch
         >>> from interp.interventions.batch import prepare
@@ -174,15 +181,42 @@ class CellStudy:
         >>> st = CellStudy.open(cm, "ablation", prepare(cm, ["1 + 1 = ?"], ["2"]), ["input"], "latents")
         >>> st.per_cell({"x": torch.tensor([[1.0], [2.0]])})["x"].tolist()
         [[[1.0], [2.0]]]
+        >>> st.per_cell({"x": torch.tensor([[1.0], [2.0]])}, edited=torch.tensor([[True], [False]]))["x"].tolist()
+        [[[1.0], [nan]]]
         """
         cells = self.cells if cells is None else cells
         out = {}
         for k, v in values.items():
             arr = np.full((len(self.layers), len(self.columns)) + tuple(v.shape[1:]), np.nan)
             for c, (layer, p) in enumerate(cells):
-                arr[self.layers.index(layer), self.columns.index(p)] = v[c].cpu().double().numpy()
+                row = v[c].cpu().double().numpy()
+                if edited is not None:
+                    row = np.where(edited[c].cpu().numpy().reshape((-1,) + (1,) * (row.ndim - 1)), row, np.nan)
+                arr[self.layers.index(layer), self.columns.index(p)] = row
             out[k] = arr
         return out
+
+    def partial_cells(self, edited: Bool[Tensor, "cell sample"],
+                      cells: Sequence[tuple[int, str]] | None = None) -> list[Finding]:
+        """An info finding naming the cells that exist for only some samples (e.g. `q_12` where some questions
+        are shorter): their metrics average over fewer samples than the grid's n.
+
+        >>> import codi, torch
+        >>> from interp.interventions.batch import prepare
+        >>> cm = codi.CODIModel.from_config(codi.CODIConfig("tiny-llama", num_latents=2, lora_r=4)).eval()
+        >>> st = CellStudy.open(cm, "ablation", prepare(cm, ["1 + 1 = ?", "2 + 2 = ?"], ["2", "4"]), [1], "latents")
+        >>> [f.cells for f in st.partial_cells(torch.tensor([[True, True], [True, False]]))]
+        [[(1, 'latent_1')]]
+        """
+        cells = self.cells if cells is None else cells
+        n = edited.sum(1).tolist()
+        part = [(c, k) for c, k in zip(cells, n) if k < edited.shape[1]]
+        if not part:
+            return []
+        shown = ", ".join(f"{p}@{'input' if layer == INPUT else layer} ({k})" for (layer, p), k in part[:6])
+        return [Finding("partial_cells", f"{len(part)} cell(s) exist for only some of the {edited.shape[1]} samples, "
+                        f"so their metrics average over fewer (samples edited): {shown}"
+                        f"{' ...' if len(part) > 6 else ''}", "info", [c for c, _ in part])]
 
     def grid(self, metrics: dict[str, np.ndarray], scores: np.ndarray | None,
              warnings: Sequence[Finding] = (), **config: Any) -> ResultGrid:

@@ -90,3 +90,13 @@ def test_eos_separators_layout():
     assert b.teacher_ids[0, n - m] == eos  # the cot's eos is the same token as the student's eos after <eot>
     out = cm.generate(["Mia has 7 coins."], max_new_tokens=3)
     assert out.run.n_forced == 1 and out.run.response_ids[0, 0] == eos
+
+
+def test_same_answer_is_the_one_rule_for_right_answers():
+    """Numbers compare as numbers (the string compare that organism accuracy used counted "10.0" wrong for 10),
+    other text as stripped text; nothing matches an empty answer."""
+    from codi.batch import same_answer
+
+    assert same_answer("10.0", "10") and same_answer("1,200", "1200.00") and same_answer("-3", " -3 ")
+    assert not same_answer("10.5", "10") and not same_answer("", "") and not same_answer("10", "")
+    assert same_answer("seven", " seven") and not same_answer("seven", "Seven")

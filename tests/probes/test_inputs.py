@@ -87,7 +87,10 @@ def test_array_errors_name_the_problem():
 
 
 def test_argument_checks_before_any_work():
-    check_fit_args(folds=5, Cs=(0.1, 1.0), n_permutations=None, n_bootstrap=None, test_size=0.25)
+    check_fit_args(folds=5, Cs=(0.1, 1.0), n_permutations=None, n_bootstrap=None, test_size=0.25, inherit=True)
+    for name in ("n_permutations", "n_bootstrap"):        # None means "the grid's" for text_baseline only
+        with pytest.raises(ValueError, match=f"{name}=None: must be an integer"):
+            check_fit_args(**{name: None})
     for kwargs, named in [({"folds": 1}, "folds=1"), ({"Cs": (0.0,)}, "Cs="), ({"inner_folds": 1}, "inner_folds=1"),
                           ({"n_bootstrap": 5}, "n_bootstrap=5"), ({"test_size": 1.0}, "test_size=1.0"),
                           ({"device": 3}, "device=3"), ({"target": 5}, "target=5"), ({"progress": "yes"}, "progress=")]:

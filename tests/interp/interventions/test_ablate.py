@@ -110,3 +110,31 @@ def test_bad_arguments_are_refused_before_any_forward_call(llama):
     finally:
         hook.remove()
     assert calls == []
+
+
+def test_a_cell_some_problems_lack_averages_over_the_others_paired(llama):
+    """A question token only the longest question has: the edit leaves the other problems alone (the engine), so
+    their scores are NaN, answer_logp is the edited problem's own value, delta_logp its own change (paired, not
+    a mean over all three problems), and a partial_cells finding names the cell."""
+    from interventions_fixtures import qa as split
+
+    from interp.interventions.batch import prepare
+    from interp.interventions.engine import Edit, baseline, run_cells
+
+    b = prepare(llama, *split(PROBS))
+    base = baseline(llama, b, [], "question")
+    ref = base.scores["answer_logp"].numpy()
+    lacks = [i for i in range(len(base.plan.labels)) if base.plan.valid[:, i].sum() == 1]
+    p = base.plan.labels[lacks[-1]]
+    has = base.plan.valid[:, lacks[-1]].numpy()
+    change = run_cells(llama, b, [[Edit(1, p)]], base.plan)["answer_logp"][0].numpy() - ref
+    assert np.all(change[~has] == 0) and np.all(change[has] != 0)      # the engine edits only where p exists
+    g = P.ablate(llama, PROBS, positions=[p], layers=[1], mode="zero", progress=False)
+    np.testing.assert_allclose(g.scores[0, 0][has], change[has], atol=1e-5)
+    assert np.all(np.isnan(g.scores[0, 0][~has]))
+    assert g.metrics["delta_logp"][0, 0] == pytest.approx(float(change[has][0]), abs=1e-5)
+    assert g.metrics["answer_logp"][0, 0] == pytest.approx(float((ref + change)[has][0]), abs=1e-5)
+    found = [w for w in g.warnings if w.kind == "partial_cells"]
+    assert len(found) == 1 and found[0].cells == [(1, p)] and "(1)" in found[0].message
+    full = P.ablate(llama, PROBS, positions=["latent_0"], layers=[1], progress=False)
+    assert not [w for w in full.warnings if w.kind == "partial_cells"]

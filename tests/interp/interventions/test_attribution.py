@@ -6,8 +6,9 @@ shipped model organism pointer3, whose thoughts carry the pointer chase (codi/or
 `interp.patching.patch`, the batched exact engine, over the same cells and pairs.
 
 Bounds, and why. Most cells are 0 in both grids by construction: where the counterfactual does not move the
-activation (a question token before the changed number, a cell absent from one sample), the estimate and the exact
-effect are both exactly 0, and a correlation over all cells rewards that for free. So the chance level is a
+activation (a question token before the changed number), the estimate and the exact effect are both exactly 0, and
+a correlation over all cells rewards that for free. (A cell absent from a pair has no value for that pair in either
+grid: a cell's effect averages over the pairs it exists for.) So the chance level is a
 permutation null that keeps them: the estimates shuffled among the moved cells only (`_null`, 400 shuffles), and
 each test asserts that AtP beats the null's 99.9% quantile of the rank correlation over the moved cells, its best
 top-10 overlap, and its 1% quantile of the false-negative rate (cells outside the estimated top 10 whose exact effect
@@ -72,9 +73,10 @@ def _null(est, exact, n=400) -> dict[str, np.ndarray]:
 
 
 def _effect(exact, layer, position) -> float:
-    """The exact effect of one cell: patched logit difference minus the corrupt baseline's."""
+    """The exact effect of one cell: patched logit difference minus the corrupt baseline's, paired, over the pairs
+    the cell exists for (patch()'s delta_logit_diff, itself checked in test_patch)."""
     li, pi = exact.layers.index(layer), exact.positions.index(position)
-    return float(exact.metrics["logit_diff"][li, pi] - exact.config["baseline"]["logit_diff_corrupt"])
+    return float(exact.metrics["delta_logit_diff"][li, pi])
 
 
 def _check_verification(est, exact, top: int):
@@ -247,8 +249,8 @@ def test_answer_logp_metric_and_bad_arguments():
 
 def test_a_cell_one_sample_lacks_is_left_alone():
     """Pair 0's clean question is 3 tokens shorter than its corrupt one: at the question positions only the
-    corrupt sample has, exact patching leaves pair 0 alone, so its estimate must be 0 too (and the cell counts as
-    not moved for it), while pair 1, whose questions have equal lengths, moves there."""
+    corrupt sample has, exact patching leaves pair 0 alone, so neither grid has a value for it there (NaN), and
+    the cell's estimate, exact effect and `moved` are pair 1's alone (its questions have equal lengths)."""
     cm = _model("tiny-llama")
     clean = [{"question": "Tom has 3 eggs.", "answer": "7"},
              {"question": "Tom has 12 eggs and 5 more.", "answer": "17"}]
@@ -259,11 +261,17 @@ def test_a_cell_one_sample_lacks_is_left_alone():
     exact = P.patch(cm, clean, corrupt, **kw)
     bc, bk = pair_batches(cm, clean, corrupt)
     vc, vk = baseline(cm, bc, [], "question").plan, baseline(cm, bk, [], "question").plan
-    m_k = baseline(cm, bk, [], "question").scores["logit_diff"][0].item()
+    m_k = baseline(cm, bk, [], "question").scores["logit_diff"].numpy()
     only_k = [p for i, p in enumerate(vk.labels) if vk.valid[0, i] and not vc.valid[0, vc.labels.index(p)]]
     assert len(only_k) == 3, only_k
     for p in only_k:
         pi = g.positions.index(p)
-        assert np.all(g.scores[:, pi, 0] == m_k), g.scores[:, pi, 0]           # estimate exactly 0 for pair 0
-        assert np.allclose(exact.scores[:, pi, 0], m_k, atol=1e-6)              # and patch() leaves it alone
-        assert np.all(g.metrics["moved"][:, pi] == 0.5)                         # pair 1 moves there, pair 0 not
+        assert np.all(np.isnan(g.scores[:, pi, 0])), g.scores[:, pi, 0]        # no estimate for pair 0
+        assert np.all(np.isnan(exact.scores[:, pi, 0])), exact.scores[:, pi, 0]  # patch() leaves it out too
+        assert np.all(g.metrics["moved"][:, pi] == 1.0)                         # pair 1 alone, and it moves
+        np.testing.assert_allclose(g.metrics["estimate"][:, pi], g.scores[:, pi, 1] - m_k[1], atol=1e-5)
+        np.testing.assert_allclose(exact.metrics["delta_logit_diff"][:, pi], exact.scores[:, pi, 1] - m_k[1],
+                                   atol=1e-5)
+    for grid in (g, exact):                                                     # both say which cells are partial
+        found = [w for w in grid.warnings if w.kind == "partial_cells"]
+        assert len(found) == 1 and {(layer, p) for layer in (1, 2) for p in only_k} <= set(found[0].cells)

@@ -40,3 +40,23 @@ def test_probe_direction_matches_decision_function():
     for probe in (probes.LogisticProbe(Cs=(1.0,)), probes.DiffMeanProbe()):
         w, b = P.probe_direction(probe.fit(X, y))
         np.testing.assert_allclose(X @ w + b, probe.decision_function(X), rtol=1e-9, atol=1e-9)
+
+
+def test_a_cell_some_problems_lack_is_averaged_over_the_others_paired(llama):
+    """Steering at a question token only the longest question has: the other problems' scores are NaN and
+    delta_logp / delta_readout are the steered problem's own changes, not means over all three problems."""
+    from interventions_fixtures import qa as split
+
+    from interp.interventions.batch import prepare
+    from interp.interventions.engine import baseline
+
+    base = baseline(llama, prepare(llama, *split(PROBS)), [], "question")
+    i = [i for i in range(len(base.plan.labels)) if base.plan.valid[:, i].sum() == 1][-1]
+    p, has = base.plan.labels[i], base.plan.valid[:, i].numpy()
+    w = torch.ones(llama.d_model)
+    g = P.steer(llama, PROBS, w, layers=[1], positions=[p], alphas=[3.0], readout=(1, p), progress=False)[3.0]
+    assert np.all(np.isnan(g.scores[0, 0][~has]))
+    assert g.metrics["delta_readout"][0, 0] == pytest.approx(3.0 * float(w @ w), rel=1e-5)   # alpha |w|^2 exactly
+    assert g.metrics["delta_logp"][0, 0] == pytest.approx(
+        float(g.metrics["answer_logp"][0, 0] - base.scores["answer_logp"].numpy()[has][0]), abs=1e-5)
+    assert [w_.cells for w_ in g.warnings if w_.kind == "partial_cells"] == [[(1, p)]]
