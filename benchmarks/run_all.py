@@ -49,6 +49,7 @@ QUICK = {
     "bench_organisms": ["--n", "60", "--pairs", "10", "--permutations", "0"],
     "bench_codi_accuracy": None,  # writes benchmarks/results directly and trains: never in --quick
     "study_patching": None,
+    "check_gpu": None,  # needs a CUDA device (exits 2 without one)
 }
 VERSIONS = [
     "torch",

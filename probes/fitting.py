@@ -89,7 +89,8 @@ def fit_chunk_logreg(X: Float[torch.Tensor, "cell n d"], y: np.ndarray, groups: 
             val_w = (1 - S).view(nC, k, -1).double()
             val = auroc_tensor(Mi, y_tr.double().expand_as(Mi), val_w.expand_as(Mi))       # [c, nC, k]
             mean_val = torch.nan_to_num(val, nan=0.5).mean(-1)
-            best = torch.argmax(mean_val + 1e-9 * torch.arange(nC, 0, -1, dtype=mean_val.dtype), dim=1)  # ties->small C
+            tie = 1e-9 * torch.arange(nC, 0, -1, dtype=mean_val.dtype, device=mean_val.device)    # ties -> small C
+            best = torch.argmax(mean_val + tie, dim=1)
             Cc = Cs_t[best]
         else:
             Cc = Cs_t.expand(c)

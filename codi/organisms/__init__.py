@@ -69,8 +69,9 @@ def _make(task: Task, n: int, seed: int = 0):
     return task.make(n, seed=seed, split="test")
 
 
-def load(name: str, device=None):
+def load(name: str, device=None, dtype=None):
     """(CODIModel, make_problems): the organism and `make_problems(n, seed)` -> held-out problems with values.
+    `device` / `dtype` as in `CODIModel.from_pretrained` (the default dtype is float32 on the CPU, bfloat16 on CUDA).
 
     >>> cm, make = load("pointer3")
     >>> cm.config.num_latents, cm.config.finetune, [p.id for p in make(2, seed=0)]
@@ -78,7 +79,7 @@ def load(name: str, device=None):
     """
     from codi.model import CODIModel
 
-    cm = CODIModel.from_pretrained(folder(name), device=device)
+    cm = CODIModel.from_pretrained(folder(name), device=device, dtype=dtype)
     return cm, partial(_make, task_of(name))
 
 
