@@ -18,6 +18,7 @@ from jaxtyping import Float
 from scipy import stats
 
 from probes.grid import Finding
+from probes.splits import movable_labels
 
 
 def fingerprint(X: Float[np.ndarray, "n ... d"], seed: int = 0) -> np.ndarray:
@@ -136,6 +137,38 @@ def data_findings(y: np.ndarray, groups: np.ndarray, folds: int, regression: boo
             out.append(Finding("class_imbalance", f"minority class is {minority:.1%} of samples: accuracy is "
                                f"misleading, read AUROC and recall at fixed FPR", "warning"))
     return out
+
+
+def shuffle_findings(y: np.ndarray, groups: np.ndarray, metrics: dict[str, np.ndarray],
+                     control_given: bool) -> list[Finding]:
+    """Findings about the group-level label shuffle behind the p-values and the default control task. When it can
+    move no label, every shuffle is the real labelling: the p-values (which would read 1) and the shuffled control
+    task (which would equal the real one) are set to NaN in `metrics`, in place, and an error says why. When it can
+    move fewer than half of the labels, a warning: the p-values stay valid but have little power.
+
+    >>> m = {"p_value": np.array([1.0]), "control_auroc": np.array([0.7]), "selectivity": np.array([0.0])}
+    >>> [(f.kind, f.severity) for f in shuffle_findings(np.array([0, 0, 1, 1, 1]), np.array([0, 0, 1, 1, 1]), m,
+    ...                                                 control_given=False)], m["p_value"].tolist()
+    ([('shuffle_blind', 'error')], [nan])
+    """
+    movable = movable_labels(y, groups)
+    n = len(movable)
+    if not movable.any():
+        blank = ["p_value", "p_corrected"] + ([] if control_given else [k for k in metrics if k.startswith("control_")]
+                                              + ["selectivity"])
+        for k in blank:
+            if k in metrics:
+                metrics[k] = np.full_like(np.asarray(metrics[k], np.float64), np.nan)
+        return [Finding("shuffle_blind", f"the group-level label shuffle cannot move any of the {n} labels: every "
+                        "group has one label and the groups of each size all share one (the label is tied to the "
+                        "group size), so every shuffle is the real labelling. p-values" + ("" if control_given else
+                        " and the shuffled control task") + " are left out (NaN). Fix: groups that mix labels (pairs), "
+                        "or groups of equal size across labels.", "error")]
+    if movable.mean() < 0.5:
+        return [Finding("shuffle_weak", f"the group-level label shuffle can move only {int(movable.sum())} of the {n} "
+                        "labels (one-label groups exchange labels only with groups of their size): p-values are "
+                        "valid but have little power", "warning")]
+    return []
 
 
 def grid_findings(metrics: dict[str, np.ndarray], layers: list[int], positions: list[str],

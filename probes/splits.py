@@ -176,3 +176,29 @@ def permute_labels(y: Shaped[np.ndarray, " sample"], groups: Shaped[np.ndarray, 
         for idx, lab in zip(same_size, labels):
             out[idx] = lab
     return out
+
+
+def movable_labels(y: Shaped[np.ndarray, " sample"], groups: Shaped[np.ndarray, " sample"]) -> np.ndarray:
+    """Which samples' labels `permute_labels` can change: those of groups with mixed labels, and those of one-label
+    groups whose same-size groups do not all share one label. When none can (a label tied to the group size, e.g.
+    every 3-sample group deceptive and every 2-sample group honest), every shuffle returns the real labels.
+
+    >>> movable_labels(np.array([0, 1, 0, 1]), np.array([0, 0, 1, 1])).tolist()             # paired: all
+    [True, True, True, True]
+    >>> movable_labels(np.array([0, 0, 1, 1, 1]), np.array([0, 0, 1, 1, 1])).tolist()       # sizes 2 and 3: none
+    [False, False, False, False, False]
+    """
+    y = np.asarray(y)
+    codes = _as_codes(groups)
+    out = np.zeros(len(y), bool)
+    strata: dict[int, list[np.ndarray]] = {}
+    for c in np.unique(codes):
+        idx = np.flatnonzero(codes == c)
+        if np.all(y[idx] == y[idx[0]]):
+            strata.setdefault(len(idx), []).append(idx)
+        else:
+            out[idx] = True
+    for same_size in strata.values():
+        if len({y[idx[0]] for idx in same_size}) > 1:
+            out[np.concatenate(same_size)] = True
+    return out

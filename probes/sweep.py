@@ -151,6 +151,8 @@ def sweep(data, target: str = "label", method: str = "logreg", labels=None, grou
         const_pred = np.nanstd(np.where(np.isin(np.arange(n), test_idx), np.nan, scores), axis=-1) < 1e-7
     findings += checks.cell_findings(ident, zero_var, const_pred & ~skipped, inp.layers, inp.positions)
     findings += checks.grid_findings(m, inp.layers, inp.positions, not_conv, skipped)
+    findings += checks.shuffle_findings(y, g, m, inp.control is not None) if n_permutations or inp.control is None \
+        else []
     config = {"method": method, "target": target if labels is None else "labels", "folds": folds,
               "inner_folds": inner_folds, "Cs" if not regression else "alphas": list(Cs),
               "n_permutations": n_permutations, "n_bootstrap": n_bootstrap, "seed": seed, "tol": tol,
@@ -200,7 +202,7 @@ def _sweep_multiclass(inp, target: str, folds: int, C: float, n_permutations: in
     m = multiclass_metrics(pred.reshape(L * P, n), null.reshape(L * P, len(perms_all), n), train.reshape(-1), y,
                            perms_all, g, k, n_bootstrap, seed)
     m = {name: v.reshape(L, P) for name, v in m.items()}
-    findings: list[Finding] = []  # the binary balance checks of data_findings do not apply
+    findings: list[Finding] = checks.shuffle_findings(y, g, m, inp.control is not None)  # no binary balance checks
     findings += checks.cell_findings(ident, zero_var, np.zeros((L, P), bool), inp.layers, inp.positions)
     config = {"method": "multiclass", "target": target, "folds": folds, "C": C, "n_classes": k,
               "n_permutations": n_permutations, "n_bootstrap": n_bootstrap, "seed": seed, "max_iter": max_iter,

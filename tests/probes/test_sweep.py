@@ -202,3 +202,36 @@ def test_ridge_null_is_scored_on_the_same_samples_as_the_real_fit():
                          valid=valid, n_bootstrap=20, seed=seed, progress=False)
         assert g.sel("r2", 1, "0") > 0.1 and g.sel("p_value", 1, "0") == pytest.approx(1 / 31), seed
         assert g.sel("p_value", 0, "0") > 0.05, (seed, g.sel("p_value", 0, "0"))
+
+
+def test_a_shuffle_that_cannot_move_labels_is_an_error_not_p_equal_1():
+    """Every honest group has 2 samples and every deceptive one 3: the group-level shuffle swaps one-label groups only
+    with groups of their size, so it returns the real labels every time. A planted signal (AUROC ~0.7) used to get
+    p = 1.0 and selectivity 0 silently; now p-values and the control task are NaN and an error says why. With a few
+    mixed groups added, the shuffle moves 22 of 122 labels: valid p-values, and a warning that they have little
+    power."""
+    rng = np.random.default_rng(0)
+    g = np.concatenate([np.repeat(np.arange(20), 2), np.repeat(np.arange(20, 40), 3)])
+    y = np.concatenate([np.zeros(40, int), np.ones(60, int)])
+    X = rng.normal(size=(100, 1, 1, 16)).astype(np.float32)
+    X[:, 0, 0, 0] += y * 1.0
+    kw = dict(Cs=(1e-1,), n_permutations=20, n_bootstrap=100, progress=False)
+    grid = probes.sweep(X, labels=y, groups=g, **kw)
+    assert grid.sel("auroc", 0, "0") > 0.65
+    for k in ("p_value", "p_corrected", "control_auroc", "selectivity"):
+        assert np.isnan(grid.metrics[k]).all(), k
+    found = [w for w in grid.warnings if w.kind.startswith("shuffle_")]
+    assert [(w.kind, w.severity) for w in found] == [("shuffle_blind", "error")]
+    assert "cannot move any of the 100 labels" in found[0].message
+    given = probes.sweep(X, labels=y, groups=g, control=rng.integers(0, 2, 100), **kw)   # a control task given: kept
+    assert np.isfinite(given.metrics["control_auroc"]).all() and np.isnan(given.metrics["p_value"]).all()
+
+    g2 = np.concatenate([g, np.repeat(np.arange(40, 51), 2)])                  # 11 pairs that mix labels
+    y2 = np.concatenate([y, np.tile([0, 1], 11)])
+    X2 = rng.normal(size=(122, 1, 1, 16)).astype(np.float32)
+    X2[:, 0, 0, 0] += y2 * 1.0
+    grid = probes.sweep(X2, labels=y2, groups=g2, **kw)
+    found = [w for w in grid.warnings if w.kind.startswith("shuffle_")]
+    assert [(w.kind, w.severity) for w in found] == [("shuffle_weak", "warning")]
+    assert "only 22 of the 122" in found[0].message
+    assert np.isfinite(grid.metrics["p_value"]).all()
