@@ -21,7 +21,7 @@ import poslabels
 from argcheck import BadArgument
 from grids import ResultGrid
 from interp.interventions.batch import check_codi, prepare, qa
-from interp.interventions.engine import INPUT, Baseline, Edit
+from interp.interventions.engine import INPUT, Baseline, Edit, batch_labels
 from interp.interventions.study import CellStudy, cells_of, nanmean, parse_layers
 
 __all__ = ["ablate", "MODES"]
@@ -65,7 +65,8 @@ def ablate(model, prompts: Any, positions: str | Sequence[str] = "latents", laye
            progress: bool = True) -> ResultGrid:
     """Remove continuous thoughts (or any cell) and measure the answer: one grid cell per (layer, position).
 
-    `mode`: "zero" (write zeros), "mean" (mean over `reference` problems, default the prompts themselves),
+    `mode`: "zero" (write zeros), "mean" (mean over `reference` problems, default the prompts themselves; plain
+    questions will do unless `positions` include response tokens),
     "resample" (the value of another problem, a fixed derangement with `seed`). `together=True` ablates all
     `positions` at once (one column named "latent_1+latent_3"). Metrics: answer_accuracy, answer_logp, margin
     and their changes delta_* against the unablated run, each over the problems the cell exists for (a
@@ -92,12 +93,23 @@ def ablate(model, prompts: Any, positions: str | Sequence[str] = "latents", laye
                           f"{len(qs)}", "pass more problems, or mode='mean' / 'zero'")
     lays = parse_layers(model, layers)
     b = prepare(model, qs, ans)
+    ref = None
+    if reference is not None:
+        rq, ra = qa(reference, None, require=False)
+        if None in ra:                  # only the activations are used: answers matter only at response positions
+            resp = [p for p in batch_labels(model, b, positions) if poslabels.kind(p) == "response"]
+            if resp:
+                raise BadArgument("reference", reference, f"needs answers: the mean at response positions ({resp[:3]}) "
+                                  "is read from the reference's own answer tokens",
+                                  "give reference problems with answers, or positions before the response",
+                                  shown="<problems without answers>")
+            ra = [a if a is not None else "0" for a in ra]      # a placeholder no position before the response sees
+        ref = prepare(model, rq, ra)
     record = [x for x in lays if x != INPUT] if mode != "zero" else []
     st = CellStudy.open(model, "ablation", b, lays, positions, record=record)
     labels, src = st.columns, st.base
-    if reference is not None and mode == "mean":
-        rq, ra = qa(reference, None)
-        src = CellStudy.open(model, "ablation", prepare(model, rq, ra), lays, labels, record=record).base
+    if ref is not None:
+        src = CellStudy.open(model, "ablation", ref, lays, labels, record=record).base
     value = _values(mode, src, _derangement(len(b), seed) if mode == "resample" else None)
 
     def edit(layer: int, label: str) -> Edit:

@@ -47,8 +47,9 @@ def check_codi(model) -> None:
         )
 
 
-def qa(prompts: Any, answers: Sequence[str] | None) -> tuple[list[str], list[str]]:
-    """Questions and answers from Problems / dicts (question|text, answer) / strings + `answers`.
+def qa(prompts: Any, answers: Sequence[str] | None, require: bool = True) -> tuple[list[str], list[str | None]]:
+    """Questions and answers from Problems / dicts (question|text, answer) / strings + `answers`; with
+    `require=False` a missing answer is None instead of an error.
 
     >>> qa([{"question": "2 + 3 = ?", "answer": "5"}], None)
     (['2 + 3 = ?'], ['5'])
@@ -78,9 +79,9 @@ def qa(prompts: Any, answers: Sequence[str] | None) -> tuple[list[str], list[str
             raise ValueError(f"{len(answers)} answers for {len(qs)} prompts; give one answer per prompt.")
         ans = [str(a) for a in answers]
     missing = [i for i, a in enumerate(ans) if a is None]
-    if missing:
+    if missing and require:
         raise ValueError(f"prompts {missing[:5]} have no answer: pass answers=[...] (the correct final numbers).")
-    return qs, [str(a) for a in ans]
+    return qs, [None if a is None else str(a) for a in ans]
 
 
 @dataclass

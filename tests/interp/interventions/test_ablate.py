@@ -138,3 +138,24 @@ def test_a_cell_some_problems_lack_averages_over_the_others_paired(llama):
     assert len(found) == 1 and found[0].cells == [(1, p)] and "(1)" in found[0].message
     full = P.ablate(llama, PROBS, positions=["latent_0"], layers=[1], progress=False)
     assert not [w for w in full.warnings if w.kind == "partial_cells"]
+
+
+def test_mean_over_a_reference_of_plain_questions(llama):
+    """The reference's activations are all mean ablation reads: before the response, plain questions give exactly
+    what the same questions with answers give; at a response position it needs answers, refused before any run."""
+    from unittest import mock
+
+    ref = [{"question": "5 + 1 = ?", "answer": "6"}, {"question": "8 - 3 = ?", "answer": "5"}]
+    kw = dict(positions=["bot", "latent_1", "eot"], layers=["input", 1], mode="mean", progress=False)
+    with_answers = P.ablate(llama, PROBS, reference=ref, **kw)
+    plain = P.ablate(llama, PROBS, reference=[r["question"] for r in ref], **kw)
+    for k in with_answers.metrics:
+        np.testing.assert_array_equal(plain.metrics[k], with_answers.metrics[k])
+    own = P.ablate(llama, PROBS, **kw)                                  # the reference does change the result
+    assert not np.allclose(own.metrics["delta_logp"], with_answers.metrics["delta_logp"], equal_nan=True)
+    with mock.patch("interp.interventions.study.baseline") as run:                # no forward call at all
+        with pytest.raises(ValueError, match=r"reference=<problems without answers>: needs answers: the mean at "
+                                             r"response positions \(\['resp_0'\]\)"):
+            P.ablate(llama, PROBS, reference=["5 + 1 = ?"], positions=["latent_0", "resp_0"], layers=[1],
+                     mode="mean", progress=False)
+        run.assert_not_called()
