@@ -142,8 +142,9 @@ def data_findings(y: np.ndarray, groups: np.ndarray, folds: int, regression: boo
 def shuffle_findings(y: np.ndarray, groups: np.ndarray, metrics: dict[str, np.ndarray],
                      control_given: bool) -> list[Finding]:
     """Findings about the group-level label shuffle behind the p-values and the default control task. When it can
-    move no label, every shuffle is the real labelling: the p-values (which would read 1) and the shuffled control
-    task (which would equal the real one) are set to NaN in `metrics`, in place, and an error says why. When it can
+    move no label, every shuffle is the real labelling: the p-values (which would read 1), the null means (which
+    would equal the real score) and the shuffled control task (which would equal the real one) are set to NaN in
+    `metrics`, in place, and an error says why. When it can
     move fewer than half of the labels, a warning: the p-values stay valid but have little power.
 
     >>> m = {"p_value": np.array([1.0]), "control_auroc": np.array([0.7]), "selectivity": np.array([0.0])}
@@ -154,8 +155,8 @@ def shuffle_findings(y: np.ndarray, groups: np.ndarray, metrics: dict[str, np.nd
     movable = movable_labels(y, groups)
     n = len(movable)
     if not movable.any():
-        blank = ["p_value", "p_corrected"] + ([] if control_given else [k for k in metrics if k.startswith("control_")]
-                                              + ["selectivity"])
+        blank = ["p_value", "p_corrected"] + [k for k in metrics if k.startswith("null_")] + \
+            ([] if control_given else [k for k in metrics if k.startswith("control_")] + ["selectivity"])
         for k in blank:
             if k in metrics:
                 metrics[k] = np.full_like(np.asarray(metrics[k], np.float64), np.nan)

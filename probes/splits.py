@@ -158,18 +158,10 @@ def permute_labels(y: Shaped[np.ndarray, " sample"], groups: Shaped[np.ndarray, 
     [1, 1, 0, 1, 0, 0]
     """
     y = np.asarray(y)
-    codes = _as_codes(groups)
     out = y.copy()
-    order = np.argsort(codes, kind="stable")
-    bounds = np.flatnonzero(np.diff(codes[order])) + 1
-    members = np.split(order, bounds)
-    constant: dict[int, list[np.ndarray]] = {}
-    for idx in members:
-        vals = y[idx]
-        if np.all(vals == vals[0]):
-            constant.setdefault(len(idx), []).append(idx)
-        else:
-            out[idx] = vals[rng.permutation(len(idx))]
+    mixed, constant = _label_groups(y, groups)
+    for idx in mixed:
+        out[idx] = y[idx][rng.permutation(len(idx))]
     for same_size in constant.values():
         labels = np.array([y[idx[0]] for idx in same_size])
         labels = labels[rng.permutation(len(labels))]
@@ -189,16 +181,26 @@ def movable_labels(y: Shaped[np.ndarray, " sample"], groups: Shaped[np.ndarray, 
     [False, False, False, False, False]
     """
     y = np.asarray(y)
-    codes = _as_codes(groups)
     out = np.zeros(len(y), bool)
-    strata: dict[int, list[np.ndarray]] = {}
-    for c in np.unique(codes):
-        idx = np.flatnonzero(codes == c)
-        if np.all(y[idx] == y[idx[0]]):
-            strata.setdefault(len(idx), []).append(idx)
-        else:
-            out[idx] = True
-    for same_size in strata.values():
+    mixed, constant = _label_groups(y, groups)
+    for idx in mixed:
+        out[idx] = True
+    for same_size in constant.values():
         if len({y[idx[0]] for idx in same_size}) > 1:
             out[np.concatenate(same_size)] = True
     return out
+
+
+def _label_groups(y: np.ndarray, groups: np.ndarray) -> tuple[list[np.ndarray], dict[int, list[np.ndarray]]]:
+    """The sample indices of each group, in group order: (groups whose samples carry different labels, one-label
+    groups keyed by their size), the two kinds `permute_labels` shuffles differently."""
+    codes = _as_codes(groups)
+    order = np.argsort(codes, kind="stable")
+    mixed: list[np.ndarray] = []
+    constant: dict[int, list[np.ndarray]] = {}
+    for idx in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1):
+        if np.all(y[idx] == y[idx[0]]):
+            constant.setdefault(len(idx), []).append(idx)
+        else:
+            mixed.append(idx)
+    return mixed, constant

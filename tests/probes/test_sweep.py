@@ -218,7 +218,7 @@ def test_a_shuffle_that_cannot_move_labels_is_an_error_not_p_equal_1():
     kw = dict(Cs=(1e-1,), n_permutations=20, n_bootstrap=100, progress=False)
     grid = probes.sweep(X, labels=y, groups=g, **kw)
     assert grid.sel("auroc", 0, "0") > 0.65
-    for k in ("p_value", "p_corrected", "control_auroc", "selectivity"):
+    for k in ("p_value", "p_corrected", "null_auroc_mean", "control_auroc", "selectivity"):
         assert np.isnan(grid.metrics[k]).all(), k
     found = [w for w in grid.warnings if w.kind.startswith("shuffle_")]
     assert [(w.kind, w.severity) for w in found] == [("shuffle_blind", "error")]
